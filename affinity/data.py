@@ -1,0 +1,275 @@
+"""Load a task set's data: CSV, Parquet, NPZ or a bundled set; split, encode, standardise.
+
+Labels of all tasks are kept in one float matrix ``y`` of shape (n_rows, n_tasks) where NaN
+means "no label for this task on this row"; such rows still train the other tasks.
+Binary labels are 0/1, multiclass labels are class indices, regression targets are
+standardised with the training rows' mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from affinity.taskset import InvalidTaskSet, TaskSet, TaskSpec
+
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task as the model sees it."""
+
+    name: str
+    type: str
+    n_outputs: int
+    classes: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Standardised training and validation arrays for every task of a task set."""
+
+    tasks: tuple[TaskInfo, ...]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    def to(self, device: torch.device | str) -> Dataset:
+        return replace(
+            self,
+            **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")},
+        )
+
+
+@dataclass
+class _Raw:
+    x: np.ndarray  # (n_rows, ...) features
+    labels: dict[str, np.ndarray]  # task source column -> 1-D labels
+    split: np.ndarray | None  # 1-D split markers
+
+
+def load_dataset(taskset: TaskSet, base_dir: str | Path = ".", root: str | Path | None = None,
+                 datasets: dict[str, Path] | None = None) -> Dataset:
+    """Load, split, encode and standardise the data of ``taskset``.
+
+    ``data.path`` is resolved against ``base_dir``; when ``root`` is given the file must lie
+    inside it (no ``..`` or symlink escape). ``datasets`` maps uploaded dataset ids to files.
+    """
+    spec = taskset.data
+    if spec.builtin is not None:
+        raw = _load_builtin(spec.builtin, taskset)
+    else:
+        path = _resolve_path(taskset, Path(base_dir), root, datasets or {})
+        raw = _load_npz(path, taskset) if path.suffix == ".npz" else _load_table(path, taskset)
+    if taskset.model.backbone == "cnn" and raw.x.ndim != 4:
+        raise InvalidTaskSet(
+            f"model.backbone: cnn needs image arrays of shape (N, C, H, W); "
+            f"the data has shape {raw.x.shape}"
+        )
+    if not np.isfinite(raw.x).all():
+        bad = int((~np.isfinite(raw.x)).reshape(len(raw.x), -1).any(axis=1).sum())
+        raise InvalidTaskSet(f"data.features: {bad} rows have NaN or infinite feature values")
+    train, val = _split(raw, taskset)
+    tasks, y = zip(*(_encode(raw.labels[t.source], t, i, train) for i, t in
+                     enumerate(taskset.tasks)), strict=True)
+    y = np.stack(y, axis=1)
+    x = _standardise(raw.x.astype(np.float64), train)
+    for i, t in enumerate(taskset.tasks):
+        if np.isnan(y[val, i]).all():
+            raise InvalidTaskSet(f"tasks[{i}].column: task {t.name!r} has no label on a "
+                                 f"validation row")
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return Dataset(tuple(tasks), as_t(x[train]), as_t(y[train]), as_t(x[val]), as_t(y[val]))
+
+
+def _resolve_path(taskset: TaskSet, base_dir: Path, root: str | Path | None,
+                  datasets: dict[str, Path]) -> Path:
+    spec = taskset.data
+    if spec.dataset is not None:
+        if spec.dataset not in datasets:
+            raise InvalidTaskSet(f"data.dataset: unknown dataset {spec.dataset!r}")
+        path = datasets[spec.dataset]
+    else:
+        path = (base_dir / spec.path).resolve()
+        if root is not None and not path.is_relative_to(Path(root).resolve()):
+            raise InvalidTaskSet(f"data.path: {spec.path!r} lies outside the data root")
+    if not path.is_file():
+        raise InvalidTaskSet(f"data.path: file {spec.path!r} not found")
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".npz"):
+        raise InvalidTaskSet(f"data.path: unsupported format {path.suffix!r}; "
+                             "use .csv, .parquet or .npz")
+    return path
+
+
+def _load_builtin(name: str, taskset: TaskSet) -> _Raw:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data, columns=[f"pixel_{i}" for i in range(64)])
+    for d in range(10):
+        frame[f"digit_{d}"] = (digits.target == d).astype(np.int64)
+    raw = _from_frame(frame, taskset, f"builtin {name!r}")
+    if taskset.model.backbone == "cnn" and taskset.data.features is None:
+        raw.x = raw.x.reshape(-1, 1, 8, 8)
+    return raw
+
+
+def _load_table(path: Path, taskset: TaskSet) -> _Raw:
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise InvalidTaskSet(f"data.path: cannot read {path.name!r}: {exc}") from None
+    return _from_frame(frame, taskset, repr(path.name))
+
+
+def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str) -> _Raw:
+    spec = taskset.data
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    for i, t in enumerate(taskset.tasks):
+        if t.source not in columns:
+            raise InvalidTaskSet(f"tasks[{i}].column: column {t.source!r} not found in {what}")
+    if spec.split_column and spec.split_column not in columns:
+        raise InvalidTaskSet(f"data.split_column: column {spec.split_column!r} not found in {what}")
+    used = {t.source for t in taskset.tasks} | {spec.split_column}
+    features = spec.features or [c for c in columns if c not in used]
+    if not features:
+        raise InvalidTaskSet(f"data.features: {what} has no feature columns left")
+    for i, f in enumerate(features):
+        if f not in columns:
+            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} not found in {what}")
+        if f in used:
+            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} is a task or split column")
+        if not pd.api.types.is_numeric_dtype(frame[f]):
+            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} is not numeric")
+    x = frame[features].to_numpy(dtype=np.float64)
+    labels = {t.source: frame[t.source].to_numpy() for t in taskset.tasks}
+    split = frame[spec.split_column].to_numpy() if spec.split_column else None
+    return _Raw(x, labels, split)
+
+
+def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
+    spec = taskset.data
+    if spec.features is not None:
+        raise InvalidTaskSet("data.features: not supported for NPZ data (features are array X)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        raise InvalidTaskSet(f"data.path: cannot read {path.name!r}: {exc}") from None
+    except Exception as exc:
+        raise InvalidTaskSet(f"data.path: {path.name!r} is not a valid NPZ file: {exc}") from None
+    if "X" not in arrays:
+        raise InvalidTaskSet(f"data.path: {path.name!r} has no array 'X'")
+    x = arrays["X"]
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+        raise InvalidTaskSet(f"data.path: array 'X' must be numeric with rows first; "
+                             f"got shape {x.shape}, dtype {x.dtype}")
+    labels = {}
+    for i, t in enumerate(taskset.tasks):
+        if t.source not in arrays:
+            raise InvalidTaskSet(f"tasks[{i}].column: array {t.source!r} not found in "
+                                 f"{path.name!r}")
+        if arrays[t.source].shape != (len(x),):
+            raise InvalidTaskSet(f"tasks[{i}].column: array {t.source!r} must have shape "
+                                 f"({len(x)},); got {arrays[t.source].shape}")
+        labels[t.source] = arrays[t.source]
+    split = None
+    if spec.split_column:
+        if spec.split_column not in arrays:
+            raise InvalidTaskSet(f"data.split_column: array {spec.split_column!r} not found")
+        split = arrays[spec.split_column]
+        if split.shape != (len(x),):
+            raise InvalidTaskSet(f"data.split_column: array must have shape ({len(x)},)")
+    return _Raw(x.astype(np.float64), labels, split)
+
+
+def _split(raw: _Raw, taskset: TaskSet) -> tuple[np.ndarray, np.ndarray]:
+    n = len(raw.x)
+    if raw.split is None:
+        n_val = max(1, round(n * taskset.probe.val_fraction))
+        if n - n_val < 2:
+            raise InvalidTaskSet(f"data: {n} rows are too few to split into train and val")
+        order = np.random.default_rng(0).permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    marks = np.array([SPLIT_NAMES.get(str(v).strip().lower(), "") for v in raw.split])
+    if (marks == "").any():
+        row = int(np.argmax(marks == ""))
+        raise InvalidTaskSet(f"data.split_column: unknown value {raw.split[row]!r} in row {row} "
+                             "(expected train, val or test)")
+    train, val = np.flatnonzero(marks == "train"), np.flatnonzero(marks == "val")
+    if len(train) < 2 or len(val) < 1:
+        raise InvalidTaskSet("data.split_column: needs at least 2 train rows and 1 val row; "
+                             f"got {len(train)} and {len(val)}")
+    return train, val
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    miss = pd.isna(values)
+    if values.dtype == object:
+        miss |= np.array([isinstance(v, str) and not v.strip() for v in values])
+    return np.asarray(miss, dtype=bool)
+
+
+def _encode(values: np.ndarray, task: TaskSpec, i: int,
+            train: np.ndarray) -> tuple[TaskInfo, np.ndarray]:
+    """Turn one label column into floats (NaN = missing) and describe the task."""
+    miss = _missing(values)
+    field = f"tasks[{i}]"
+    if (~miss[train]).sum() < 2:
+        raise InvalidTaskSet(f"{field}.column: task {task.name!r} has fewer than 2 labelled "
+                             "training rows")
+    y = np.full(len(values), np.nan)
+    if task.type == "regression":
+        try:
+            target = values[~miss].astype(np.float64)
+        except (TypeError, ValueError):
+            raise InvalidTaskSet(f"{field}.type: regression labels of {task.name!r} must be "
+                                 "numeric") from None
+        if not np.isfinite(target).all():
+            raise InvalidTaskSet(f"{field}.column: task {task.name!r} has infinite labels")
+        y[~miss] = target
+        labelled = train[~miss[train]]
+        mean, std = y[labelled].mean(), y[labelled].std()
+        if std < 1e-12:
+            raise InvalidTaskSet(f"{field}.column: regression target {task.name!r} is constant")
+        return TaskInfo(task.name, task.type, 1), (y - mean) / std
+    present = values[~miss]
+    if present.dtype.kind == "f" and np.all(present == np.round(present)):
+        present = present.astype(np.int64)
+    classes, codes = np.unique(present.astype(str) if present.dtype == object else present,
+                               return_inverse=True)
+    if len(classes) < 2:
+        raise InvalidTaskSet(f"{field}.column: task {task.name!r} has a single class "
+                             f"({classes[0]!r}); it needs at least 2")
+    if task.type == "binary" and len(classes) > 2:
+        raise InvalidTaskSet(f"{field}.type: binary task {task.name!r} has {len(classes)} "
+                             "classes; use multiclass")
+    y[~miss] = codes
+    n_out = 1 if task.type == "binary" else len(classes)
+    return TaskInfo(task.name, task.type, n_out, tuple(c.item() for c in classes)), y
+
+
+def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance with training statistics: per feature, or per image channel."""
+    axes = (0,) if x.ndim == 2 else (0, *range(2, x.ndim))
+    mean = x[train].mean(axis=axes, keepdims=True)
+    std = x[train].std(axis=axes, keepdims=True)
+    return (x - mean) / np.where(std < 1e-12, 1.0, std)

@@ -1,0 +1,111 @@
+"""Hard-parameter-sharing networks: a trunk (MLP or small CNN) and one head per task.
+
+The heads of all tasks are one ``nn.Linear`` whose outputs are split per task (binary and
+regression: 1 output, multiclass: C outputs); this is the same function as separate heads
+and lets every head run in one matmul. ``TaskLosses`` computes the masked per-task losses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from affinity.data import TaskInfo
+from affinity.taskset import ModelSpec
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when available; otherwise any torch device string (``cuda:1``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def build_trunk(spec: ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
+    """The shared layers; their output is a flat feature vector of width ``spec.hidden[-1]``."""
+    layers: list[nn.Module] = []
+    if spec.backbone == "mlp":
+        width = 1
+        for d in input_shape:
+            width *= d
+        layers.append(nn.Flatten())
+        for h in spec.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        return nn.Sequential(*layers)
+    channels, size = input_shape[0], min(input_shape[1:])
+    for h in spec.hidden:
+        layers += [nn.Conv2d(channels, h, kernel_size=3, padding=1), nn.ReLU()]
+        if size >= 4:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        channels = h
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class MultiTaskNet(nn.Module):
+    """Trunk plus the concatenated task heads; ``forward`` returns all heads' outputs."""
+
+    def __init__(self, spec: ModelSpec, input_shape: tuple[int, ...],
+                 tasks: tuple[TaskInfo, ...]) -> None:
+        super().__init__()
+        self.trunk = build_trunk(spec, input_shape)
+        self.head = nn.Linear(spec.hidden[-1], sum(t.n_outputs for t in tasks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+
+class TaskLosses:
+    """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression).
+
+    ``sums(out, y)`` takes ``out`` of shape (..., n_rows, n_outputs) and ``y`` of shape
+    (n_rows, n_tasks) with NaN for missing labels; it returns the per-task loss sums of shape
+    (..., n_tasks) and the label counts of shape (n_tasks,). ``__call__`` returns the means
+    (0 for a task with no label in ``y``).
+    """
+
+    def __init__(self, tasks: tuple[TaskInfo, ...]) -> None:
+        starts, offset = [], 0
+        for t in tasks:
+            starts.append(offset)
+            offset += t.n_outputs
+        by_type = {k: [i for i, t in enumerate(tasks) if t.type == k] for k in
+                   ("binary", "regression")}
+        self.binary = by_type["binary"]
+        self.regression = by_type["regression"]
+        self.multiclass = [(i, starts[i], t.n_outputs) for i, t in enumerate(tasks)
+                           if t.type == "multiclass"]
+        self.bin_cols = [starts[i] for i in self.binary]
+        self.reg_cols = [starts[i] for i in self.regression]
+        order = self.binary + self.regression + [i for i, _, _ in self.multiclass]
+        self.inverse = [order.index(i) for i in range(len(tasks))]
+
+    def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = ~torch.isnan(y)
+        target = torch.nan_to_num(y)
+        parts = []
+        if self.binary:
+            m, t = mask[:, self.binary], target[:, self.binary]
+            loss = F.binary_cross_entropy_with_logits(
+                out[..., self.bin_cols], t.expand(out.shape[:-1] + t.shape[-1:]),
+                reduction="none")
+            parts.append((loss * m).sum(-2))
+        if self.regression:
+            m, t = mask[:, self.regression], target[:, self.regression]
+            parts.append((((out[..., self.reg_cols] - t) ** 2) * m).sum(-2))
+        for i, start, n in self.multiclass:
+            logp = torch.log_softmax(out[..., start:start + n], dim=-1)
+            idx = target[:, i].long().reshape(-1, 1).expand(out.shape[:-1] + (1,))
+            nll = -logp.gather(-1, idx).squeeze(-1)
+            parts.append((nll * mask[:, i]).sum(-1, keepdim=True))
+        return torch.cat(parts, dim=-1)[..., self.inverse], mask.sum(0)
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        sums, counts = self.sums(out, y)
+        return sums / counts.clamp(min=1)

@@ -1,0 +1,103 @@
+"""The result document (contract §2) and how it is written to a folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """A (T, T) affinity matrix (row = source i, column = target j): mean and std over seeds."""
+
+    matrix: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def from_seeds(cls, per_seed: list[np.ndarray]) -> MeasureResult:
+        stack = np.stack(per_seed)
+        std = stack.std(axis=0, ddof=1) if len(per_seed) > 1 else np.zeros_like(stack[0])
+        return cls(stack.mean(axis=0), std)
+
+    def to_dict(self) -> dict[str, list[list[float]]]:
+        return {"matrix": _rounded(self.matrix), "std": _rounded(self.std)}
+
+
+@dataclass
+class Result:
+    """Everything an analysis produced; ``to_dict`` gives the contract's JSON document."""
+
+    tasks: list[str]
+    affinity: dict[str, MeasureResult]
+    diagnostics: dict[str, MeasureResult] = field(default_factory=dict)
+    groupings: list[dict[str, Any]] = field(default_factory=list)
+    auxiliary: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "affinity": {k: v.to_dict() for k, v in self.affinity.items()},
+            "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
+            "groupings": self.groupings,
+            "auxiliary": self.auxiliary,
+            "meta": self.meta,
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write result.json, one CSV per matrix (and its std) and report.md; return the JSON."""
+        out = Path(out_dir)
+        (out / "matrices").mkdir(parents=True, exist_ok=True)
+        for name, m in {**self.affinity, **self.diagnostics}.items():
+            _write_csv(out / "matrices" / f"{name}.csv", self.tasks, m.matrix)
+            _write_csv(out / "matrices" / f"{name}_std.csv", self.tasks, m.std)
+        (out / "report.md").write_text(self.markdown())
+        path = out / "result.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        tmp.replace(path)
+        return path
+
+    def markdown(self) -> str:
+        """A plain-text report: each matrix with its std, then each task's best partners."""
+        lines = [f"# Task affinity: {self.meta.get('name') or 'task set'}", ""]
+        lines += [f"- tasks: {', '.join(self.tasks)}",
+                  f"- seeds: {self.meta.get('seeds')}, device: {self.meta.get('device')}, "
+                  f"time: {self.meta.get('seconds', 0):.1f} s", ""]
+        for name, m in {**self.affinity, **self.diagnostics}.items():
+            lines += [f"## {name}", "", "row = source task i, column = target task j; "
+                      "mean ± std over seeds", "",
+                      "| i \\ j | " + " | ".join(self.tasks) + " |",
+                      "|---" * (len(self.tasks) + 1) + "|"]
+            for i, t in enumerate(self.tasks):
+                cells = [f"{m.matrix[i, j]:.3g} ± {m.std[i, j]:.2g}"
+                         for j in range(len(self.tasks))]
+                lines.append(f"| **{t}** | " + " | ".join(cells) + " |")
+            lines.append("")
+        lines += ["## Strongest partner of each task (source with the largest affinity onto it)",
+                  "", "| target | " + " | ".join(self.affinity) + " |",
+                  "|---" * (len(self.affinity) + 1) + "|"]
+        for j, t in enumerate(self.tasks):
+            best = []
+            for m in self.affinity.values():
+                col = np.where(np.arange(len(self.tasks)) == j, -np.inf, m.matrix[:, j])
+                best.append(self.tasks[int(np.argmax(col))])
+            lines.append(f"| {t} | " + " | ".join(best) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _rounded(a: np.ndarray) -> list[list[float]]:
+    return [[float(f"{v:.6g}") for v in row] for row in np.asarray(a, dtype=float)]
+
+
+def _write_csv(path: Path, tasks: list[str], matrix: np.ndarray) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source", *tasks])
+        for t, row in zip(tasks, matrix, strict=True):
+            writer.writerow([t, *(f"{v:.6g}" for v in row)])

@@ -1,0 +1,164 @@
+"""The task-set document (contract §1): pydantic models, loading, and field-naming errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
+TaskType = Literal["binary", "multiclass", "regression"]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class InvalidTaskSet(ValueError):
+    """A task set (or the data it points to) is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    path: str | None = None
+    dataset: str | None = None
+    builtin: Literal["digits"] | None = None
+    features: list[Name] | None = Field(default=None, min_length=1)
+    split_column: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        given = [k for k in ("path", "dataset", "builtin") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"exactly one of path, dataset, builtin is required; got {given or 'none'}"
+            )
+        return self
+
+
+class TaskSpec(_Strict):
+    name: Name
+    column: Name | None = None
+    type: TaskType
+
+    @property
+    def source(self) -> str:
+        """The data column (or NPZ array) holding this task's labels."""
+        return self.column or self.name
+
+
+class ModelSpec(_Strict):
+    backbone: Literal["mlp", "cnn"] = "mlp"
+    hidden: list[Annotated[int, Field(gt=0, le=4096)]] = Field(
+        default_factory=lambda: [128, 64], min_length=1, max_length=8
+    )
+
+
+class ProbeSpec(_Strict):
+    epochs: Annotated[int, Field(gt=0, le=1000)] = 10
+    batch_size: Annotated[int, Field(gt=0, le=65536)] = 128
+    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    seeds: Annotated[int, Field(gt=0, le=20)] = 3
+    affinity_every: PositiveInt = 10
+    """Joint-probe steps between two gradient/lookahead samples (TAG samples every 10th)."""
+    lookahead: Literal["exact", "first_order"] = "exact"
+    lookahead_lr: Annotated[float, Field(gt=0, le=10)] = 0.1
+    """Step size eta of the lookahead update theta - eta * g_i (plain SGD on the trunk)."""
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Share of rows held out for validation when the data has no split column."""
+    transfer_steps: Annotated[int, Field(gt=0, le=10000)] = 200
+
+
+class GroupingSpec(_Strict):
+    budgets: list[PositiveInt] | None = Field(default=None, min_length=1)
+    """Numbers of groups k to recommend; default 1, 2, 3 (capped at the number of tasks)."""
+
+
+class AuxiliarySpec(_Strict):
+    primary: list[Name] | None = None
+    max_aux: PositiveInt = 3
+
+
+class TaskSet(_Strict):
+    name: str | None = None
+    data: DataSpec
+    tasks: list[TaskSpec] = Field(min_length=2)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    probe: ProbeSpec = Field(default_factory=ProbeSpec)
+    measures: list[Literal[MEASURE_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(MEASURE_NAMES), min_length=1
+    )
+    grouping: GroupingSpec = Field(default_factory=GroupingSpec)
+    auxiliary: AuxiliarySpec = Field(default_factory=AuxiliarySpec)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> TaskSet:
+        names = [t.name for t in self.tasks]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"tasks[{i}].name: duplicate task name {name!r}")
+        for i, m in enumerate(self.measures):
+            if m in self.measures[:i]:
+                raise ValueError(f"measures[{i}]: duplicate measure {m!r}")
+        for i, k in enumerate(self.grouping.budgets or []):
+            if k > len(names):
+                raise ValueError(
+                    f"grouping.budgets[{i}]: k={k} exceeds the number of tasks ({len(names)})"
+                )
+        for i, p in enumerate(self.auxiliary.primary or []):
+            if p not in names:
+                raise ValueError(f"auxiliary.primary[{i}]: unknown task {p!r}")
+        if self.data.split_column and self.data.split_column in {t.source for t in self.tasks}:
+            raise ValueError("data.split_column: the split column is also a task column")
+        return self
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @property
+    def budgets(self) -> list[int]:
+        """The budgets k to recommend groupings for, with the default filled in."""
+        return self.grouping.budgets or list(range(1, min(3, len(self.tasks)) + 1))
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ""
+    for part in err["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return msg
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f"; got {got!r}"
+    return f"{loc}: {msg}{shown}"
+
+
+def parse_taskset(doc: Any) -> TaskSet:
+    """Validate a task-set document (a mapping); raise InvalidTaskSet naming every bad field."""
+    if not isinstance(doc, dict):
+        raise InvalidTaskSet(f"task set must be a mapping; got {type(doc).__name__}")
+    try:
+        return TaskSet.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidTaskSet("; ".join(_format_error(e) for e in exc.errors())) from None
+
+
+def load_taskset(path: str | Path) -> TaskSet:
+    """Read a task set from a YAML or JSON file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidTaskSet(f"task set file {str(path)!r}: {exc.strerror}") from None
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidTaskSet(f"task set file {str(path)!r} is not valid YAML/JSON: {exc}") from None
+    return parse_taskset(doc)
