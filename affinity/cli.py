@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import traceback
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,8 +12,6 @@ from tqdm import tqdm
 from affinity.analysis import analyze
 from affinity.models import resolve_device
 from affinity.taskset import InvalidTaskSet, load_taskset
-
-log = logging.getLogger("affinity")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +48,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
         return _run(args)
@@ -58,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid task set: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI's contract is exit code 1 on failure
-        log.exception("analysis failed: %s", exc)
+        traceback.print_exc()
+        print(f"error: analysis failed: {exc}", file=sys.stderr)
         return 1
 
 

@@ -25,6 +25,7 @@ class TaskInfo:
     """One task as the model sees it."""
 
     name: str
+    column: str
     type: str
     n_outputs: int
     classes: tuple | None = None
@@ -153,12 +154,15 @@ def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str) -> _Raw:
     if not features:
         raise InvalidTaskSet(f"data.features: {what} has no feature columns left")
     for i, f in enumerate(features):
+        field = f"data.features[{i}]" if spec.features else "data.features"
         if f not in columns:
-            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} not found in {what}")
+            raise InvalidTaskSet(f"{field}: column {f!r} not found in {what}")
         if f in used:
-            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} is a task or split column")
+            raise InvalidTaskSet(f"{field}: column {f!r} is a task or split column")
         if not pd.api.types.is_numeric_dtype(frame[f]):
-            raise InvalidTaskSet(f"data.features[{i}]: column {f!r} is not numeric")
+            hint = "" if spec.features else (" (features default to every column not used by "
+                                             "a task; list data.features to choose)")
+            raise InvalidTaskSet(f"{field}: column {f!r} is not numeric{hint}")
     x = frame[features].to_numpy(dtype=np.float64)
     labels = {t.source: frame[t.source].to_numpy() for t in taskset.tasks}
     split = frame[spec.split_column].to_numpy() if spec.split_column else None
@@ -222,10 +226,11 @@ def _split(raw: _Raw, taskset: TaskSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
-    miss = pd.isna(values)
-    if values.dtype == object:
-        miss |= np.array([isinstance(v, str) and not v.strip() for v in values])
-    return np.asarray(miss, dtype=bool)
+    miss = np.asarray(pd.isna(values), dtype=bool)
+    if values.dtype.kind in "OUS":  # empty strings in object, unicode or bytes arrays
+        miss |= np.array([isinstance(v, str | bytes) and not v.strip() for v in values.tolist()],
+                         dtype=bool)
+    return miss
 
 
 def _encode(values: np.ndarray, task: TaskSpec, i: int,
@@ -250,7 +255,7 @@ def _encode(values: np.ndarray, task: TaskSpec, i: int,
         mean, std = y[labelled].mean(), y[labelled].std()
         if std < 1e-12:
             raise InvalidTaskSet(f"{field}.column: regression target {task.name!r} is constant")
-        return TaskInfo(task.name, task.type, 1), (y - mean) / std
+        return TaskInfo(task.name, task.source, task.type, 1), (y - mean) / std
     present = values[~miss]
     if present.dtype.kind == "f" and np.all(present == np.round(present)):
         present = present.astype(np.int64)
@@ -258,13 +263,13 @@ def _encode(values: np.ndarray, task: TaskSpec, i: int,
                                return_inverse=True)
     if len(classes) < 2:
         raise InvalidTaskSet(f"{field}.column: task {task.name!r} has a single class "
-                             f"({classes[0]!r}); it needs at least 2")
+                             f"({classes[0].item()!r}); it needs at least 2")
     if task.type == "binary" and len(classes) > 2:
         raise InvalidTaskSet(f"{field}.type: binary task {task.name!r} has {len(classes)} "
                              "classes; use multiclass")
     y[~miss] = codes
     n_out = 1 if task.type == "binary" else len(classes)
-    return TaskInfo(task.name, task.type, n_out, tuple(c.item() for c in classes)), y
+    return TaskInfo(task.name, task.source, task.type, n_out, tuple(c.item() for c in classes)), y
 
 
 def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 
 import torch
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet
+from affinity.models import MultiTaskNet, TaskLosses
 from affinity.taskset import TaskSet
 
 
 def init_model(taskset: TaskSet, data: Dataset, seed: int) -> MultiTaskNet:
-    """The network every probe of seed ``seed`` starts from (same weights for all probes)."""
+    """The network every probe of seed ``seed`` starts from (same weights for all probes).
+
+    Each task's head is drawn from a generator keyed by the seed and the task's label column
+    and type, so a task starts from the same head whatever the order of the tasks (and two
+    names for the same labels start alike).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MultiTaskNet(taskset.model, data.input_shape, data.tasks)
+        model = MultiTaskNet(taskset.model, data.input_shape, data.tasks)
+    bound = model.head.in_features ** -0.5
+    start = 0
+    with torch.no_grad():
+        for task in data.tasks:
+            key = zlib.crc32(f"{task.column}\0{task.type}".encode())
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + key)
+            rows = slice(start, start + task.n_outputs)
+            for p in (model.head.weight, model.head.bias):
+                p[rows] = torch.rand(p[rows].shape, generator=gen) * 2 * bound - bound
+            start += task.n_outputs
+    return model
 
 
 def minibatches(n_rows: int, batch_size: int, epochs: int, seed: int,
@@ -26,6 +43,21 @@ def minibatches(n_rows: int, batch_size: int, epochs: int, seed: int,
         order = torch.randperm(n_rows, generator=gen).to(device)
         for start in range(0, n_rows, batch_size):
             yield epoch, order[start:start + batch_size]
+
+
+EVAL_ROWS = 4096  # validation rows per forward, to bound memory
+
+
+def validation_loss(forward: Callable[[torch.Tensor], torch.Tensor], losses: TaskLosses,
+                    data: Dataset) -> torch.Tensor:
+    """Mean validation loss per task of ``forward``'s outputs, shape (..., n_tasks)."""
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data.x_val), EVAL_ROWS):
+            sums, _ = losses.sums(forward(data.x_val[start:start + EVAL_ROWS]),
+                                  data.y_val[start:start + EVAL_ROWS])
+            total = total + sums
+    return total / (~torch.isnan(data.y_val)).sum(0).clamp(min=1)
 
 
 def n_steps(n_rows: int, batch_size: int, epochs: int) -> int:

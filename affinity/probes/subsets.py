@@ -20,10 +20,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses
-from affinity.probes.common import init_model, minibatches
+from affinity.probes.common import init_model, minibatches, validation_loss
 from affinity.taskset import TaskSet
-
-EVAL_ROWS = 4096  # validation rows per batched forward, to bound memory
 
 
 @dataclass
@@ -72,29 +70,20 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     opt = torch.optim.Adam(params.values(), lr=probe.lr)
     best = torch.full((len(members), data.n_tasks), torch.inf, device=device)
     batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return call(initial, (params, buffers), x)
+
     epoch_now = 0
     for epoch, rows in batches:
         if epoch != epoch_now:
-            best = torch.minimum(best, _val_loss(call, initial, params, buffers, losses, data))
+            best = torch.minimum(best, validation_loss(forward, losses, data))
             epoch_now = epoch
-        out = call(initial, (params, buffers), data.x_train[rows])
         opt.zero_grad(set_to_none=True)
-        (losses(out, data.y_train[rows]) * mask).sum().backward()
+        (losses(forward(data.x_train[rows]), data.y_train[rows]) * mask).sum().backward()
         opt.step()
         if tick:
             tick()
-    best = torch.minimum(best, _val_loss(call, initial, params, buffers, losses, data))
+    best = torch.minimum(best, validation_loss(forward, losses, data))
     val = torch.where(mask.bool(), best, torch.nan).cpu().numpy()
     return SubsetProbe(members, val, {k: v.detach() for k, v in params.items()}, initial)
-
-
-def _val_loss(call, model, params, buffers, losses: TaskLosses, data: Dataset) -> torch.Tensor:
-    """Mean validation loss of every member on every task, shape (M, T)."""
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(data.x_val), EVAL_ROWS):
-            out = call(model, (params, buffers), data.x_val[start:start + EVAL_ROWS])
-            sums, _ = losses.sums(out, data.y_val[start:start + EVAL_ROWS])
-            total = total + sums
-    counts = (~torch.isnan(data.y_val)).sum(0).clamp(min=1)
-    return total / counts

@@ -1,0 +1,68 @@
+"""The ``affinity run`` command end to end: files written, result document, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import affinity.cli
+from affinity.cli import main
+from tests.conftest import digits_frame, write_taskset
+
+DOC = {
+    "name": "cli-test",
+    "data": {"path": "d.csv", "features": [f"pixel_{i}" for i in range(64)]},
+    "tasks": [{"name": "zero", "column": "digit_0", "type": "binary"},
+              {"name": "label", "type": "multiclass"},
+              {"name": "ink", "type": "regression"}],
+    "model": {"hidden": [16]},
+    "probe": {"epochs": 2, "seeds": 2, "transfer_steps": 20},
+}
+
+
+def test_run_writes_the_contract_document(tmp_path):
+    frame = digits_frame(300)
+    frame.loc[::3, "ink"] = np.nan  # labels on part of the rows only
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    path = write_taskset(tmp_path, DOC)
+    proc = subprocess.run([sys.executable, "-m", "affinity.cli", "run", str(path), "--out",
+                           str(tmp_path / "out"), "--device", "cpu"],
+                          capture_output=True, text=True, cwd=tmp_path / "..")
+    assert proc.returncode == 0, proc.stderr
+    assert "joint probe" in proc.stderr and "100%" in proc.stderr  # progress bar with stages
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["tasks"] == ["zero", "label", "ink"]
+    assert set(doc["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer", "pairwise"}
+    for m in doc["affinity"].values():
+        assert np.array(m["matrix"]).shape == np.array(m["std"]).shape == (3, 3)
+    assert doc["meta"]["seeds"] == 2 and doc["meta"]["name"] == "cli-test"
+    with open(tmp_path / "out" / "matrices" / "cka.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["source", "zero", "label", "ink"]
+    np.testing.assert_allclose(np.array(rows[1][1:], dtype=float),
+                               doc["affinity"]["cka"]["matrix"][0], rtol=1e-5)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## lookahead" in report and "| **zero** |" in report
+
+
+def test_failure_inside_the_analysis_exits_1(tmp_path, monkeypatch, capsys):
+    digits_frame(100).to_csv(tmp_path / "d.csv", index=False)
+    path = write_taskset(tmp_path, DOC)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(affinity.cli, "analyze", boom)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "out of memory" in capsys.readouterr().err
+
+
+def test_unusable_device_exits_2(tmp_path, capsys):
+    digits_frame(100).to_csv(tmp_path / "d.csv", index=False)
+    path = write_taskset(tmp_path, DOC)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--device", "tpu9"]) == 2
+    assert "--device" in capsys.readouterr().err

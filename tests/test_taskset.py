@@ -1,0 +1,142 @@
+"""Task-set validation: every invalid field is rejected, by the parser and by the CLI (exit 2)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from affinity.cli import main
+from affinity.taskset import InvalidTaskSet, load_taskset, parse_taskset
+from tests.conftest import FAST_PROBE, digits_frame, write_taskset
+
+VALID = {
+    "name": "t",
+    "data": {"path": "data.csv", "features": [f"pixel_{i}" for i in range(64)]},
+    "tasks": [{"name": "a", "column": "digit_0", "type": "binary"},
+              {"name": "b", "column": "label", "type": "multiclass"},
+              {"name": "c", "column": "ink", "type": "regression"}],
+    "probe": FAST_PROBE,
+    "measures": ["grad_cosine", "pairwise"],
+}
+
+
+def mutate(path: str, value: object) -> dict:
+    """A copy of VALID with the value at a dotted path (list indices as numbers) replaced."""
+    doc = copy.deepcopy(VALID)
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node = doc
+    for p in parents:
+        node = node.setdefault(p, {}) if isinstance(p, str) else node[p]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return doc
+
+
+DELETE = object()
+
+# (where, new value, text the error must contain)
+INVALID = [
+    ("name", 5, "name: Input should be a valid string"),
+    ("data", DELETE, "data: Field required"),
+    ("data.builtin", "digits", "data: exactly one of path, dataset, builtin is required"),
+    ("data.path", DELETE, "data: exactly one of path, dataset, builtin is required"),
+    ("data.builtin", "mnist", "data.builtin: Input should be 'digits'"),
+    ("data.features", [], "data.features: List should have at least 1 item"),
+    ("data.features", ["nope"], "data.features[0]: column 'nope' not found"),
+    ("data.features", ["label"], "data.features[0]: column 'label' is a task or split column"),
+    ("data.features", DELETE, "data.features: column 'parity' is not numeric (features default"),
+    ("data.split_column", "nope", "data.split_column: column 'nope' not found"),
+    ("data.split_column", "digit_0", "data.split_column: the split column is also a task column"),
+    ("data.path", "missing.csv", "data.path: file 'missing.csv' not found"),
+    ("data.path", "data.txt", "data.path: unsupported format '.txt'"),
+    ("data.colour", "red", "data.colour: unknown key"),
+    ("tasks", [{"name": "a", "type": "binary"}], "tasks: List should have at least 2 items"),
+    ("tasks.1.name", "a", "tasks[1].name: duplicate task name 'a'"),
+    ("tasks.1.name", "", "tasks[1].name: String should have at least 1 character"),
+    ("tasks.0.type", "bin", "tasks[0].type: Input should be 'binary', 'multiclass' or "
+                            "'regression'; got 'bin'"),
+    ("tasks.0.type", DELETE, "tasks[0].type: Field required"),
+    ("tasks.0.column", "nope", "tasks[0].column: column 'nope' not found"),
+    ("tasks.0.column", "label", "tasks[0].type: binary task 'a' has 10 classes; use multiclass"),
+    ("tasks.2.type", "multiclass", None),  # ink has many values: valid multiclass, no error
+    ("tasks.1.type", "regression", "tasks[1].type: regression labels of 'b' must be numeric"),
+    ("tasks.0.weight", 2, "tasks[0].weight: unknown key"),
+    ("model.backbone", "resnet", "model.backbone: Input should be 'mlp' or 'cnn'"),
+    ("model.backbone", "cnn", "model.backbone: cnn needs image arrays"),
+    ("model.hidden", [0], "model.hidden[0]: Input should be greater than 0"),
+    ("model.hidden", [], "model.hidden: List should have at least 1 item"),
+    ("probe.epochs", 0, "probe.epochs: Input should be greater than 0; got 0"),
+    ("probe.batch_size", -1, "probe.batch_size: Input should be greater than 0"),
+    ("probe.lr", 0, "probe.lr: Input should be greater than 0"),
+    ("probe.seeds", "three", "probe.seeds: Input should be a valid integer"),
+    ("probe.val_fraction", 1.5, "probe.val_fraction: Input should be less than 1"),
+    ("probe.lookahead", "second", "probe.lookahead: Input should be 'exact' or 'first_order'"),
+    ("probe.steps", 5, "probe.steps: unknown key"),
+    ("measures", ["gradcos"], "measures[0]: Input should be 'grad_cosine'"),
+    ("measures", [], "measures: List should have at least 1 item"),
+    ("measures", ["cka", "cka"], "measures[1]: duplicate measure 'cka'"),
+    ("grouping.budgets", [0], "grouping.budgets[0]: Input should be greater than 0"),
+    ("grouping.budgets", [1, 4], "grouping.budgets[1]: k=4 exceeds the number of tasks (3)"),
+    ("auxiliary.primary", ["zz"], "auxiliary.primary[0]: unknown task 'zz'"),
+    ("auxiliary.max_aux", 0, "auxiliary.max_aux: Input should be greater than 0"),
+    ("extra", 1, "extra: unknown key"),
+]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    digits_frame(300).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "data.txt").write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("where", "value", "expected"), INVALID, ids=[i[0] for i in INVALID])
+def test_invalid_field_exits_2_and_names_it(folder, capsys, where, value, expected):
+    path = write_taskset(folder, mutate(where, value))
+    code = main(["run", str(path), "--out", str(folder / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    if expected is None:
+        assert code == 0, err
+    else:
+        assert code == 2
+        assert expected in err
+        assert not (folder / "out" / "result.json").exists()
+
+
+def test_parse_reports_every_bad_field_at_once():
+    doc = mutate("probe.epochs", 0)
+    doc["tasks"][1]["type"] = "ordinal"
+    with pytest.raises(InvalidTaskSet) as info:
+        parse_taskset(doc)
+    assert "tasks[1].type" in str(info.value) and "probe.epochs" in str(info.value)
+
+
+def test_yaml_and_json_give_the_same_task_set(tmp_path):
+    a = load_taskset(write_taskset(tmp_path, VALID, "t.yaml"))
+    b = load_taskset(write_taskset(tmp_path, VALID, "t.json"))
+    assert a == b
+    assert a.tasks[0].source == "digit_0" and a.tasks[0].name == "a"
+
+
+def test_defaults_fill_in(tmp_path):
+    ts = parse_taskset({"data": {"builtin": "digits"},
+                        "tasks": [{"name": "digit_0", "type": "binary"},
+                                  {"name": "digit_1", "type": "binary"}]})
+    assert ts.measures == ["grad_cosine", "lookahead", "cka", "transfer", "pairwise"]
+    assert ts.budgets == [1, 2]  # default 1..3, capped at the number of tasks
+    assert ts.model.hidden == [128, 64] and ts.probe.seeds == 3
+
+
+def test_unreadable_file_is_invalid(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [unclosed")
+    assert main(["run", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "not valid YAML/JSON" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "list.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(InvalidTaskSet, match="task set must be a mapping; got list"):
+        load_taskset(tmp_path / "list.json")
