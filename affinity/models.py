@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, vmap
 
 from affinity.data import TaskInfo
 from affinity.taskset import ModelSpec
@@ -61,6 +62,31 @@ class MultiTaskNet(nn.Module):
         return self.head(self.trunk(x))
 
 
+def stacked_call(module: nn.Module, params: dict[str, torch.Tensor],
+                 x: torch.Tensor) -> torch.Tensor:
+    """Run ``module`` once per stacked parameter set, all on the same input ``x``.
+
+    params : tensors of shape (K, *parameter shape), named as in ``module``
+    Returns shape (K, n_rows, ...). Stacks of Linear/ReLU/Flatten (the MLP) run as batched
+    matmuls; anything else (the CNN) through ``vmap(functional_call)``. Both give the same
+    numbers; the matmuls skip vmap's per-call overhead, which dominates small models.
+    """
+    leaves = [(name, m) for name, m in module.named_modules() if not list(m.children())]
+    if not all(isinstance(m, nn.Linear | nn.ReLU | nn.Flatten) for _, m in leaves):
+        return vmap(functional_call, in_dims=(None, 0, None))(module, params, (x,))
+    k = next(iter(params.values())).shape[0]
+    h = x.flatten(1).expand(k, -1, -1)
+    for name, layer in leaves:
+        if isinstance(layer, nn.Linear):
+            weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu(h)
+        else:
+            h = h.flatten(2)
+    return h
+
+
 class TaskLosses:
     """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression).
 
@@ -81,22 +107,24 @@ class TaskLosses:
         self.regression = by_type["regression"]
         self.multiclass = [(i, starts[i], t.n_outputs) for i, t in enumerate(tasks)
                            if t.type == "multiclass"]
-        self.bin_cols = [starts[i] for i in self.binary]
-        self.reg_cols = [starts[i] for i in self.regression]
+        self.bin_cols = _as_slice([starts[i] for i in self.binary])
+        self.reg_cols = _as_slice([starts[i] for i in self.regression])
         order = self.binary + self.regression + [i for i, _, _ in self.multiclass]
-        self.inverse = [order.index(i) for i in range(len(tasks))]
+        inverse = [order.index(i) for i in range(len(tasks))]
+        self.inverse = None if inverse == sorted(inverse) else inverse
+        self.binary, self.regression = _as_slice(self.binary), _as_slice(self.regression)
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = ~torch.isnan(y)
         target = torch.nan_to_num(y)
         parts = []
-        if self.binary:
+        if self.binary != slice(0, 0):
             m, t = mask[:, self.binary], target[:, self.binary]
             loss = F.binary_cross_entropy_with_logits(
                 out[..., self.bin_cols], t.expand(out.shape[:-1] + t.shape[-1:]),
                 reduction="none")
             parts.append((loss * m).sum(-2))
-        if self.regression:
+        if self.regression != slice(0, 0):
             m, t = mask[:, self.regression], target[:, self.regression]
             parts.append((((out[..., self.reg_cols] - t) ** 2) * m).sum(-2))
         for i, start, n in self.multiclass:
@@ -104,8 +132,18 @@ class TaskLosses:
             idx = target[:, i].long().reshape(-1, 1).expand(out.shape[:-1] + (1,))
             nll = -logp.gather(-1, idx).squeeze(-1)
             parts.append((nll * mask[:, i]).sum(-1, keepdim=True))
-        return torch.cat(parts, dim=-1)[..., self.inverse], mask.sum(0)
+        sums = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+        return (sums if self.inverse is None else sums[..., self.inverse]), mask.sum(0)
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         sums, counts = self.sums(out, y)
         return sums / counts.clamp(min=1)
+
+
+def _as_slice(index: list[int]) -> slice | list[int]:
+    """A contiguous index list as a slice (cheaper to index and to differentiate through)."""
+    if not index:
+        return slice(0, 0)
+    if index == list(range(index[0], index[-1] + 1)):
+        return slice(index[0], index[-1] + 1)
+    return index

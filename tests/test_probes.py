@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
 
 from affinity.data import load_dataset
-from affinity.models import TaskLosses
+from affinity.models import TaskLosses, stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import affinity_step, run_joint
 from affinity.probes.reference import naive_affinity_step, naive_joint, naive_subsets
@@ -46,6 +47,16 @@ def mixed(request, tmp_path, device):
         "probe": {"epochs": 2, "batch_size": 64, "seeds": 1, "lookahead_lr": 0.05},
     })
     return ts, load_dataset(ts).to(device)
+
+
+def test_stacked_call_matmul_path_equals_vmap(mixed):
+    ts, data = mixed
+    models = [init_model(ts, data, seed).to(data.x_train.device) for seed in range(3)]
+    params, _ = stack_module_state(models)
+    got = stacked_call(models[0], params, data.x_val)
+    want = vmap(functional_call, in_dims=(None, 0, None))(models[0], params, (data.x_val,))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got[2], models[2](data.x_val))
 
 
 def test_task_losses_match_torch_per_task(mixed):

@@ -4,7 +4,7 @@ At a sampled step one batched backward (``is_grads_batched``) gives every task's
 on every parameter; their sum is the ordinary training gradient, so the step needs no
 second backward. The trunk part of the per-task gradients gives the gradient cosines and the
 lookahead update theta - eta * g_i of each source task i; the losses of all targets j after
-all T updates come from one batched forward (``torch.func.vmap`` over ``functional_call``),
+all T updates come from one batched forward (``models.stacked_call``),
 reusing the heads as they are (TAG updates only the shared parameters).
 """
 
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import functional_call, vmap
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses
+from affinity.models import MultiTaskNet, TaskLosses, stacked_call
 from affinity.probes.common import init_model, minibatches
 from affinity.taskset import TaskSet
 
@@ -45,14 +44,13 @@ class JointProbe:
 def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
                   eta: float, exact: bool = True) -> AffinitySample:
     """Per-task gradients in one batched backward; leaves their sum in ``p.grad``."""
-    params = dict(model.named_parameters())
+    names, params = zip(*model.named_parameters(), strict=True)
     per_task = losses(model(x), y)
     n_tasks = per_task.shape[0]
     eye = torch.eye(n_tasks, device=x.device, dtype=per_task.dtype)
-    grads = torch.autograd.grad(per_task, list(params.values()), grad_outputs=eye,
-                                is_grads_batched=True)
+    grads = torch.autograd.grad(per_task, params, grad_outputs=eye, is_grads_batched=True)
     trunk: dict[str, torch.Tensor] = {}
-    for (name, p), g in zip(params.items(), grads, strict=True):
+    for name, p, g in zip(names, params, grads, strict=True):
         p.grad = g.sum(0)
         if name.startswith("trunk."):
             trunk[name.removeprefix("trunk.")] = g
@@ -63,8 +61,9 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
         cosine = dots / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
         base = per_task.detach()
         if exact:
-            shifted = {k: params["trunk." + k].detach() - eta * g for k, g in trunk.items()}
-            feats = vmap(functional_call, in_dims=(None, 0, None))(model.trunk, shifted, (x,))
+            shifted = {k: model.trunk.get_parameter(k).detach() - eta * g
+                       for k, g in trunk.items()}
+            feats = stacked_call(model.trunk, shifted, x)
             after = losses(model.head(feats), y)  # (T sources, T targets)
         else:  # first order: L_j(theta - eta g_i) ~ L_j(theta) - eta g_i . g_j
             after = base[None, :] - eta * dots
@@ -83,27 +82,23 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
     losses = TaskLosses(data.tasks)
     opt = torch.optim.Adam(model.parameters(), lr=probe.lr)
     n = data.n_tasks
-    sums = {k: torch.zeros(n, n, dtype=torch.float64, device=device)
-            for k in ("cosine", "conflict", "lookahead", "count")}
-    n_samples = 0
+    # running sums of cosine, conflict (cosine < 0), lookahead, and the count of valid samples
+    sums = torch.zeros(4, n, n, device=device)
     batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
+    n_samples = 0
     for step, (_, rows) in enumerate(batches):
         x, y = data.x_train[rows], data.y_train[rows]
         opt.zero_grad(set_to_none=True)
         if step % every == 0:
             s = affinity_step(model, losses, x, y, probe.lookahead_lr,
                               exact=probe.lookahead == "exact")
-            v = s.valid.double()
-            sums["cosine"] += s.cosine * v
-            sums["conflict"] += (s.cosine < 0) * v
-            sums["lookahead"] += s.lookahead * v
-            sums["count"] += v
+            sums += torch.stack([s.cosine, s.cosine < 0, s.lookahead,
+                                 torch.ones_like(s.cosine)]) * s.valid
             n_samples += 1
         else:
             losses(model(x), y).sum().backward()
         opt.step()
         if tick:
             tick()
-    count = sums.pop("count").clamp(min=1)
-    mean = {k: (v / count).cpu().numpy() for k, v in sums.items()}
-    return JointProbe(mean["cosine"], mean["conflict"], mean["lookahead"], n_samples)
+    cosine, conflict, lookahead = (sums[:3] / sums[3].clamp(min=1)).double().cpu().numpy()
+    return JointProbe(cosine, conflict, lookahead, n_samples)

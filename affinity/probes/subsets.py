@@ -1,7 +1,7 @@
 """Subset probes: one network per task subset (single tasks, pairs, ...), trained as one model.
 
-The members' weights are stacked (``torch.func.stack_module_state``) and run with
-``vmap(functional_call)`` over the shared minibatch, so M networks cost one batched forward
+The members' weights are stacked (``torch.func.stack_module_state``) and run by
+``models.stacked_call`` over the shared minibatch, so M networks cost one batched forward
 and backward a step. The loss is the sum of every member's own tasks' losses; members share
 no parameter, and Adam is elementwise, so each member follows exactly the updates it would
 get if trained alone. All members of a seed start from the same weights and see the same
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses
+from affinity.models import MultiTaskNet, TaskLosses, stacked_call
 from affinity.probes.common import init_model, minibatches, validation_loss
 from affinity.taskset import TaskSet
 
@@ -46,7 +46,7 @@ class SubsetProbe:
         trunk = {k.removeprefix("trunk."): v[ids] for k, v in self.params.items()
                  if k.startswith("trunk.")}
         with torch.no_grad():
-            return vmap(functional_call, in_dims=(None, 0, None))(self.initial.trunk, trunk, (x,))
+            return stacked_call(self.initial.trunk, trunk, x)
 
 
 def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
@@ -63,8 +63,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     probe = taskset.probe
     members = [tuple(sorted(m)) for m in members]
     initial = init_model(taskset, data, seed).to(device)
-    params, buffers = stack_module_state([copy.deepcopy(initial) for _ in members])
-    call = vmap(functional_call, in_dims=(None, (0, 0), None))
+    params, _ = stack_module_state([copy.deepcopy(initial) for _ in members])  # no buffers
     losses = TaskLosses(data.tasks)
     mask = member_mask(members, data.n_tasks, device)
     opt = torch.optim.Adam(params.values(), lr=probe.lr)
@@ -72,7 +71,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return call(initial, (params, buffers), x)
+        return stacked_call(initial, params, x)
 
     epoch_now = 0
     for epoch, rows in batches:

@@ -1,0 +1,142 @@
+"""Probe speed on `builtin: digits` (10 tasks): batched engine vs naive loops, same run.
+
+Prints a table and exits 1 when a target is missed:
+  (b) joint probe with affinities at the default schedule   <= 1.5 x (a) plain joint training
+  (c) naive per-task loop / (b1) batched, both every step     >= 1.5
+  (e) 45 pair probes one after another / (d) batched          >= 2
+  whole `affinity run` on examples/digits.yaml                 < 60 s, peak memory < 2 GB
+
+    python bench/probes.py [--device cpu|cuda] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from affinity.data import Dataset, load_dataset
+from affinity.models import TaskLosses, resolve_device
+from affinity.probes.common import init_model, minibatches
+from affinity.probes.joint import run_joint
+from affinity.probes.reference import naive_joint, naive_subsets
+from affinity.probes.subsets import run_subsets
+from affinity.taskset import TaskSet, load_taskset
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "digits.yaml"
+
+
+def plain_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device) -> None:
+    """(a): joint training of all tasks with no affinity computation."""
+    model = init_model(taskset, data, seed).to(device)
+    losses = TaskLosses(data.tasks)
+    opt = torch.optim.Adam(model.parameters(), lr=taskset.probe.lr)
+    for _, rows in minibatches(len(data.x_train), taskset.probe.batch_size,
+                               taskset.probe.epochs, seed, device):
+        opt.zero_grad(set_to_none=True)
+        losses(model(data.x_train[rows]), data.y_train[rows]).sum().backward()
+        opt.step()
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:
+    """Fastest wall time of ``repeats`` runs (after one warm-up) and the last return value.
+
+    The minimum is the least noisy estimate of a deterministic workload on a shared machine.
+    """
+    fn()
+    times, out = [], None
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def whole_run(device: str) -> tuple[float, float]:
+    """Wall time and peak RSS (GB) of `affinity run` on the example, in a child process."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "affinity.cli", "run", str(EXAMPLE), "--out", out,
+                        "--device", device, "--quiet"], check=True)
+        seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+
+
+def off_diagonal_spearman(a: np.ndarray, b: np.ndarray) -> float:
+    mask = ~np.eye(len(a), dtype=bool)
+    return float(spearmanr(a[mask], b[mask]).statistic)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    taskset = load_taskset(EXAMPLE)
+    data = load_dataset(taskset).to(device)
+    pairs = list(itertools.combinations(range(data.n_tasks), 2))
+    every = taskset.probe.affinity_every
+    r = args.repeats
+
+    t_a, _ = timed(lambda: plain_joint(taskset, data, 0, device), r, device)
+    t_b, joint_b = timed(lambda: run_joint(taskset, data, 0, device), r, device)
+    t_b1, joint_b1 = timed(lambda: run_joint(taskset, data, 0, device, every=1), r, device)
+    t_c, naive_c = timed(lambda: naive_joint(taskset, data, 0, device, every=1), 1, device)
+    t_d, subsets_d = timed(lambda: run_subsets(taskset, data, pairs, 0, device), 1, device)
+    t_e, naive_e = timed(lambda: naive_subsets(taskset, data, pairs, 0, device), 1, device)
+    run_s, peak_gb = whole_run(args.device)
+
+    same_c = np.allclose(joint_b1.lookahead, naive_c, atol=1e-5, rtol=1e-3)
+    same_e = np.allclose(subsets_d.val_loss, naive_e, atol=1e-6, rtol=1e-4, equal_nan=True)
+    rho_look = off_diagonal_spearman(joint_b.lookahead, joint_b1.lookahead)
+    rho_cos = off_diagonal_spearman(joint_b.grad_cosine, joint_b1.grad_cosine)
+
+    rows = [
+        ("(a) plain joint training", f"{t_a:.3f} s", "", ""),
+        (f"(b) joint + affinity, every {every}th step", f"{t_b:.3f} s",
+         f"(b)/(a) = {t_b / t_a:.2f}", t_b / t_a <= 1.5),
+        ("(b1) joint + affinity, every step", f"{t_b1:.3f} s", "", ""),
+        ("(c) naive per-task loop, every step", f"{t_c:.3f} s",
+         f"(c)/(b1) = {t_c / t_b1:.2f}", t_c / t_b1 >= 1.5),
+        ("(d) 45 pair probes, batched", f"{t_d:.3f} s", "", ""),
+        ("(e) 45 pair probes, one by one", f"{t_e:.3f} s", f"(e)/(d) = {t_e / t_d:.2f}",
+         t_e / t_d >= 2),
+        ("affinity run examples/digits.yaml", f"{run_s:.1f} s", "< 60 s", run_s < 60),
+        ("  peak memory (RSS)", f"{peak_gb:.2f} GB", "< 2 GB", peak_gb < 2),
+        ("(b1) lookahead == (c) naive", str(same_c), "", same_c),
+        ("(d) val losses == (e) naive", str(same_e), "", same_e),
+        ("spearman (b) vs (b1): lookahead / cosine", f"{rho_look:.2f} / {rho_cos:.2f}",
+         "info", ""),
+    ]
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{data.n_tasks} tasks, {len(data.x_train)} train rows, "
+          f"{taskset.probe.epochs} epochs x batch {taskset.probe.batch_size}")
+    print(f"{'case':44} {'value':>12}  {'ratio / target':18} ok")
+    for name, value, ratio, ok in rows:
+        mark = "" if ok == "" else ("yes" if ok else "MISS")
+        print(f"{name:44} {value:>12}  {ratio:18} {mark}")
+    missed = [name for name, _, _, ok in rows if ok is False]
+    if missed:
+        print("missed:", "; ".join(missed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
