@@ -16,8 +16,10 @@ from affinity.probes.common import n_steps
 from affinity.probes.joint import run_joint
 from affinity.probes.subsets import run_subsets
 from affinity.progress import Progress, ProgressCallback
+from affinity.recommend import recommend
 from affinity.result import MeasureResult, Result
 from affinity.taskset import TaskSet
+from affinity.verify import verify
 
 
 def probe_members(needs: set[str], n_tasks: int) -> list[tuple[int, ...]]:
@@ -41,8 +43,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
     members = probe_members(needs, data.n_tasks)
     probe = taskset.probe
     steps = n_steps(len(data.x_train), probe.batch_size, probe.epochs)
-    per_seed_units = steps * (("joint" in needs) + bool(members))
-    prog = Progress(per_seed_units * probe.seeds, progress)
+    runs_per_seed = ("joint" in needs) + bool(members) + taskset.verify
+    prog = Progress(steps * runs_per_seed * probe.seeds, progress)
     per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
     conflicts: list[np.ndarray] = []
     for seed in range(probe.seeds):
@@ -66,12 +68,17 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
             "name": taskset.name,
             "device": str(dev),
             "seeds": probe.seeds,
-            "seconds": round(time.perf_counter() - started, 3),
             "n_train": len(data.x_train),
             "n_val": len(data.x_val),
             "taskset": taskset.model_dump(mode="json"),
             "torch": torch.__version__,
         },
     )
+    prog.enter("recommending groups")
+    recommend(result, taskset)
+    if taskset.verify:
+        prog.enter("verifying recommended groups")
+        verify(result, taskset, data, dev, tick=prog.tick)
+    result.meta["seconds"] = round(time.perf_counter() - started, 3)
     prog.enter("done")
     return result

@@ -36,7 +36,9 @@ class Result:
     affinity: dict[str, MeasureResult]
     diagnostics: dict[str, MeasureResult] = field(default_factory=dict)
     groupings: list[dict[str, Any]] = field(default_factory=list)
+    clusterings: list[dict[str, Any]] = field(default_factory=list)
     auxiliary: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,7 +47,9 @@ class Result:
             "affinity": {k: v.to_dict() for k, v in self.affinity.items()},
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
             "groupings": self.groupings,
+            "clusterings": self.clusterings,
             "auxiliary": self.auxiliary,
+            "verification": self.verification,
             "meta": self.meta,
         }
 

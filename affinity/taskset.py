@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
+DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
+MAX_VERIFY_TASKS = 12
 TaskType = Literal["binary", "multiclass", "regression"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -76,6 +78,10 @@ class ProbeSpec(_Strict):
 class GroupingSpec(_Strict):
     budgets: list[PositiveInt] | None = Field(default=None, min_length=1)
     """Numbers of groups k to recommend; default 1, 2, 3 (capped at the number of tasks)."""
+    measure: Literal[MEASURE_NAMES] | None = None  # type: ignore[valid-type]
+    """The matrix that drives the choice; default: the first computed of DEFAULT_DRIVERS."""
+    verify: bool | None = None
+    """Train the recommended groups to measure their gains; default: on for <= 12 tasks."""
 
 
 class AuxiliarySpec(_Strict):
@@ -109,6 +115,8 @@ class TaskSet(_Strict):
                 raise ValueError(
                     f"grouping.budgets[{i}]: k={k} exceeds the number of tasks ({len(names)})"
                 )
+        if self.grouping.measure and self.grouping.measure not in self.measures:
+            raise ValueError(f"grouping.measure: {self.grouping.measure!r} is not in measures")
         for i, p in enumerate(self.auxiliary.primary or []):
             if p not in names:
                 raise ValueError(f"auxiliary.primary[{i}]: unknown task {p!r}")
@@ -119,6 +127,17 @@ class TaskSet(_Strict):
     @property
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
+
+    @property
+    def driver(self) -> str:
+        """The measure whose matrix drives grouping and auxiliary selection."""
+        return self.grouping.measure or next(m for m in DEFAULT_DRIVERS if m in self.measures)
+
+    @property
+    def verify(self) -> bool:
+        if self.grouping.verify is None:
+            return len(self.tasks) <= MAX_VERIFY_TASKS
+        return self.grouping.verify
 
     @property
     def budgets(self) -> list[int]:
