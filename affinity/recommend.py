@@ -10,10 +10,10 @@ from affinity.result import Result
 from affinity.taskset import TaskSet
 
 
-def grouping_entry(result: Result, measure: str, k: int) -> dict[str, Any]:
+def grouping_entry(result: Result, measure: str, rule: str, k: int) -> dict[str, Any]:
     """The contract's ``groupings`` entry for budget k, with the predicted gains."""
     tasks = result.tasks
-    sel = select_groups(result.affinity[measure].matrix, k)
+    sel = select_groups(result.affinity[measure].matrix, k, rule=rule)
     return {
         "k": k,
         "groups": [[tasks[t] for t in g] for g in sel.groups],
@@ -22,7 +22,7 @@ def grouping_entry(result: Result, measure: str, k: int) -> dict[str, Any]:
                            for j in range(len(tasks))},
         "total_predicted_gain": round(sel.total_gain, 6),
         "measure": measure,
-        "rule": "mean" if measure != "pairwise" else "mean (Standley's higher-order approx.)",
+        "rule": rule,
         "method": sel.method,
     }
 
@@ -32,7 +32,8 @@ def recommend(result: Result, taskset: TaskSet) -> None:
     measure = taskset.driver
     tasks = result.tasks
     matrix, std = result.affinity[measure].matrix, result.affinity[measure].std
-    result.groupings = [grouping_entry(result, measure, k) for k in taskset.budgets]
+    rule = taskset.grouping.rule
+    result.groupings = [grouping_entry(result, measure, rule, k) for k in taskset.budgets]
     clusterings = []
     for method in CLUSTERING_METHODS:
         for k in ([None] if method == "louvain" else taskset.budgets):
@@ -40,7 +41,7 @@ def recommend(result: Result, taskset: TaskSet) -> None:
             clusterings.append({"method": method, "k": len(parts),
                                 "groups": [[tasks[t] for t in p] for p in parts],
                                 **{q: round(v, 6) for q, v in
-                                   partition_quality(matrix, parts).items()}})
+                                   partition_quality(matrix, parts, rule).items()}})
     result.clusterings = clusterings
     primaries = taskset.auxiliary.primary or tasks
     result.auxiliary = {p: rank_auxiliaries(matrix, std, tasks.index(p), tasks,

@@ -80,6 +80,8 @@ class GroupingSpec(_Strict):
     """Numbers of groups k to recommend; default 1, 2, 3 (capped at the number of tasks)."""
     measure: Literal[MEASURE_NAMES] | None = None  # type: ignore[valid-type]
     """The matrix that drives the choice; default: the first computed of DEFAULT_DRIVERS."""
+    rule: Literal["compound", "mean"] = "compound"
+    """How a group's gain for a task follows from the affinities (see grouping/gain.py)."""
     verify: bool | None = None
     """Train the recommended groups to measure their gains; default: on for <= 12 tasks."""
 

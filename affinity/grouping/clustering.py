@@ -71,10 +71,11 @@ def cluster_tasks(affinity: np.ndarray, method: str, k: int | None = None) -> li
     return sorted(_parts(labels))
 
 
-def partition_quality(affinity: np.ndarray, parts: list[list[int]]) -> dict[str, float]:
-    """Weighted modularity of the partition and its summed predicted gain (mean rule)."""
+def partition_quality(affinity: np.ndarray, parts: list[list[int]],
+                      rule: str = "compound") -> dict[str, float]:
+    """Weighted modularity of the partition and its summed predicted gain under ``rule``."""
     graph = _graph(similarity(affinity))
     modularity = (nx.community.modularity(graph, [set(p) for p in parts], weight="weight")
                   if graph.size(weight="weight") > 0 else 0.0)
     return {"modularity": float(modularity),
-            "predicted_gain": float(np.nansum(group_gains(affinity, parts)))}
+            "predicted_gain": float(np.nansum(group_gains(affinity, parts, rule)))}

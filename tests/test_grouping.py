@@ -1,0 +1,128 @@
+"""Grouping: exact selection vs brute force, known block structures, clusterings, auxiliaries."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from affinity.auxiliary import rank_auxiliaries
+from affinity.grouping import (
+    TaskGrouper,
+    cluster_tasks,
+    group_gains,
+    partition_quality,
+    select_groups,
+)
+from affinity.grouping.select import all_subsets
+
+
+def brute_force_best(affinity: np.ndarray, k: int, rule: str) -> float:
+    """Try every choice of k candidate groups; each task takes its best chosen group."""
+    pool = all_subsets(len(affinity))
+    gains = group_gains(affinity, pool, rule)
+    best = -np.inf
+    for combo in itertools.combinations(range(len(pool)), k):
+        chosen = gains[list(combo)]
+        if not np.isnan(chosen).all(axis=0).any():
+            best = max(best, np.nanmax(chosen, axis=0).sum())
+    return best
+
+
+def blocks(sizes: list[int], inside: float = 0.5, outside: float = -0.3,
+           noise: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    a = np.where(labels[:, None] == labels[None, :], inside, outside)
+    a = a + np.random.default_rng(seed).normal(scale=noise, size=a.shape)
+    np.fill_diagonal(a, 1.0)
+    return a, labels
+
+
+def labels_of(groups, n: int) -> np.ndarray:
+    out = np.full(n, -1)
+    for g, group in enumerate(groups):
+        out[list(group)] = g
+    return out
+
+
+def test_group_gains_follow_the_mean_and_compound_rules():
+    a = np.array([[0, .1, .2, .3], [.4, 0, -.5, .6], [.7, .8, 0, .9], [.1, .2, .3, 0]])
+    mean = group_gains(a, [(0, 1, 2), (3,)], rule="mean")
+    assert mean[0, 0] == pytest.approx((a[1, 0] + a[2, 0]) / 2)  # sources 1, 2 onto target 0
+    assert mean[0, 2] == pytest.approx((a[0, 2] + a[1, 2]) / 2)
+    assert np.isnan(mean[0, 3]) and mean[1, 3] == 0.0  # not a member; alone
+    compound = group_gains(a, [(0, 1, 2), (3,)])
+    assert compound[0, 0] == pytest.approx(1 - (1 - a[1, 0]) * (1 - a[2, 0]))
+    assert compound[0, 2] == pytest.approx(1 - (1 - a[0, 2]) * (1 - a[1, 2]))
+    assert compound[1, 3] == 0.0
+    with pytest.raises(ValueError, match="rule must be one of compound, mean; got 'max'"):
+        group_gains(a, [(0, 1)], rule="max")
+
+
+@pytest.mark.parametrize("rule", ["compound", "mean"])
+@pytest.mark.parametrize(("n", "k", "seed"), [(4, 1, 0), (4, 2, 1), (5, 2, 2), (5, 3, 3),
+                                              (6, 2, 4)])
+def test_exact_selection_matches_brute_force(n, k, seed, rule):
+    a = np.random.default_rng(seed).normal(scale=0.4, size=(n, n))
+    sel = select_groups(a, k, rule=rule)
+    assert sel.method == "exact" and len(sel.groups) == k
+    assert sel.total_gain == pytest.approx(brute_force_best(a, k, rule))
+    # every task is served by a chosen group that contains it, at its best gain there
+    gains = group_gains(a, sel.groups, rule)
+    for j in range(n):
+        assert j in sel.groups[sel.served_by[j]]
+        assert sel.task_gain[j] == pytest.approx(np.nanmax(gains[:, j]))
+
+
+def test_selection_recovers_planted_blocks_and_is_deterministic():
+    a, labels = blocks([3, 4, 3])
+    first, second = select_groups(a, 3), select_groups(a, 3)
+    assert first.groups == second.groups
+    assert adjusted_rand_score(labels, labels_of(first.groups, 10)) == 1
+
+
+def test_pruned_pool_beyond_the_exact_limit_still_finds_blocks():
+    a, labels = blocks([5, 5, 4, 6], seed=1)
+    grouper = TaskGrouper(4, max_exact_tasks=8).fit(a)
+    assert grouper.method_ == "pruned"
+    assert adjusted_rand_score(labels, labels_of(grouper.groups_, 20)) == 1
+
+
+def test_k_one_is_the_whole_set_and_bad_input_is_refused():
+    a, _ = blocks([2, 2])
+    assert select_groups(a, 1).groups == [(0, 1, 2, 3)]
+    with pytest.raises(ValueError, match="k must be between 1 and the number of tasks"):
+        select_groups(a, 5)
+    with pytest.raises(ValueError, match="affinity must be a finite square matrix"):
+        select_groups(np.ones((2, 3)), 1)
+
+
+@pytest.mark.parametrize("method", ["spectral", "agglomerative", "louvain"])
+def test_clusterings_recover_planted_blocks(method):
+    a, labels = blocks([3, 3, 4], seed=2)
+    parts = cluster_tasks(a, method, 3)
+    assert adjusted_rand_score(labels, labels_of(parts, 10)) == 1
+    quality = partition_quality(a, parts)
+    worse = partition_quality(a, [list(range(5)), list(range(5, 10))])
+    assert quality["modularity"] > worse["modularity"]
+    assert quality["predicted_gain"] > worse["predicted_gain"]
+
+
+def test_clustering_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method must be one of spectral, agglomerative"):
+        cluster_tasks(np.eye(3), "kmeans", 2)
+
+
+def test_auxiliaries_ranked_flagged_and_selected():
+    tasks = ["p", "good", "weak", "bad", "noisy"]
+    m = np.zeros((5, 5))
+    m[:, 0] = [0.0, 0.3, 0.05, -0.2, 0.1]
+    std = np.zeros((5, 5))
+    std[4, 0] = 0.5  # positive on average but within its spread over seeds
+    ranked = rank_auxiliaries(m, std, 0, tasks, max_aux=3)
+    assert [c["task"] for c in ranked] == ["good", "noisy", "weak", "bad"]
+    assert [c["selected"] for c in ranked] == [True, False, True, False]
+    assert [c["harmful"] for c in ranked] == [False, False, False, True]
+    assert sum(c["selected"] for c in rank_auxiliaries(m, std, 0, tasks, max_aux=1)) == 1
