@@ -15,6 +15,7 @@ from affinity.analysis import analyze
 from affinity.data import load_dataset
 from affinity.exhaustive import ExhaustiveTable, exhaustive
 from affinity.models import resolve_device
+from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet, load_taskset
 
 
@@ -66,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         result = analyze(taskset, base_dir=args.taskset.resolve().parent, device=device,
                          progress=_report(bar))
     path = result.write(args.out)
-    print(f"wrote {path} and {args.out / 'report.md'} ({result.meta['seconds']:.1f} s)")
+    report = write_report(result, args.out)
+    print(f"wrote {path} and {report} ({result.meta['seconds']:.1f} s)")
     return 0
 
 

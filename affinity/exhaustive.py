@@ -90,8 +90,9 @@ class ExhaustiveTable:
 
 
 def exhaustive(taskset: TaskSet, data: Dataset, device: torch.device,
-               progress: ProgressCallback | None = None) -> ExhaustiveTable:
-    """Train all 2^T - 1 subsets for every seed; T must be at most MAX_EXHAUSTIVE_TASKS."""
+               progress: ProgressCallback | None = None, first_seed: int = 0) -> ExhaustiveTable:
+    """Train all 2^T - 1 subsets for seeds first_seed, first_seed + 1, ... (probe.seeds of
+    them); T must be at most MAX_EXHAUSTIVE_TASKS."""
     if data.n_tasks > MAX_EXHAUSTIVE_TASKS:
         raise InvalidTaskSet(f"tasks: exhaustive training supports at most "
                              f"{MAX_EXHAUSTIVE_TASKS} tasks; got {data.n_tasks}")
@@ -100,8 +101,8 @@ def exhaustive(taskset: TaskSet, data: Dataset, device: torch.device,
     prog = Progress(n_steps(len(data.x_train), probe.batch_size, probe.epochs) * probe.seeds,
                     progress)
     runs = []
-    for seed in range(probe.seeds):
-        prog.enter(f"{len(subsets)} subsets (seed {seed + 1}/{probe.seeds})")
+    for n, seed in enumerate(range(first_seed, first_seed + probe.seeds)):
+        prog.enter(f"{len(subsets)} subsets (seed {n + 1}/{probe.seeds})")
         runs.append(run_subsets(taskset, data, subsets, seed, device, tick=prog.tick).val_loss)
     stack = np.stack(runs)
     std = stack.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(stack[0])

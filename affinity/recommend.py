@@ -5,26 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from affinity.auxiliary import rank_auxiliaries
-from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality, select_groups
+from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
+from affinity.grouping.select import top_groupings
 from affinity.result import Result
 from affinity.taskset import TaskSet
 
 
-def grouping_entry(result: Result, measure: str, rule: str, k: int) -> dict[str, Any]:
-    """The contract's ``groupings`` entry for budget k, with the predicted gains."""
-    tasks = result.tasks
-    sel = select_groups(result.affinity[measure].matrix, k, rule=rule)
-    return {
-        "k": k,
+def grouping_entry(result: Result, taskset: TaskSet, k: int) -> dict[str, Any]:
+    """The contract's ``groupings`` entry for budget k: the best choice by predicted gain.
+
+    With verification on, ``candidates`` holds the next best choices too, for ``verify``.
+    """
+    tasks, measure, rule = result.tasks, taskset.driver, taskset.grouping.rule
+    n_best = taskset.grouping.candidates if taskset.verify else 1
+    selections = top_groupings(result.affinity[measure].matrix, k, n_best=n_best, rule=rule)
+    candidates = [{
         "groups": [[tasks[t] for t in g] for g in sel.groups],
         "served_by": {tasks[j]: sel.served_by[j] for j in range(len(tasks))},
         "predicted_gain": {tasks[j]: round(float(sel.task_gain[j]), 6)
                            for j in range(len(tasks))},
         "total_predicted_gain": round(sel.total_gain, 6),
-        "measure": measure,
-        "rule": rule,
-        "method": sel.method,
-    }
+    } for sel in selections]
+    return {"k": k, **candidates[0], "measure": measure, "rule": rule,
+            "method": selections[0].method, "selected_by": "predicted gain",
+            "candidates": candidates}
 
 
 def recommend(result: Result, taskset: TaskSet) -> None:
@@ -33,7 +37,7 @@ def recommend(result: Result, taskset: TaskSet) -> None:
     tasks = result.tasks
     matrix, std = result.affinity[measure].matrix, result.affinity[measure].std
     rule = taskset.grouping.rule
-    result.groupings = [grouping_entry(result, measure, rule, k) for k in taskset.budgets]
+    result.groupings = [grouping_entry(result, taskset, k) for k in taskset.budgets]
     clusterings = []
     for method in CLUSTERING_METHODS:
         for k in ([None] if method == "louvain" else taskset.budgets):

@@ -54,45 +54,17 @@ class Result:
         }
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write result.json, one CSV per matrix (and its std) and report.md; return the JSON."""
+        """Write result.json and one CSV per matrix (and its std); return the JSON's path."""
         out = Path(out_dir)
         (out / "matrices").mkdir(parents=True, exist_ok=True)
         for name, m in {**self.affinity, **self.diagnostics}.items():
             _write_csv(out / "matrices" / f"{name}.csv", self.tasks, m.matrix)
             _write_csv(out / "matrices" / f"{name}_std.csv", self.tasks, m.std)
-        (out / "report.md").write_text(self.markdown())
         path = out / "result.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2))
         tmp.replace(path)
         return path
-
-    def markdown(self) -> str:
-        """A plain-text report: each matrix with its std, then each task's best partners."""
-        lines = [f"# Task affinity: {self.meta.get('name') or 'task set'}", ""]
-        lines += [f"- tasks: {', '.join(self.tasks)}",
-                  f"- seeds: {self.meta.get('seeds')}, device: {self.meta.get('device')}, "
-                  f"time: {self.meta.get('seconds', 0):.1f} s", ""]
-        for name, m in {**self.affinity, **self.diagnostics}.items():
-            lines += [f"## {name}", "", "row = source task i, column = target task j; "
-                      "mean ± std over seeds", "",
-                      "| i \\ j | " + " | ".join(self.tasks) + " |",
-                      "|---" * (len(self.tasks) + 1) + "|"]
-            for i, t in enumerate(self.tasks):
-                cells = [f"{m.matrix[i, j]:.3g} ± {m.std[i, j]:.2g}"
-                         for j in range(len(self.tasks))]
-                lines.append(f"| **{t}** | " + " | ".join(cells) + " |")
-            lines.append("")
-        lines += ["## Strongest partner of each task (source with the largest affinity onto it)",
-                  "", "| target | " + " | ".join(self.affinity) + " |",
-                  "|---" * (len(self.affinity) + 1) + "|"]
-        for j, t in enumerate(self.tasks):
-            best = []
-            for m in self.affinity.values():
-                col = np.where(np.arange(len(self.tasks)) == j, -np.inf, m.matrix[:, j])
-                best.append(self.tasks[int(np.argmax(col))])
-            lines.append(f"| {t} | " + " | ".join(best) + " |")
-        return "\n".join(lines) + "\n"
 
 
 def _rounded(a: np.ndarray) -> list[list[float]]:

@@ -80,10 +80,13 @@ class GroupingSpec(_Strict):
     """Numbers of groups k to recommend; default 1, 2, 3 (capped at the number of tasks)."""
     measure: Literal[MEASURE_NAMES] | None = None  # type: ignore[valid-type]
     """The matrix that drives the choice; default: the first computed of DEFAULT_DRIVERS."""
-    rule: Literal["compound", "mean"] = "compound"
+    rule: Literal["sum", "mean"] = "sum"
     """How a group's gain for a task follows from the affinities (see grouping/gain.py)."""
     verify: bool | None = None
-    """Train the recommended groups to measure their gains; default: on for <= 12 tasks."""
+    """Train the candidate groupings to measure their gains; default: on for <= 12 tasks."""
+    candidates: Annotated[int, Field(gt=0, le=50)] = 10
+    """With verify: the best groupings by predicted gain per k that are trained and compared;
+    the one with the lowest measured validation loss is recommended."""
 
 
 class AuxiliarySpec(_Strict):

@@ -1,14 +1,17 @@
 """Verification: train the recommended groups and auxiliary sets, and measure the gains.
 
-All groups named by the groupings and auxiliary sets, plus every single task and the
-all-in-one group, are trained as one batched subset probe per seed; each task's best
-validation loss in its serving group is compared with single-task and all-in-one training.
+The groups of every candidate grouping (the best few by predicted gain, per k) and of every
+auxiliary set, plus every single task and the all-in-one group, are trained as one batched
+subset probe per seed. The seeds are the probes' own (common random numbers: every network
+of a seed starts from the same weights and sees the same batches), so the measurements are
+comparable with the single-task and pair probes. Each candidate is scored by its tasks' best
+validation losses; the best-scoring candidate is recommended, and its tasks' losses are
+compared with single-task and all-in-one training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,10 +23,12 @@ from affinity.taskset import TaskSet
 
 
 def verification_members(result: Result) -> list[tuple[int, ...]]:
+    """Every group of every candidate grouping and auxiliary set, singles and all-in-one."""
     index = {t: i for i, t in enumerate(result.tasks)}
     members = {(t,) for t in range(len(result.tasks))} | {tuple(range(len(result.tasks)))}
     for entry in result.groupings:
-        members |= {tuple(sorted(index[t] for t in g)) for g in entry["groups"]}
+        for candidate in entry["candidates"]:
+            members |= {tuple(sorted(index[t] for t in g)) for g in candidate["groups"]}
     for primary, ranked in result.auxiliary.items():
         members.add(tuple(sorted([index[primary]] + [index[c["task"]] for c in ranked
                                                      if c["selected"]])))
@@ -32,39 +37,47 @@ def verification_members(result: Result) -> list[tuple[int, ...]]:
 
 def verify(result: Result, taskset: TaskSet, data: Dataset, device: torch.device,
            tick: Callable[[], None] | None = None) -> None:
-    """Add measured losses to ``result.groupings`` and ``result.verification``."""
+    """Train every candidate's groups; recommend, per k, the candidate with the least measured
+    total validation loss (each task at its best group); add the measurements to the result."""
     members = verification_members(result)
+    seeds = range(taskset.probe.seeds)
     losses = np.mean([run_subsets(taskset, data, members, seed, device, tick=tick).val_loss
-                      for seed in range(taskset.probe.seeds)], axis=0)
-    tasks, n = result.tasks, len(result.tasks)
+                      for seed in seeds], axis=0)
+    tasks = result.tasks
     index = {t: i for i, t in enumerate(tasks)}
 
-    def loss(group: list[str], task: int) -> float:
+    def loss(group: list[str], task: str) -> float:
         """Mean best validation loss of ``task`` when trained with the named group."""
-        return float(losses[members.index(tuple(sorted(index[t] for t in group))), task])
+        return float(losses[members.index(tuple(sorted(index[t] for t in group))), index[task]])
 
-    single = [loss([t], j) for j, t in enumerate(tasks)]
-    together = [loss(tasks, j) for j in range(n)]
+    single = {t: loss([t], t) for t in tasks}
+    together = {t: loss(tasks, t) for t in tasks}
     for entry in result.groupings:
-        measured: dict[str, Any] = {}
-        for j, t in enumerate(tasks):
-            in_group = loss(entry["groups"][entry["served_by"][t]], j)
-            measured[t] = {"group_loss": round(in_group, 6), "single_loss": round(single[j], 6),
-                           "all_in_one_loss": round(together[j], 6),
-                           "gain": round((single[j] - in_group) / max(single[j], 1e-12), 6)}
-        entry["measured"] = measured
-        entry["measured_total_loss"] = round(sum(m["group_loss"] for m in measured.values()), 6)
+        for candidate in entry["candidates"]:
+            in_groups = {t: [loss(g, t) if t in g else np.inf for g in candidate["groups"]]
+                         for t in tasks}
+            candidate["served_by"] = {t: int(np.argmin(v)) for t, v in in_groups.items()}
+            candidate["measured"] = {
+                t: {"group_loss": round(min(v), 6), "single_loss": round(single[t], 6),
+                    "all_in_one_loss": round(together[t], 6),
+                    "gain": round((single[t] - min(v)) / max(single[t], 1e-12), 6)}
+                for t, v in in_groups.items()}
+            candidate["measured_total_loss"] = round(sum(min(v) for v in in_groups.values()), 6)
+        best = min(entry["candidates"], key=lambda c: c["measured_total_loss"])
+        entry.update(best)
+        entry["selected_by"] = (f"measured validation loss, best of {len(entry['candidates'])} "
+                                "candidates by predicted gain")
     aux = {}
     for primary, ranked in result.auxiliary.items():
-        p = index[primary]
         chosen = [c["task"] for c in ranked if c["selected"]]
-        with_aux = loss([primary, *chosen], p)
+        with_aux = loss([primary, *chosen], primary)
         aux[primary] = {"auxiliaries": chosen, "loss": round(with_aux, 6),
-                        "single_loss": round(single[p], 6),
-                        "gain": round((single[p] - with_aux) / max(single[p], 1e-12), 6)}
+                        "single_loss": round(single[primary], 6),
+                        "gain": round((single[primary] - with_aux) / max(single[primary], 1e-12),
+                                      6)}
     result.verification = {
-        "seeds": taskset.probe.seeds,
-        "single_total_loss": round(sum(single), 6),
-        "all_in_one_total_loss": round(sum(together), 6),
+        "seeds": list(seeds),
+        "single_total_loss": round(sum(single.values()), 6),
+        "all_in_one_total_loss": round(sum(together.values()), 6),
         "auxiliary": aux,
     }

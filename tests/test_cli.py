@@ -45,8 +45,18 @@ def test_run_writes_the_contract_document(tmp_path):
     assert rows[0] == ["source", "zero", "label", "ink"]
     np.testing.assert_allclose(np.array(rows[1][1:], dtype=float),
                                doc["affinity"]["cka"]["matrix"][0], rtol=1e-5)
-    report = (tmp_path / "out" / "report.md").read_text()
-    assert "## lookahead" in report and "| **zero** |" in report
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>Affinity matrices</h2>" in report and 'alt="lookahead"' in report
+    assert "data:image/png;base64," in report  # self-contained
+    assert (tmp_path / "out" / "figures" / "pairwise.png").stat().st_size > 1000
+    assert [g["k"] for g in doc["groupings"]] == [1, 2, 3]
+    for entry in doc["groupings"]:
+        assert len(entry["groups"]) == entry["k"]
+        covered = {t for g in entry["groups"] for t in g}
+        assert covered == {"zero", "label", "ink"}
+        assert set(entry["measured"]) == covered  # verified: measured loss of every task
+    assert [c["task"] for c in doc["auxiliary"]["zero"]] != []
+    assert set(doc["auxiliary"]) == {"zero", "label", "ink"}
 
 
 def test_failure_inside_the_analysis_exits_1(tmp_path, monkeypatch, capsys):

@@ -16,7 +16,7 @@ from affinity.grouping import (
     partition_quality,
     select_groups,
 )
-from affinity.grouping.select import all_subsets
+from affinity.grouping.select import all_subsets, stirling2, top_groupings, top_partitions
 
 
 def brute_force_best(affinity: np.ndarray, k: int, rule: str) -> float:
@@ -47,21 +47,21 @@ def labels_of(groups, n: int) -> np.ndarray:
     return out
 
 
-def test_group_gains_follow_the_mean_and_compound_rules():
+def test_group_gains_follow_the_sum_and_mean_rules():
     a = np.array([[0, .1, .2, .3], [.4, 0, -.5, .6], [.7, .8, 0, .9], [.1, .2, .3, 0]])
     mean = group_gains(a, [(0, 1, 2), (3,)], rule="mean")
     assert mean[0, 0] == pytest.approx((a[1, 0] + a[2, 0]) / 2)  # sources 1, 2 onto target 0
     assert mean[0, 2] == pytest.approx((a[0, 2] + a[1, 2]) / 2)
     assert np.isnan(mean[0, 3]) and mean[1, 3] == 0.0  # not a member; alone
-    compound = group_gains(a, [(0, 1, 2), (3,)])
-    assert compound[0, 0] == pytest.approx(1 - (1 - a[1, 0]) * (1 - a[2, 0]))
-    assert compound[0, 2] == pytest.approx(1 - (1 - a[0, 2]) * (1 - a[1, 2]))
-    assert compound[1, 3] == 0.0
-    with pytest.raises(ValueError, match="rule must be one of compound, mean; got 'max'"):
+    total = group_gains(a, [(0, 1, 2), (3,)])
+    assert total[0, 0] == pytest.approx(a[1, 0] + a[2, 0])
+    assert total[0, 2] == pytest.approx(a[0, 2] + a[1, 2])
+    assert total[1, 3] == 0.0
+    with pytest.raises(ValueError, match="rule must be one of sum, mean; got 'max'"):
         group_gains(a, [(0, 1)], rule="max")
 
 
-@pytest.mark.parametrize("rule", ["compound", "mean"])
+@pytest.mark.parametrize("rule", ["sum", "mean"])
 @pytest.mark.parametrize(("n", "k", "seed"), [(4, 1, 0), (4, 2, 1), (5, 2, 2), (5, 3, 3),
                                               (6, 2, 4)])
 def test_exact_selection_matches_brute_force(n, k, seed, rule):
@@ -74,6 +74,24 @@ def test_exact_selection_matches_brute_force(n, k, seed, rule):
     for j in range(n):
         assert j in sel.groups[sel.served_by[j]]
         assert sel.task_gain[j] == pytest.approx(np.nanmax(gains[:, j]))
+
+
+def test_runner_up_partitions_match_brute_force():
+    a = np.random.default_rng(5).normal(scale=0.4, size=(6, 6))
+    ranked = top_groupings(a, 2, n_best=4)
+    assert ranked[0].groups == select_groups(a, 2).groups
+    partitions = []  # every split of 6 tasks into 2 disjoint groups, scored by brute force
+    for r in range(1, 6):
+        for first in itertools.combinations(range(6), r):
+            if 0 in first:
+                rest = tuple(t for t in range(6) if t not in first)
+                partitions.append(np.nansum(group_gains(a, [first, rest])))
+    expected = sorted(partitions, reverse=True)
+    got = [sel.total_gain for sel in top_partitions(a, 2, 4, "sum")]
+    np.testing.assert_allclose(got, expected[:4])
+    assert len({frozenset(sel.groups) for sel in ranked}) == len(ranked) == 4
+    assert [stirling2(n, k) for n, k in [(4, 2), (10, 3), (12, 4)]] == [7, 9330, 611501]
+    assert top_partitions(np.zeros((12, 12)), 4, 3, "sum") == []  # too many to enumerate
 
 
 def test_selection_recovers_planted_blocks_and_is_deterministic():

@@ -72,7 +72,7 @@ def cluster_tasks(affinity: np.ndarray, method: str, k: int | None = None) -> li
 
 
 def partition_quality(affinity: np.ndarray, parts: list[list[int]],
-                      rule: str = "compound") -> dict[str, float]:
+                      rule: str = "sum") -> dict[str, float]:
     """Weighted modularity of the partition and its summed predicted gain under ``rule``."""
     graph = _graph(similarity(affinity))
     modularity = (nx.community.modularity(graph, [set(p) for p in parts], weight="weight")

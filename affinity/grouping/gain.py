@@ -1,14 +1,13 @@
 """Predicted gain of a task in a group, from a (T, T) affinity matrix.
 
 Two rules; a task alone gains 0 under both.
-- ``mean`` (TAG's rule): the gain of task j in group g is the mean affinity of g's other
-  members onto j. On the ``pairwise`` matrix this is Standley et al.'s higher-order
-  approximation (the mean of j's gains in the pairs it forms in g).
-- ``compound`` (default): each partner i changes j's loss by the factor (1 - A[i, j]),
-  independently, so gain = 1 - prod_i (1 - A[i, j]). Harm compounds as a group grows and
-  help saturates below 1; on relative-loss measures (pairwise, transfer, lookahead) this is
-  the predicted relative drop of j's loss. With exhaustive ground truth on digits it cut the
-  regret of the pairwise recommendation from 53% / 31% (mean) to 3% / 7% (k = 2 / 3).
+- ``sum`` (default): partners' effects add up: the gain of task j in group g is the sum of
+  the affinities of g's other members onto j. On digits' exhaustive ground truth it predicted
+  the gains of groups of 3 or more tasks from pair gains with Spearman 0.91 and mean absolute
+  error 0.26, against 0.70 and 1.05 for the mean rule (``bench/grouping.py``).
+- ``mean`` (TAG's rule): the mean affinity of g's other members onto j. On the ``pairwise``
+  matrix this is Standley et al.'s higher-order approximation (the mean of j's gains in the
+  pairs it forms in g).
 """
 
 from __future__ import annotations
@@ -26,11 +25,11 @@ def membership(groups: Sequence[Sequence[int]], n_tasks: int) -> np.ndarray:
     return member
 
 
-RULES = ("compound", "mean")
+RULES = ("sum", "mean")
 
 
 def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]],
-                rule: str = "compound") -> np.ndarray:
+                rule: str = "sum") -> np.ndarray:
     """Predicted gain of every task in every group.
 
     affinity : ndarray of shape (n_tasks, n_tasks), row = source i, column = target j
@@ -38,14 +37,12 @@ def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]],
     """
     affinity = np.asarray(affinity, dtype=float)
     member = membership(groups, len(affinity)).astype(float)
-    if rule == "compound":
-        log_keep = np.log(np.clip(1 - affinity, 1e-6, None))
-        np.fill_diagonal(log_keep, 0.0)
-        gains = 1 - np.exp(member @ log_keep)
-    elif rule == "mean":
-        others = member @ affinity - np.diag(affinity)[None, :]
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}; got {rule!r}")
+    others = member @ affinity - np.diag(affinity)[None, :]
+    if rule == "sum":
+        gains = others
+    else:
         count = member.sum(axis=1, keepdims=True) - 1
         gains = np.divide(others, count, out=np.zeros_like(others), where=count > 0)
-    else:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}; got {rule!r}")
     return np.where(member > 0, gains, np.nan)

@@ -1,10 +1,11 @@
 """Choose k (possibly overlapping) groups that maximise the tasks' summed predicted gain.
 
 Each task is served by the chosen group in which its predicted gain is highest; every task
-must be served. Solved as an integer program with ``scipy.optimize.milp`` (HiGHS) over a
-pool of candidate groups: every non-empty subset for up to ``max_exact_tasks`` tasks (the
-exact optimum), otherwise a pruned pool (singles, pairs, the whole set, and groups grown
-greedily from each task's best pair) whose optimum is a heuristic answer.
+must be served and every chosen group serves at least one task. Solved as an integer program
+with ``scipy.optimize.milp`` (HiGHS) over a pool of candidate groups: every non-empty subset
+for up to ``max_exact_tasks`` tasks (the exact optimum), otherwise a pruned pool (singles,
+pairs, the whole set, and groups grown greedily from each task's best pair) whose optimum is
+a heuristic answer.
 """
 
 from __future__ import annotations
@@ -60,25 +61,92 @@ def pruned_pool(affinity: np.ndarray, rule: str) -> list[tuple[int, ...]]:
     return sorted(pool, key=lambda g: (len(g), g))
 
 
-def select_groups(affinity: np.ndarray, k: int, *, rule: str = "compound",
+def select_groups(affinity: np.ndarray, k: int, *, rule: str = "sum",
                   max_exact_tasks: int = MAX_EXACT_TASKS) -> Selection:
     """The best choice of ``k`` groups under ``rule`` (see ``gain.py``) on ``affinity``.
 
     affinity : ndarray of shape (n_tasks, n_tasks), row = source i, column = target j
+    """
+    return top_groupings(affinity, k, rule=rule, max_exact_tasks=max_exact_tasks)[0]
+
+
+def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: str = "sum",
+                  max_exact_tasks: int = MAX_EXACT_TASKS) -> list[Selection]:
+    """The best choice of ``k`` groups, then up to ``n_best - 1`` runners-up, best first.
+
+    The runners-up are the best partitions of the tasks into k disjoint groups (enumerated
+    when there are at most ``MAX_PARTITIONS`` of them), so that verification can compare a
+    few good alternatives; with more partitions than that, only the best choice is returned.
     """
     affinity = np.asarray(affinity, dtype=float)
     n = len(affinity)
     if affinity.shape != (n, n) or not np.isfinite(affinity).all():
         raise ValueError(f"affinity must be a finite square matrix; got shape {affinity.shape}")
     exact = n <= max_exact_tasks
-    pool = all_subsets(n) if exact else pruned_pool(affinity, rule)
-    return choose_groups(pool, group_gains(affinity, pool, rule), k,
-                         method="exact" if exact else "pruned")
+    if k == 1:  # one group must serve every task: the whole set is the only choice
+        pool = [tuple(range(n))]
+    else:
+        pool = all_subsets(n) if exact else pruned_pool(affinity, rule)
+    best = choose_groups(pool, group_gains(affinity, pool, rule), k,
+                         method="exact" if exact or k == 1 else "pruned")
+    found = [best]
+    if n_best > 1:
+        seen = {frozenset(best.groups)}
+        for sel in top_partitions(affinity, k, n_best, rule):
+            if frozenset(sel.groups) not in seen and len(found) < n_best:
+                seen.add(frozenset(sel.groups))
+                found.append(sel)
+    return found
+
+
+MAX_PARTITIONS = 200_000
+
+
+def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: str) -> list[Selection]:
+    """The ``n_best`` partitions into k disjoint groups with the highest summed gain, found by
+    enumerating them all (as restricted growth strings); empty when there are too many."""
+    n = len(affinity)
+    if k > n or stirling2(n, k) > MAX_PARTITIONS:
+        return []
+    labels = np.zeros((1, 1), dtype=np.int8)
+    for _ in range(1, n):  # grow restricted growth strings one position at a time
+        top = labels.max(axis=1)
+        parts = [np.column_stack([labels[top + 1 >= v], np.full((int((top + 1 >= v).sum()), 1),
+                                                                    v, dtype=np.int8)])
+                 for v in range(k)]
+        labels = np.concatenate(parts)
+        labels = labels[labels.max(axis=1) + (n - labels.shape[1]) >= k - 1]
+    labels = labels[labels.max(axis=1) == k - 1]
+    bits = 1 << np.arange(n)
+    masks = np.stack([(labels == b) @ bits for b in range(k)], axis=1)  # (P, k) subset masks
+    subsets = all_subsets(n)
+    gains = group_gains(affinity, subsets, rule)
+    score = np.zeros(1 << n)
+    score[[sum(1 << t for t in s) for s in subsets]] = np.nansum(gains, axis=1)
+    totals = score[masks].sum(axis=1)
+    order = np.argsort(-totals, kind="stable")[:n_best]
+    out = []
+    for row in order:
+        groups = [tuple(np.flatnonzero(labels[row] == b).tolist()) for b in range(k)]
+        served = labels[row].astype(int).tolist()
+        own = group_gains(affinity, groups, rule)
+        out.append(Selection(groups, served, np.array([own[served[j], j] for j in range(n)]),
+                             "partition"))
+    return out
+
+
+def stirling2(n: int, k: int) -> int:
+    """The number of partitions of n items into k non-empty blocks."""
+    row = [1] + [0] * k  # S(0, j)
+    for _ in range(n):
+        row = [0] + [j * row[j] + row[j - 1] for j in range(1, k + 1)]
+    return row[k]
 
 
 def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
                   method: str = "exact") -> Selection:
-    """Choose k groups of ``pool`` maximising the summed gain of each task at its best group.
+    """The best choice of k groups of ``pool``: the summed gain of each task at the chosen
+    group that serves it is maximal; every task is served, every chosen group serves one.
 
     gains : ndarray of shape (len(pool), n_tasks), NaN where the task is not in the group.
     """
@@ -86,41 +154,44 @@ def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of tasks ({n}); got {k}")
     pairs = np.argwhere(~np.isnan(gains))  # (group, task) where the task is in the group
-    n_pairs = len(pairs)
+    n_pairs, n_vars = len(pairs), n_groups + len(pairs)
     # variables: x_g (group chosen), then y_gj (task j served by group g)
     cost = np.concatenate([np.zeros(n_groups), -gains[pairs[:, 0], pairs[:, 1]]])
     rows = np.arange(n_pairs)
-    link = coo_array((np.concatenate([-np.ones(n_pairs), np.ones(n_pairs)]),
-                      (np.concatenate([rows, rows]),
-                       np.concatenate([pairs[:, 0], n_groups + rows]))),
-                     shape=(n_pairs, n_groups + n_pairs))
-    serve = coo_array((np.ones(n_pairs), (pairs[:, 1], n_groups + rows)),
-                      shape=(n, n_groups + n_pairs))
-    count = coo_array((np.ones(n_groups), (np.zeros(n_groups, dtype=int), np.arange(n_groups))),
-                      shape=(1, n_groups + n_pairs))
-    res = milp(cost, integrality=np.ones(n_groups + n_pairs), bounds=Bounds(0, 1),
-               constraints=[LinearConstraint(link, -np.inf, 0), LinearConstraint(serve, 1, 1),
-                            LinearConstraint(count, k, k)])
+    served_only_if_chosen = coo_array(
+        (np.concatenate([-np.ones(n_pairs), np.ones(n_pairs)]),
+         (np.concatenate([rows, rows]), np.concatenate([pairs[:, 0], n_groups + rows]))),
+        shape=(n_pairs, n_vars))
+    chosen_only_if_serving = coo_array(
+        (np.concatenate([np.ones(n_groups), -np.ones(n_pairs)]),
+         (np.concatenate([np.arange(n_groups), pairs[:, 0]]),
+          np.concatenate([np.arange(n_groups), n_groups + rows]))),
+        shape=(n_groups, n_vars))
+    served_once = coo_array((np.ones(n_pairs), (pairs[:, 1], n_groups + rows)), shape=(n, n_vars))
+    k_groups = np.concatenate([np.ones(n_groups), np.zeros(n_pairs)])[None, :]
+    res = milp(cost, integrality=np.ones(n_vars), bounds=Bounds(0, 1),
+               constraints=[LinearConstraint(served_only_if_chosen, -np.inf, 0),
+                            LinearConstraint(chosen_only_if_serving, -np.inf, 0),
+                            LinearConstraint(served_once, 1, 1),
+                            LinearConstraint(k_groups, k, k)])
     if res.x is None:
         raise RuntimeError(f"grouping solver failed: {res.message}")
     chosen = [g for g in range(n_groups) if res.x[g] > 0.5]
     served = {int(pairs[p, 1]): int(pairs[p, 0]) for p in range(n_pairs)
               if res.x[n_groups + p] > 0.5}
-    groups = [pool[g] for g in chosen]
-    served_by = [chosen.index(served[j]) for j in range(n)]
-    task_gain = np.array([gains[served[j], j] for j in range(n)])
-    return Selection(groups, served_by, task_gain, method)
+    return Selection([pool[g] for g in chosen], [chosen.index(served[j]) for j in range(n)],
+                     np.array([gains[served[j], j] for j in range(n)]), method)
 
 
 class TaskGrouper:
     """scikit-learn style wrapper of ``select_groups``.
 
-    Parameters: n_groups (k), rule (compound or mean), max_exact_tasks (largest T solved
+    Parameters: n_groups (k), rule (sum or mean), max_exact_tasks (largest T solved
     over every subset). Attributes after ``fit``: groups_, served_by_, task_gain_,
     total_gain_, method_.
     """
 
-    def __init__(self, n_groups: int = 2, *, rule: str = "compound",
+    def __init__(self, n_groups: int = 2, *, rule: str = "sum",
                  max_exact_tasks: int = MAX_EXACT_TASKS) -> None:
         self.n_groups = n_groups
         self.rule = rule

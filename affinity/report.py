@@ -1,0 +1,181 @@
+"""The report: a self-contained ``report.html`` (figures embedded) and the figures as PNG."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.cluster.hierarchy import dendrogram, linkage  # noqa: E402
+from scipy.spatial.distance import squareform  # noqa: E402
+
+from affinity.grouping.clustering import similarity  # noqa: E402
+from affinity.result import MeasureResult, Result  # noqa: E402
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem}
+td,th{border:1px solid #ddd;padding:.25rem .5rem}
+th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.meta{color:#666} .bad{color:#b00} .good{color:#070} img{max-width:100%}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1rem}
+"""
+
+
+def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
+    n = len(tasks)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    off = m.matrix[~np.eye(n, dtype=bool)]
+    bound = float(np.abs(off).max()) if off.size else 1.0
+    im = ax.imshow(m.matrix, cmap="RdBu", vmin=-bound, vmax=bound)
+    ax.set_xticks(range(n), tasks, rotation=45, ha="right")
+    ax.set_yticks(range(n), tasks)
+    ax.set_xlabel("target task j")
+    ax.set_ylabel("source task i")
+    ax.set_title(title)
+    size = 8 if n <= 10 else 6
+    for i in range(n):
+        for j in range(n):
+            v = m.matrix[i, j]
+            ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=size,
+                    color="white" if abs(v) > 0.6 * bound else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt.Figure:
+    sim = similarity(matrix)
+    dist = sim.max() - sim
+    np.fill_diagonal(dist, 0)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.5))
+    dendrogram(linkage(squareform(dist, checks=False), method="average"), labels=tasks, ax=ax,
+               leaf_rotation=45)
+    ax.set_title(f"average-link dendrogram of {measure} (higher join = less affinity)")
+    fig.tight_layout()
+    return fig
+
+
+def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
+    predicted = [entry["predicted_gain"][t] for t in tasks]
+    x = np.arange(len(tasks))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.2))
+    width = 0.4 if "measured" in entry else 0.8
+    ax.bar(x - (width / 2 if "measured" in entry else 0), predicted, width, label="predicted")
+    if "measured" in entry:
+        ax.bar(x + width / 2, [entry["measured"][t]["gain"] for t in tasks], width,
+               label="measured (vs single-task)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, tasks, rotation=45, ha="right")
+    ax.set_ylabel("relative loss drop")
+    ax.set_title(f"k = {entry['k']}: each task's gain in its group")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig: plt.Figure, path: Path) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(data: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in r)
+                   + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _num(v: float, signed: bool = True) -> str:
+    """A numeric table cell; signed values are green when positive, red when negative."""
+    if not signed:
+        return f'<td class="num">{v:.4g}</td>'
+    tone = "good" if v > 0 else "bad" if v < 0 else ""
+    return f'<td class="num {tone}">{v:+.3f}</td>'
+
+
+def write_report(result: Result, out_dir: str | Path) -> Path:
+    """Write ``report.html`` and ``figures/*.png`` into ``out_dir``; return the HTML path."""
+    out = Path(out_dir)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    tasks, meta = result.tasks, result.meta
+    e = html.escape
+    driver = meta.get("driving_measure")
+    parts = [f"<h1>Task affinity: {e(str(meta.get('name') or 'task set'))}</h1>",
+             f"<p class=meta>{len(tasks)} tasks · {meta.get('seeds')} seeds · "
+             f"{meta.get('n_train')} training / {meta.get('n_val')} validation rows · device "
+             f"{e(str(meta.get('device')))} · {meta.get('seconds', 0):.1f} s · groupings "
+             f"driven by <b>{e(str(driver))}</b></p>"]
+    if result.groupings:
+        parts.append("<h2>Recommended groups</h2><p>Each task is served by the group where its "
+                     "predicted gain is highest; gains are relative drops of its validation "
+                     "loss against training it alone.</p>")
+        ver = result.verification
+        if ver:
+            parts.append(f"<p>Measured total validation loss: single-task "
+                         f"{ver['single_total_loss']:.4g}, all tasks in one network "
+                         f"{ver['all_in_one_total_loss']:.4g}.</p>")
+        for entry in result.groupings:
+            rows = []
+            for gi, group in enumerate(entry["groups"]):
+                served = [t for t in tasks if entry["served_by"][t] == gi]
+                rows.append([str(gi + 1), e(", ".join(group)), e(", ".join(served) or "—")])
+            total = (f" · measured total loss {entry['measured_total_loss']:.4g}"
+                     if "measured_total_loss" in entry else "")
+            parts.append(f"<h3>k = {entry['k']} <span class=meta>({e(entry['method'])}, rule "
+                         f"{e(entry['rule'])}, predicted total gain "
+                         f"{entry['total_predicted_gain']:+.3f}{total})</span></h3>")
+            parts.append(_table(["group", "members", "serves"], rows))
+            parts.append(_img(_png(gains_figure(tasks, entry),
+                                   figures / f"grouping_k{entry['k']}.png"),
+                              f"gains for k={entry['k']}"))
+    parts.append("<h2>Affinity matrices</h2><p>Row = source task i, column = target task j; "
+                 "larger means training with i helps j more. Mean over seeds; standard "
+                 "deviations are in <code>matrices/*_std.csv</code>.</p><div class=grid>")
+    for name, m in {**result.affinity, **result.diagnostics}.items():
+        parts.append(_img(_png(heatmap(tasks, m, name), figures / f"{name}.png"), name))
+    parts.append("</div>")
+    if driver and len(tasks) > 2:
+        parts.append("<h2>Dendrogram</h2>")
+        parts.append(_img(_png(dendrogram_figure(tasks, result.affinity[driver].matrix, driver),
+                               figures / "dendrogram.png"), "dendrogram"))
+    if result.clusterings:
+        parts.append("<h2>Clusterings of the affinity graph</h2>")
+        parts.append(_table(["method", "k", "groups", "modularity", "predicted gain"], [
+            [c["method"], str(c["k"]), e(" | ".join(", ".join(g) for g in c["groups"])),
+             _num(c["modularity"], False), _num(c["predicted_gain"])]
+            for c in result.clusterings]))
+    if result.auxiliary:
+        parts.append("<h2>Auxiliary tasks</h2><p>Candidates by their affinity onto the "
+                     "primary task (± std over seeds); ✔ selected, ⚠ harmful.</p>")
+        aux_ver = result.verification.get("auxiliary", {})
+        rows = []
+        for primary, ranked in result.auxiliary.items():
+            cells = " ".join(
+                f"{e(c['task'])} {c['score']:+.3f}±{c['std']:.3f}"
+                f"{' ✔' if c['selected'] else ''}{' ⚠' if c['harmful'] else ''}"
+                for c in ranked)
+            measured = aux_ver.get(primary)
+            rows.append([e(primary), cells,
+                         _num(measured["gain"]) if measured else "—"])
+        parts.append(_table(["primary", "candidates, best first", "measured gain"], rows))
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>taskaffinity report"
+            f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
+    path = out / "report.html"
+    path.write_text(page)
+    return path
