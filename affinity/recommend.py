@@ -25,10 +25,10 @@ def grouping_entry(result: Result, taskset: TaskSet, k: int) -> dict[str, Any]:
         "predicted_gain": {tasks[j]: round(float(sel.task_gain[j]), 6)
                            for j in range(len(tasks))},
         "total_predicted_gain": round(sel.total_gain, 6),
+        "method": sel.method,
     } for sel in selections]
     return {"k": k, **candidates[0], "measure": measure, "rule": rule,
-            "method": selections[0].method, "selected_by": "predicted gain",
-            "candidates": candidates}
+            "selected_by": "predicted gain", "candidates": candidates}
 
 
 def recommend(result: Result, taskset: TaskSet) -> None:

@@ -76,7 +76,7 @@ def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
     ax.set_xticks(x, tasks, rotation=45, ha="right")
     ax.set_ylabel("relative loss drop")
     ax.set_title(f"k = {entry['k']}: each task's gain in its group")
-    ax.legend()
+    ax.legend(loc="best", framealpha=0.9)
     fig.tight_layout()
     return fig
 
@@ -139,7 +139,8 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
                      if "measured_total_loss" in entry else "")
             parts.append(f"<h3>k = {entry['k']} <span class=meta>({e(entry['method'])}, rule "
                          f"{e(entry['rule'])}, predicted total gain "
-                         f"{entry['total_predicted_gain']:+.3f}{total})</span></h3>")
+                         f"{entry['total_predicted_gain']:+.3f}{total}; selected by "
+                         f"{e(entry['selected_by'])})</span></h3>")
             parts.append(_table(["group", "members", "serves"], rows))
             parts.append(_img(_png(gains_figure(tasks, entry),
                                    figures / f"grouping_k{entry['k']}.png"),

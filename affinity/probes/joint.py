@@ -55,13 +55,12 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
         if name.startswith("trunk."):
             trunk[name.removeprefix("trunk.")] = g
     with torch.no_grad():
-        flat = torch.cat([g.reshape(n_tasks, -1) for g in trunk.values()], dim=1)
-        dots = flat @ flat.T
+        dots = sum(g.reshape(n_tasks, -1) @ g.reshape(n_tasks, -1).T for g in trunk.values())
         norms = dots.diagonal().sqrt()
         cosine = dots / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
         base = per_task.detach()
         if exact:
-            shifted = {k: model.trunk.get_parameter(k).detach() - eta * g
+            shifted = {k: torch.add(model.trunk.get_parameter(k), g, alpha=-eta)
                        for k, g in trunk.items()}
             feats = stacked_call(model.trunk, shifted, x)
             after = losses(model.head(feats), y)  # (T sources, T targets)
