@@ -103,7 +103,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _num(v: float, signed: bool = True) -> str:
     """A numeric table cell; signed values are green when positive, red when negative."""
     if not signed:
-        return f'<td class="num">{v:.4g}</td>'
+        return f'<td class="num">{v + 0.0:.4g}</td>'  # + 0.0: no "-0"
     tone = "good" if v > 0 else "bad" if v < 0 else ""
     return f'<td class="num {tone}">{v:+.3f}</td>'
 

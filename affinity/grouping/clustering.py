@@ -77,5 +77,5 @@ def partition_quality(affinity: np.ndarray, parts: list[list[int]],
     graph = _graph(similarity(affinity))
     modularity = (nx.community.modularity(graph, [set(p) for p in parts], weight="weight")
                   if graph.size(weight="weight") > 0 else 0.0)
-    return {"modularity": float(modularity),
+    return {"modularity": float(modularity) + 0.0,  # + 0.0 turns -0.0 into 0.0
             "predicted_gain": float(np.nansum(group_gains(affinity, parts, rule)))}
