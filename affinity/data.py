@@ -123,7 +123,8 @@ def _load_builtin(name: str, taskset: TaskSet) -> _Raw:
     frame = pd.DataFrame(digits.data, columns=[f"pixel_{i}" for i in range(64)])
     for d in range(10):
         frame[f"digit_{d}"] = (digits.target == d).astype(np.int64)
-    raw = _from_frame(frame, taskset, f"builtin {name!r}")
+    pixels = [f"pixel_{i}" for i in range(64)]  # the label columns are never default features
+    raw = _from_frame(frame, taskset, f"builtin {name!r}", default_features=pixels)
     if taskset.model.backbone == "cnn" and taskset.data.features is None:
         raw.x = raw.x.reshape(-1, 1, 8, 8)
     return raw
@@ -140,7 +141,8 @@ def _load_table(path: Path, taskset: TaskSet) -> _Raw:
     return _from_frame(frame, taskset, repr(path.name))
 
 
-def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str) -> _Raw:
+def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str,
+                default_features: list[str] | None = None) -> _Raw:
     spec = taskset.data
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
@@ -150,7 +152,7 @@ def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str) -> _Raw:
     if spec.split_column and spec.split_column not in columns:
         raise InvalidTaskSet(f"data.split_column: column {spec.split_column!r} not found in {what}")
     used = {t.source for t in taskset.tasks} | {spec.split_column}
-    features = spec.features or [c for c in columns if c not in used]
+    features = spec.features or default_features or [c for c in columns if c not in used]
     if not features:
         raise InvalidTaskSet(f"data.features: {what} has no feature columns left")
     for i, f in enumerate(features):

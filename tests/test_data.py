@@ -135,6 +135,13 @@ def test_builtin_digits_matches_contract():
                         "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in range(10)]})
     data = load_dataset(ts)
     assert len(data.x_train) + len(data.x_val) == 1797 and data.input_shape == (64,)
+    # with fewer tasks the other label columns must not leak in as features
+    few = parse_taskset({"data": {"builtin": "digits"},
+                         "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1)]})
+    assert load_dataset(few).input_shape == (64,)
+    images = parse_taskset({"data": {"builtin": "digits"}, "model": {"backbone": "cnn"},
+                            "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1)]})
+    assert load_dataset(images).input_shape == (1, 8, 8)
     y = torch.cat([data.y_train, data.y_val])
     assert torch.equal(y.sum(1), torch.ones(1797))  # one-vs-rest: exactly one positive per row
     assert pd.Series(y.sum(0).numpy()).between(170, 190).all()

@@ -4,7 +4,7 @@ Two rules; a task alone gains 0 under both.
 - ``sum`` (default): partners' effects add up: the gain of task j in group g is the sum of
   the affinities of g's other members onto j. On digits' exhaustive ground truth it predicted
   the gains of groups of 3 or more tasks from pair gains with Spearman 0.91 and mean absolute
-  error 0.26, against 0.70 and 1.05 for the mean rule (``bench/grouping.py``).
+  error 0.23, against 0.65 and 0.95 for the mean rule (``bench/grouping.py``).
 - ``mean`` (TAG's rule): the mean affinity of g's other members onto j. On the ``pairwise``
   matrix this is Standley et al.'s higher-order approximation (the mean of j's gains in the
   pairs it forms in g).
