@@ -10,7 +10,9 @@ import sys
 import numpy as np
 
 import affinity.cli
+from affinity.analysis import analyze
 from affinity.cli import main
+from affinity.taskset import load_taskset
 from tests.conftest import digits_frame, write_taskset
 
 DOC = {
@@ -76,3 +78,15 @@ def test_unusable_device_exits_2(tmp_path, capsys):
     path = write_taskset(tmp_path, DOC)
     assert main(["run", str(path), "--out", str(tmp_path / "o"), "--device", "tpu9"]) == 2
     assert "--device" in capsys.readouterr().err
+
+
+def test_progress_reports_stages_up_to_the_total(tmp_path):
+    digits_frame(200).to_csv(tmp_path / "d.csv", index=False)
+    seen: list[tuple[str, int, int]] = []
+    analyze(load_taskset(write_taskset(tmp_path, DOC)), base_dir=tmp_path, device="cpu",
+            progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages[0].startswith("joint probe (seed 1/2)") and stages[-1] == "done"
+    assert "verifying recommended groups" in stages
+    dones = [done for _, done, _ in seen]
+    assert dones == sorted(dones) and seen[-1][1] == seen[-1][2] > 0
