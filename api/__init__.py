@@ -1,0 +1,1 @@
+"""The taskaffinity service: REST API, job store and workers (imports ``affinity``)."""

@@ -1,0 +1,294 @@
+"""The persistent store of datasets and jobs (SQLAlchemy 2: SQLite file or PostgreSQL).
+
+Job states move queued -> running -> succeeded | failed | cancelled; a running job may go
+back to queued when its worker's lease expires. The store refuses to move a job out of a
+terminal state. Claiming a job is a compare-and-set (``UPDATE ... WHERE status = 'queued'``)
+so no job is ever run by two workers at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+class JobStatus(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+
+
+class NotFound(LookupError):
+    """No such job or dataset (for this owner)."""
+
+
+class Conflict(RuntimeError):
+    """The request conflicts with the object's state."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    taskset: Mapped[dict] = mapped_column(JSON)
+    dataset_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True, default=JobStatus.queued.value)
+    stage: Mapped[str] = mapped_column(String(200), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now,
+                                                 index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+def _create_v1(session: Session) -> None:
+    Base.metadata.create_all(session.get_bind())
+
+
+MIGRATIONS = [_create_v1]
+"""Schema versions in order; version n is reached by running MIGRATIONS[n - 1]."""
+
+
+class Store:
+    """All reads and writes of datasets and jobs; each call is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        sqlite = url.startswith("sqlite")
+        self.engine = create_engine(url, pool_pre_ping=True,
+                                    connect_args={"timeout": 30} if sqlite else {})
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version; return it."""
+        SchemaVersion.__table__.create(self.engine, checkfirst=True)
+        with self.session.begin() as s:
+            current = s.scalar(select(func.max(SchemaVersion.version))) or 0
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                MIGRATIONS[version - 1](s)
+                s.add(SchemaVersion(version=version))
+        return len(MIGRATIONS)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # datasets -----------------------------------------------------------------------------
+    def add_dataset(self, owner: str, filename: str, path: str, size: int, n_rows: int,
+                    columns: list[str], dataset_id: str | None = None) -> DatasetRow:
+        row = DatasetRow(id=dataset_id or new_id("ds"), owner=owner, filename=filename,
+                         path=path, size=size, n_rows=n_rows, columns=columns, created_at=now())
+        with self.session.begin() as s:
+            s.add(row)
+        return row
+
+    def get_dataset(self, owner: str | None, dataset_id: str) -> DatasetRow:
+        with self.session() as s:
+            row = s.get(DatasetRow, dataset_id)
+        if row is None or (owner is not None and row.owner != owner):
+            raise NotFound(f"dataset {dataset_id!r} not found")
+        return row
+
+    def list_datasets(self, owner: str | None) -> list[DatasetRow]:
+        query = select(DatasetRow).order_by(DatasetRow.created_at)
+        if owner is not None:
+            query = query.where(DatasetRow.owner == owner)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def delete_dataset(self, owner: str | None, dataset_id: str) -> DatasetRow:
+        with self.session.begin() as s:
+            row = s.get(DatasetRow, dataset_id, with_for_update=True)
+            if row is None or (owner is not None and row.owner != owner):
+                raise NotFound(f"dataset {dataset_id!r} not found")
+            busy = s.scalar(select(func.count()).select_from(JobRow).where(
+                JobRow.dataset_id == dataset_id, JobRow.status.in_(ACTIVE)))
+            if busy:
+                raise Conflict(f"dataset {dataset_id!r} is used by {busy} queued or running "
+                               "job(s)")
+            s.delete(row)
+        return row
+
+    # jobs ---------------------------------------------------------------------------------
+    def add_job(self, owner: str, taskset: dict[str, Any], *, dataset_id: str | None = None,
+                max_attempts: int = 3) -> JobRow:
+        row = JobRow(id=new_id("job"), owner=owner, name=taskset.get("name"), taskset=taskset,
+                     dataset_id=dataset_id, status=JobStatus.queued.value, stage="queued",
+                     progress=0.0, attempts=0, max_attempts=max_attempts,
+                     cancel_requested=False, created_at=now())
+        with self.session.begin() as s:
+            s.add(row)
+        return row
+
+    def get_job(self, owner: str | None, job_id: str) -> JobRow:
+        with self.session() as s:
+            row = s.get(JobRow, job_id)
+        if row is None or (owner is not None and row.owner != owner):
+            raise NotFound(f"job {job_id!r} not found")
+        return row
+
+    def list_jobs(self, owner: str | None, status: JobStatus | None = None, limit: int = 50,
+                  offset: int = 0) -> tuple[list[JobRow], int]:
+        query = select(JobRow)
+        if owner is not None:
+            query = query.where(JobRow.owner == owner)
+        if status is not None:
+            query = query.where(JobRow.status == status.value)
+        with self.session() as s:
+            count = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = s.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id)
+                             .limit(limit).offset(offset))
+            return list(rows), count
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+            return {status: n for status, n in rows}
+
+    def claim(self, worker: str, lease_seconds: float) -> JobRow | None:
+        """Atomically take the oldest queued job, or return None."""
+        for _ in range(5):  # another worker may win the race for a candidate: try the next
+            with self.session.begin() as s:
+                job_id = s.scalar(select(JobRow.id).where(JobRow.status == "queued")
+                                  .order_by(JobRow.created_at, JobRow.id).limit(1))
+                if job_id is None:
+                    return None
+                t = now()
+                won = s.execute(update(JobRow).where(
+                    JobRow.id == job_id, JobRow.status == "queued").values(
+                    status="running", worker=worker, stage="starting",
+                    attempts=JobRow.attempts + 1, started_at=t, error=None,
+                    lease_until=t + timedelta(seconds=lease_seconds))).rowcount
+            if won:
+                return self.get_job(None, job_id)
+        return None
+
+    def heartbeat(self, job_id: str, worker: str, stage: str, progress: float,
+                  lease_seconds: float) -> bool:
+        """Record progress and extend the lease; False when the job should stop (cancel
+        requested, or the lease was lost to another worker)."""
+        with self.session.begin() as s:
+            updated = s.execute(update(JobRow).where(
+                JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running",
+                JobRow.cancel_requested.is_(False)).values(
+                stage=stage[:200], progress=progress,
+                lease_until=now() + timedelta(seconds=lease_seconds))).rowcount
+        return bool(updated)
+
+    def finish(self, job_id: str, worker: str, status: JobStatus, *,
+               result: dict[str, Any] | None = None, error: str | None = None,
+               output_dir: str | None = None) -> bool:
+        """Move a running job of this worker to a terminal state (or back to queued)."""
+        values: dict[str, Any] = {"status": status.value, "error": error, "lease_until": None}
+        if status.is_terminal():
+            values.update(finished_at=now(), stage=status.value)
+        else:
+            values.update(stage="queued", worker=None, progress=0.0)
+        if status is JobStatus.succeeded:
+            values.update(result=result, output_dir=output_dir, progress=1.0)
+        with self.session.begin() as s:
+            return bool(s.execute(update(JobRow).where(
+                JobRow.id == job_id, JobRow.worker == worker,
+                JobRow.status == "running").values(**values)).rowcount)
+
+    def cancel(self, owner: str | None, job_id: str) -> JobRow:
+        """Cancel a queued job at once; ask a running one to stop; refuse a finished one."""
+        job = self.get_job(owner, job_id)
+        with self.session.begin() as s:
+            done = s.execute(update(JobRow).where(
+                JobRow.id == job_id, JobRow.status == "queued").values(
+                status="cancelled", stage="cancelled", finished_at=now())).rowcount
+            if not done:
+                s.execute(update(JobRow).where(JobRow.id == job_id,
+                                               JobRow.status == "running").values(
+                    cancel_requested=True, stage="cancelling"))
+        job = self.get_job(owner, job_id)
+        if JobStatus(job.status).is_terminal() and job.status != "cancelled":
+            raise Conflict(f"job {job_id!r} already {job.status}")
+        return job
+
+    def requeue_expired(self) -> int:
+        """Running jobs whose lease expired: back to queued, or failed after max attempts."""
+        t = now()
+        with self.session.begin() as s:
+            expired = (JobRow.status == "running") & (JobRow.lease_until < t)
+            failed = s.execute(update(JobRow).where(
+                expired, JobRow.attempts >= JobRow.max_attempts).values(
+                status="failed", stage="failed", finished_at=t, lease_until=None,
+                error="worker lost (lease expired) on the last allowed attempt")).rowcount
+            queued = s.execute(update(JobRow).where(expired).values(
+                status="queued", stage="queued", worker=None, progress=0.0,
+                lease_until=None)).rowcount
+        return failed + queued
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _sqlite_pragmas(conn: Any, _record: Any) -> None:
+    cursor = conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
