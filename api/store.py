@@ -206,6 +206,13 @@ class Store:
             rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
             return {status: n for status, n in rows}
 
+    def run_durations(self) -> list[float]:
+        """Seconds from start to finish of every finished job."""
+        with self.session() as s:
+            rows = s.execute(select(JobRow.started_at, JobRow.finished_at).where(
+                JobRow.started_at.is_not(None), JobRow.finished_at.is_not(None)))
+            return [(end - start).total_seconds() for start, end in rows]
+
     def claim(self, worker: str, lease_seconds: float) -> JobRow | None:
         """Atomically take the oldest queued job, or return None."""
         for _ in range(5):  # another worker may win the race for a candidate: try the next

@@ -1,0 +1,58 @@
+"""The FastAPI application factory. The lifespan opens the store and, on the embedded
+defaults, starts one worker process beside the API (never FastAPI background tasks)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import datasets, health, jobs
+from api.settings import Settings
+from api.store import Store
+
+log = logging.getLogger("taskaffinity.api")
+
+
+def _worker_process(settings: Settings) -> None:
+    from api.worker import work
+
+    logging.basicConfig(level=logging.INFO)
+    work(settings)
+
+
+def create_app(settings: Settings | None = None, *, worker: bool | None = None) -> FastAPI:
+    """The app; ``worker`` (default: ``settings.embedded_worker``) starts a worker process."""
+    settings = settings or Settings()
+    start_worker = settings.embedded_worker if worker is None else worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app.state.settings = settings
+        app.state.store = Store(settings.url)
+        process = None
+        if start_worker:
+            process = multiprocessing.get_context("spawn").Process(
+                target=_worker_process, args=(settings,), name="taskaffinity-worker",
+                daemon=True)
+            process.start()
+            log.info("worker process %s started", process.pid)
+        try:
+            yield
+        finally:
+            if process is not None:
+                process.terminate()
+                process.join(10)
+            app.state.store.dispose()
+
+    app = FastAPI(title="taskaffinity", version="0.1.0", lifespan=lifespan,
+                  description="Task-affinity analysis and grouping for multi-task learning.")
+    errors.install(app)
+    for router in (jobs.router, datasets.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,50 @@
+"""The ``affinity`` command: the analysis commands of ``affinity.cli`` plus the service's
+``serve`` and ``worker`` (imported only when used, so analysis needs no service packages)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from affinity import cli as analysis_cli
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from api.settings import Settings
+    from api.worker import work
+
+    settings = Settings(**({"device": args.device} if args.device else {}))
+    work(settings)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("serve", "worker"):
+        return analysis_cli.main(argv)
+    parser = argparse.ArgumentParser(prog="affinity")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="the REST service with one local worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    worker = sub.add_parser("worker", help="a worker process that runs queued jobs")
+    worker.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: settings)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s")
+    return {"serve": _serve, "worker": _worker}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

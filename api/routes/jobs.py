@@ -1,0 +1,101 @@
+"""/v1/jobs: submit task sets, watch them, cancel them, fetch what they produced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import FileResponse, HTMLResponse
+
+from affinity.taskset import MEASURE_NAMES
+from api.deps import OwnerDep, SettingsDep, StoreDep
+from api.jobs import resolve
+from api.schemas import JobPublic, JobsPublic
+from api.store import Conflict, JobRow, JobStatus, NotFound, Store
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+TASKSET_EXAMPLE = {"name": "digits", "data": {"builtin": "digits"},
+                   "tasks": [{"name": "digit_0", "type": "binary"},
+                             {"name": "digit_1", "type": "binary"}]}
+
+
+@router.post("", status_code=202, response_model=JobPublic)
+def submit(store: StoreDep, settings: SettingsDep, owner: OwnerDep,
+           taskset: Annotated[dict[str, Any], Body(
+               description="A task set (contract §1); validated, with its data, before it "
+                           "is queued", examples=[TASKSET_EXAMPLE])]) -> JobPublic:
+    parsed, _ = resolve(store, settings, owner, taskset)
+    job = store.add_job(owner, taskset, dataset_id=parsed.data.dataset,
+                        max_attempts=settings.max_attempts)
+    return JobPublic.of(job)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(store: StoreDep, owner: OwnerDep, status: JobStatus | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+    rows, count = store.list_jobs(owner, status, limit, offset)
+    return JobsPublic(data=[JobPublic.of(r) for r in rows], count=count)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobPublic:
+    return JobPublic.of(store.get_job(owner, job_id))
+
+
+@router.delete("/{job_id}", response_model=JobPublic)
+def cancel_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobPublic:
+    """Cancel: a queued job at once, a running one within a few probe steps."""
+    return JobPublic.of(store.cancel(owner, job_id))
+
+
+def finished(store: Store, owner: str, job_id: str) -> JobRow:
+    job = store.get_job(owner, job_id)
+    if job.status != JobStatus.succeeded.value:
+        raise Conflict(f"job {job_id!r} is {job.status}; results exist once it succeeded")
+    return job
+
+
+@router.get("/{job_id}/result")
+def get_result(job_id: str, store: StoreDep, owner: OwnerDep) -> dict[str, Any]:
+    return finished(store, owner, job_id).result
+
+
+@router.get("/{job_id}/groupings")
+def get_groupings(job_id: str, store: StoreDep, owner: OwnerDep,
+                  k: Annotated[int | None, Query(ge=1)] = None) -> list[dict[str, Any]]:
+    groupings = finished(store, owner, job_id).result["groupings"]
+    if k is None:
+        return groupings
+    chosen = [g for g in groupings if g["k"] == k]
+    if not chosen:
+        raise NotFound(f"k: no grouping for k={k}; budgets are "
+                       f"{', '.join(str(g['k']) for g in groupings)}")
+    return chosen
+
+
+@router.get("/{job_id}/auxiliary/{task}")
+def get_auxiliary(job_id: str, task: str, store: StoreDep,
+                  owner: OwnerDep) -> list[dict[str, Any]]:
+    auxiliary = finished(store, owner, job_id).result["auxiliary"]
+    if task not in auxiliary:
+        raise NotFound(f"task: {task!r} is not a primary task of job {job_id!r}")
+    return auxiliary[task]
+
+
+@router.get("/{job_id}/report", response_class=HTMLResponse)
+def get_report(job_id: str, store: StoreDep, owner: OwnerDep) -> FileResponse:
+    job = finished(store, owner, job_id)
+    return FileResponse(Path(job.output_dir) / "report.html", media_type="text/html")
+
+
+@router.get("/{job_id}/matrices/{measure}.csv")
+def get_matrix(job_id: str, measure: str, store: StoreDep, owner: OwnerDep) -> FileResponse:
+    job = finished(store, owner, job_id)
+    if measure not in job.result["affinity"] and measure not in job.result["diagnostics"]:
+        raise NotFound(f"measure: {measure!r} is not in this result (measures: "
+                       f"{', '.join(m for m in MEASURE_NAMES if m in job.result['affinity'])})")
+    return FileResponse(Path(job.output_dir) / "matrices" / f"{measure}.csv",
+                        media_type="text/csv")

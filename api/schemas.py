@@ -1,0 +1,59 @@
+"""Response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from api.store import DatasetRow, JobRow
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    stage: str
+    progress: float  # percent
+    attempts: int
+    error: str | None
+    dataset_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_seconds: float | None
+
+    @classmethod
+    def of(cls, row: JobRow) -> JobPublic:
+        run = ((row.finished_at - row.started_at).total_seconds()
+               if row.finished_at and row.started_at else None)
+        return cls(id=row.id, name=row.name, status=row.status, stage=row.stage,
+                   progress=round(100 * row.progress, 1), attempts=row.attempts,
+                   error=row.error, dataset_id=row.dataset_id,
+                   cancel_requested=row.cancel_requested, created_at=row.created_at,
+                   started_at=row.started_at, finished_at=row.finished_at, run_seconds=run)
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+    n_rows: int
+    columns: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: DatasetRow) -> DatasetPublic:
+        return cls(id=row.id, filename=row.filename, size=row.size, n_rows=row.n_rows,
+                   columns=row.columns, created_at=row.created_at)
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int

@@ -1,0 +1,149 @@
+"""The REST API over HTTP: the real app served by uvicorn, a real store, a real worker."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pytest
+
+from api.settings import Settings
+from tests.conftest import digits_frame
+from tests.service_helpers import LiveServer, store_url, wait_for
+
+PIXELS = [f"pixel_{i}" for i in range(64)]
+FAST = {"epochs": 1, "seeds": 1, "transfer_steps": 10}
+
+
+def taskset(data: dict, **extra) -> dict:
+    return {"name": "api", "data": data, "model": {"hidden": [16]}, "probe": FAST,
+            "tasks": [{"name": "zero", "column": "digit_0", "type": "binary"},
+                      {"name": "label", "type": "multiclass"},
+                      {"name": "ink", "type": "regression"}], **extra}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path):
+    return Settings(data_dir=tmp_path / "data", database_url=store_url(request.param, tmp_path),
+                    poll_seconds=0.05, device="cpu", max_upload_bytes=2_000_000)
+
+
+def upload(client: httpx.Client, frame, name: str = "d.csv") -> dict:
+    buf = io.BytesIO(frame.to_csv(index=False).encode())
+    response = client.post("/v1/datasets", files={"file": (name, buf, "text/csv")})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_submit_progress_result_round_trip(settings):
+    frame = digits_frame(300)
+    frame.loc[::3, "ink"] = np.nan
+    with LiveServer(settings, worker_thread=True) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
+        ds = upload(client, frame)
+        assert ds["n_rows"] == 300 and "digit_0" in ds["columns"]
+        submitted = client.post("/v1/jobs", json=taskset({"dataset": ds["id"],
+                                                          "features": PIXELS}))
+        assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
+        job_id = submitted.json()["id"]
+        job = wait_for(client, job_id, {"succeeded", "failed"})
+        assert job["status"] == "succeeded", job["error"]
+        assert job["progress"] == 100 and job["run_seconds"] > 0 and job["attempts"] == 1
+        result = client.get(f"/v1/jobs/{job_id}/result").json()
+        assert result["tasks"] == ["zero", "label", "ink"]
+        assert set(result["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer",
+                                           "pairwise"}
+        two = client.get(f"/v1/jobs/{job_id}/groupings", params={"k": 2}).json()
+        assert len(two) == 1 and len(two[0]["groups"]) == 2
+        aux = client.get(f"/v1/jobs/{job_id}/auxiliary/zero").json()
+        assert {c["task"] for c in aux} == {"label", "ink"}
+        report = client.get(f"/v1/jobs/{job_id}/report")
+        assert report.headers["content-type"].startswith("text/html")
+        assert "<h2>Affinity matrices</h2>" in report.text
+        csv = client.get(f"/v1/jobs/{job_id}/matrices/cka.csv").text
+        assert csv.splitlines()[0] == "source,zero,label,ink"
+        listed = client.get("/v1/jobs", params={"status": "succeeded"}).json()
+        assert listed["count"] == 1 and listed["data"][0]["id"] == job_id
+        assert client.get("/v1/jobs", params={"status": "queued"}).json()["count"] == 0
+        assert client.delete(f"/v1/datasets/{ds['id']}").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'taskaffinity_jobs{status="succeeded"} 1.0' in metrics
+        assert "taskaffinity_job_duration_seconds_count 1.0" in metrics
+
+
+def test_cancel_and_restart_keep_the_store(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        job_id = client.post("/v1/jobs", json=taskset({"builtin": "digits"},
+                                                      tasks=_digit_tasks())).json()["id"]
+        kept_id = client.post("/v1/jobs", json=taskset({"builtin": "digits"},
+                                                       tasks=_digit_tasks())).json()["id"]
+        cancelled = client.delete(f"/v1/jobs/{job_id}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert client.delete(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    with LiveServer(settings, worker_thread=True) as server, \
+            httpx.Client(base_url=server.url) as client:  # a restarted service
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+        done = wait_for(client, kept_id, {"succeeded", "failed"})
+        assert done["status"] == "succeeded"
+        refused = client.delete(f"/v1/jobs/{kept_id}")
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == f"job '{kept_id}' already succeeded"
+
+
+def _digit_tasks() -> list[dict]:
+    return [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]
+
+
+BAD_JOBS = [
+    ([1, 2], 422, "body: Input should be a valid dictionary"),
+    ({"data": {"builtin": "digits"}, "tasks": [{"name": "a"}]},
+     422, "tasks[0].type: Field required"),
+    ({"data": {"dataset": "ds_nope"}, "tasks": _digit_tasks()},
+     422, "data.dataset: unknown dataset 'ds_nope'"),
+    ({"data": {"builtin": "digits"}, "tasks": [{"name": "x", "column": "nope",
+                                                "type": "binary"}, *_digit_tasks()]},
+     422, "tasks[0].column: column 'nope' not found"),
+    ({"data": {"path": "../../etc/passwd.csv"}, "tasks": _digit_tasks()},
+     422, "data.path: '../../etc/passwd.csv' lies outside the data root"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "detail"), BAD_JOBS)
+def test_bad_submissions_are_refused_naming_the_field(settings, body, status, detail):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        response = client.post("/v1/jobs", json=body)
+        assert response.status_code == status
+        assert detail in response.json()["detail"]
+        assert client.get("/v1/jobs").json()["count"] == 0  # nothing was queued
+
+
+def test_unknown_ids_and_bad_queries_are_4xx(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/v1/jobs/job_x").json() == {"detail": "job 'job_x' not found"}
+        assert client.get("/v1/jobs/job_x/result").status_code == 404
+        assert client.delete("/v1/datasets/ds_x").status_code == 404
+        bad = client.get("/v1/jobs", params={"limit": 0})
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("limit:")
+        queued = client.post("/v1/jobs", json=taskset({"builtin": "digits"},
+                                                      tasks=_digit_tasks())).json()["id"]
+        early = client.get(f"/v1/jobs/{queued}/result")
+        assert early.status_code == 409 and "is queued" in early.json()["detail"]
+        txt = client.post("/v1/datasets", files={"file": ("d.txt", b"x", "text/plain")})
+        assert txt.status_code == 422 and txt.json()["detail"].startswith("file: unsupported")
+        big = client.post("/v1/datasets", files={"file": ("d.csv", b"x" * 2_000_001)})
+        assert big.status_code == 413 and big.json()["detail"].startswith("file: larger")
+        ragged = client.post("/v1/datasets", files={"file": ("r.parquet", b"PAR1garbage")})
+        assert ragged.status_code == 422 and "cannot read 'r.parquet'" in ragged.json()["detail"]
+        assert client.get("/v1/datasets").json()["count"] == 0
+        assert not list((settings.data_dir / "uploads").iterdir())  # refused files removed
+
+
+def test_dataset_in_use_cannot_be_deleted(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        ds = upload(client, digits_frame(100))
+        client.post("/v1/jobs", json=taskset({"dataset": ds["id"], "features": PIXELS}))
+        refused = client.delete(f"/v1/datasets/{ds['id']}")
+        assert refused.status_code == 409
+        assert "used by 1 queued or running job" in refused.json()["detail"]
+        assert client.get(f"/v1/datasets/{ds['id']}").status_code == 200
