@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from api import errors
+from api.results import ResultCache
 from api.routes import datasets, health, jobs
 from api.settings import Settings
 from api.store import Store
@@ -22,7 +25,10 @@ def _worker_process(settings: Settings) -> None:
     from api.worker import work
 
     logging.basicConfig(level=logging.INFO)
-    work(settings)
+    os.nice(10)  # below the API process, which stays responsive while jobs run
+    threads = settings.torch_threads or max(1, (os.cpu_count() or 2) - 1)
+    with threadpool_limits(threads):  # BLAS/OpenMP pools of numpy, scipy, scikit-learn
+        work(settings.model_copy(update={"torch_threads": threads}))
 
 
 def create_app(settings: Settings | None = None, *, worker: bool | None = None) -> FastAPI:
@@ -35,6 +41,7 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.settings = settings
         app.state.store = Store(settings.url)
+        app.state.results = ResultCache()
         process = None
         if start_worker:
             process = multiprocessing.get_context("spawn").Process(

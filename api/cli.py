@@ -16,7 +16,8 @@ def _serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import Settings
 
-    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info",
+                access_log=args.access_log)
     return 0
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="the REST service with one local worker")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log every request")
     worker = sub.add_parser("worker", help="a worker process that runs queued jobs")
     worker.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: settings)")
     args = parser.parse_args(argv)

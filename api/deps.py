@@ -12,15 +12,15 @@ from api.store import Store
 LOCAL_OWNER = "local"
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_owner() -> str:
+async def get_owner() -> str:
     """The embedded single-user service has one owner; token auth replaces this."""
     return LOCAL_OWNER
 

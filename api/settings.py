@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     """`affinity serve` starts one worker process beside the API."""
     device: str = "auto"
+    torch_threads: int = Field(default=0, ge=0)
+    """CPU threads of a worker's torch; 0: torch's default, or all cores but one for the
+    worker that `affinity serve` embeds, so the API keeps a core."""
 
     @property
     def url(self) -> str:

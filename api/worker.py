@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+
 from affinity.analysis import analyze
 from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet
@@ -75,6 +77,8 @@ def work(settings: Settings, stop: threading.Event | None = None, *,
          max_jobs: int | None = None) -> int:
     """The worker loop: re-queue expired jobs, claim, run; until ``stop`` is set (or
     ``max_jobs`` ran). Returns the number of jobs run."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     store = Store(settings.url)
     worker, ran = worker_name(), 0
     stop = stop or threading.Event()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
 from affinity.taskset import MEASURE_NAMES
 from api.deps import OwnerDep, SettingsDep, StoreDep
 from api.jobs import resolve
+from api.results import ResultCache
 from api.schemas import JobPublic, JobsPublic
 from api.store import Conflict, JobRow, JobStatus, NotFound, Store
 
@@ -59,8 +61,15 @@ def finished(store: Store, owner: str, job_id: str) -> JobRow:
 
 
 @router.get("/{job_id}/result")
-def get_result(job_id: str, store: StoreDep, owner: OwnerDep) -> dict[str, Any]:
-    return finished(store, owner, job_id).result
+async def get_result(job_id: str, request: Request, owner: OwnerDep) -> Response:
+    """The result document. A succeeded job never changes, so its serialised result is
+    cached and served without touching the store or the thread pool."""
+    cache: ResultCache = request.app.state.results
+    body = cache.get(owner, job_id)
+    if body is None:
+        job = await run_in_threadpool(finished, request.app.state.store, owner, job_id)
+        body = cache.put(owner, job_id, job.result)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}/groupings")
