@@ -20,7 +20,9 @@ from affinity.taskset import InvalidTaskSet, load_taskset
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affinity", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="affinity", description=__doc__,
+        epilog="Service commands (with the [service] extra): affinity serve, affinity worker.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="analyse a task set and write result.json and a report")
     run.add_argument("taskset", type=Path, help="task-set file (YAML or JSON)")

@@ -22,12 +22,28 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    """One worker; with device auto and several visible GPUs, one worker process per GPU."""
+    import multiprocessing
+
+    import torch
+
     from api.settings import Settings
     from api.worker import work
 
     settings = Settings(**({"device": args.device} if args.device else {}))
-    work(settings)
-    return 0
+    gpus = torch.cuda.device_count() if settings.device == "auto" else 0
+    if gpus <= 1:
+        work(settings)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=work, args=(settings.model_copy(
+        update={"device": f"cuda:{i}"}),), name=f"taskaffinity-worker-cuda{i}")
+        for i in range(gpus)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    return max(p.exitcode or 0 for p in processes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--access-log", action="store_true", help="log every request")
-    worker = sub.add_parser("worker", help="a worker process that runs queued jobs")
+    worker = sub.add_parser("worker", help="run queued jobs: one job at a time per device; "
+                                           "with several GPUs, one process per GPU")
     worker.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: settings)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "

@@ -147,3 +147,16 @@ def test_dataset_in_use_cannot_be_deleted(settings):
         assert refused.status_code == 409
         assert "used by 1 queued or running job" in refused.json()["detail"]
         assert client.get(f"/v1/datasets/{ds['id']}").status_code == 200
+
+
+def test_cancel_stops_a_running_job_over_http(settings):
+    long = taskset({"builtin": "digits"}, tasks=_digit_tasks(),
+                   probe={**FAST, "epochs": 200, "seeds": 3})
+    with LiveServer(settings, worker_thread=True) as server, \
+            httpx.Client(base_url=server.url) as client:
+        job_id = client.post("/v1/jobs", json=long).json()["id"]
+        assert wait_for(client, job_id, {"running"})["started_at"] is not None
+        assert client.delete(f"/v1/jobs/{job_id}").json()["cancel_requested"]
+        stopped = wait_for(client, job_id, {"cancelled", "succeeded", "failed"}, timeout=30)
+        assert stopped["status"] == "cancelled"
+        assert stopped["progress"] < 100
