@@ -89,6 +89,11 @@ def test_cancel_and_restart_keep_the_store(settings):
         refused = client.delete(f"/v1/jobs/{kept_id}")
         assert refused.status_code == 409
         assert refused.json()["detail"] == f"job '{kept_id}' already succeeded"
+        result = client.get(f"/v1/jobs/{kept_id}/result").json()
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get(f"/v1/jobs/{kept_id}/result").json() == result  # intact
+        page = client.get("/v1/jobs", params={"limit": 1, "offset": 1}).json()
+        assert page["count"] == 2 and len(page["data"]) == 1
 
 
 def _digit_tasks() -> list[dict]:
@@ -160,3 +165,36 @@ def test_cancel_stops_a_running_job_over_http(settings):
         stopped = wait_for(client, job_id, {"cancelled", "succeeded", "failed"}, timeout=30)
         assert stopped["status"] == "cancelled"
         assert stopped["progress"] < 100
+
+
+def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
+    """The command itself: API and worker process on the embedded defaults (SQLite)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TASKAFFINITY_DATA_DIR": str(tmp_path), "TASKAFFINITY_DEVICE": "cpu"}
+    env.pop("TASKAFFINITY_DATABASE_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(300):
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            job_id = client.post("/v1/jobs", json=taskset({"builtin": "digits"},
+                                                          tasks=_digit_tasks())).json()["id"]
+            assert wait_for(client, job_id, {"succeeded", "failed"})["status"] == "succeeded"
+    finally:
+        server.terminate()
+        assert server.wait(30) in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert (tmp_path / "taskaffinity.db").exists()
+    assert (tmp_path / "jobs" / job_id / "result.json").exists()
