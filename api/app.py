@@ -34,12 +34,14 @@ def _worker_process(settings: Settings) -> None:
 def create_app(settings: Settings | None = None, *, worker: bool | None = None) -> FastAPI:
     """The app; ``worker`` (default: ``settings.embedded_worker``) starts a worker process."""
     settings = settings or Settings()
+    owners = settings.owners()  # fail at start on a malformed TASKAFFINITY_AUTH_TOKENS
     start_worker = settings.embedded_worker if worker is None else worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.settings = settings
+        app.state.owners = owners
         app.state.store = Store(settings.url)
         app.state.results = ResultCache()
         process = None

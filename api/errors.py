@@ -15,6 +15,10 @@ class TooLarge(ValueError):
     """An upload over the size cap."""
 
 
+class TooManyJobs(RuntimeError):
+    """The owner has as many active jobs as allowed."""
+
+
 def _field(loc: tuple) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path")]
     text = ""
@@ -33,6 +37,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, handler(404))
     app.add_exception_handler(Conflict, handler(409))
     app.add_exception_handler(TooLarge, handler(413))
+    app.add_exception_handler(TooManyJobs, handler(429))
 
     async def database_down(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "store unavailable; try again"}, status_code=503)

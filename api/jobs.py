@@ -24,8 +24,28 @@ def resolve(store: Store, settings: Settings, owner: str | None,
             raise InvalidTaskSet(f"data.dataset: unknown dataset {taskset.data.dataset!r}") \
                 from None
         datasets[row.id] = Path(row.path)
+    check_taskset_limits(settings, taskset)
     root = Path(settings.data_dir).resolve()
-    return taskset, load_dataset(taskset, base_dir=root, root=root, datasets=datasets)
+    data = load_dataset(taskset, base_dir=root, root=root, datasets=datasets)
+    rows = len(data.x_train) + len(data.x_val)
+    if rows > settings.max_rows:
+        raise InvalidTaskSet(f"data: {rows} rows exceed the limit of {settings.max_rows}")
+    width = int(data.x_train[0].numel())
+    if width > settings.max_features:
+        raise InvalidTaskSet(f"data.features: {width} feature values per row exceed the limit "
+                             f"of {settings.max_features}")
+    return taskset, data
+
+
+def check_taskset_limits(settings: Settings, taskset: TaskSet) -> None:
+    """The service's limits on one task set, each named by its field."""
+    if len(taskset.tasks) > settings.max_tasks:
+        raise InvalidTaskSet(f"tasks: at most {settings.max_tasks} tasks per task set; got "
+                             f"{len(taskset.tasks)}")
+    budget = taskset.probe.epochs * taskset.probe.seeds
+    if budget > settings.max_probe_epochs:
+        raise InvalidTaskSet(f"probe.epochs: epochs x seeds = {budget} exceeds the limit of "
+                             f"{settings.max_probe_epochs}")
 
 
 def load_job_data(store: Store, settings: Settings, job: JobRow) -> tuple[TaskSet, Dataset]:

@@ -201,6 +201,12 @@ class Store:
                              .limit(limit).offset(offset))
             return list(rows), count
 
+    def count_active(self, owner: str) -> int:
+        """Queued plus running jobs of ``owner``."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(JobRow).where(
+                JobRow.owner == owner, JobRow.status.in_(ACTIVE))) or 0
+
     def count_by_status(self) -> dict[str, int]:
         with self.session() as s:
             rows = s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))

@@ -32,6 +32,8 @@ def describe(path: Path, name: str) -> tuple[int, list[str]]:
         with np.load(path, allow_pickle=False) as npz:
             if "X" not in npz.files:
                 raise ValueError("no array 'X'")
+            for key in npz.files:  # loads each array: object arrays are refused here
+                npz[key]
             return len(npz["X"]), list(npz.files)
     except Exception as exc:  # noqa: BLE001 - readers raise many types for a bad file
         raise InvalidTaskSet(f"file: cannot read {name!r}: {exc}") from None

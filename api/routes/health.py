@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import text
 
-from api.deps import StoreDep
+from api.deps import OwnerDep, StoreDep
 from api.store import JobStatus, Store
 
 router = APIRouter(tags=["health"])
@@ -44,7 +44,7 @@ class StoreCollector:
 
 
 @router.get("/metrics")
-def metrics(store: StoreDep) -> Response:
+def metrics(store: StoreDep, _owner: OwnerDep) -> Response:
     registry = CollectorRegistry()
     registry.register(StoreCollector(store))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

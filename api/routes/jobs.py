@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from affinity.taskset import MEASURE_NAMES
 from api.deps import OwnerDep, SettingsDep, StoreDep
+from api.errors import TooManyJobs
 from api.jobs import resolve
 from api.results import ResultCache
 from api.schemas import JobPublic, JobsPublic
@@ -29,6 +30,10 @@ def submit(store: StoreDep, settings: SettingsDep, owner: OwnerDep,
                description="A task set (contract §1); validated, with its data, before it "
                            "is queued", examples=[TASKSET_EXAMPLE])]) -> JobPublic:
     parsed, _ = resolve(store, settings, owner, taskset)
+    active = store.count_active(owner)
+    if active >= settings.max_active_jobs:
+        raise TooManyJobs(f"jobs: {active} queued or running jobs; the limit per owner is "
+                          f"{settings.max_active_jobs}")
     job = store.add_job(owner, taskset, dataset_id=parsed.data.dataset,
                         max_attempts=settings.max_attempts)
     return JobPublic.of(job)
