@@ -8,6 +8,7 @@ standardised with the training rows' mean and standard deviation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,13 +117,20 @@ def _resolve_path(taskset: TaskSet, base_dir: Path, root: str | Path | None,
     return path
 
 
-def _load_builtin(name: str, taskset: TaskSet) -> _Raw:
+@functools.cache
+def _digits_frame() -> pd.DataFrame:
+    """scikit-learn's digits: 64 pixel columns and ten one-vs-rest columns (read once)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     frame = pd.DataFrame(digits.data, columns=[f"pixel_{i}" for i in range(64)])
     for d in range(10):
         frame[f"digit_{d}"] = (digits.target == d).astype(np.int64)
+    return frame
+
+
+def _load_builtin(name: str, taskset: TaskSet) -> _Raw:
+    frame = _digits_frame().copy()
     pixels = [f"pixel_{i}" for i in range(64)]  # the label columns are never default features
     raw = _from_frame(frame, taskset, f"builtin {name!r}", default_features=pixels)
     if taskset.model.backbone == "cnn" and taskset.data.features is None:

@@ -9,6 +9,9 @@ import sys
 
 from affinity import cli as analysis_cli
 
+KEEP_ALIVE_SECONDS = 75  # longer than clients' and proxies' idle pools, so the server is
+# not the side that closes an idle connection just as a client reuses it
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -17,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     from api.settings import Settings
 
     uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="info",
-                access_log=args.access_log)
+                access_log=args.access_log, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     return 0
 
 

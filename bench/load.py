@@ -1,9 +1,11 @@
-"""Load on the REST service over loopback, bounded: 200 concurrent job submissions, then
-1,000 result reads from 5 concurrent clients (and, for information, 1,000 more from 20),
-while the embedded worker runs the submitted jobs. Prints a table; exits 1 unless 0 jobs
-are lost, 0 responses are 5xx and the p99 read latency (5 clients) is under 50 ms.
+"""Load on the REST service over loopback, bounded: concurrent job submissions (200 by
+default; 500 with --submissions) from one or more bearer tokens, with mixed status and result
+reads running beside them; then 1,000 result reads from 5 concurrent clients (and, for
+information, 1,000 more from 20), while the embedded worker runs the submitted jobs. Prints
+a table; exits 1 unless 0 jobs are lost, 0 responses are 5xx and the p99 read latency
+(5 clients) is under 50 ms.
 
-    python bench/load.py [--database-url URL]   # default: a SQLite file (embedded store)
+    python bench/load.py [--database-url URL] [--submissions 500] [--tokens 4]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-SUBMISSIONS, READS, READ_CONCURRENCY, BUSY_CONCURRENCY = 200, 1000, 5, 20
+READS, READ_CONCURRENCY, BUSY_CONCURRENCY, MIXED_READS, MIXED_CLIENTS = 1000, 5, 20, 500, 10
 TASKSET = {"name": "load", "data": {"builtin": "digits"}, "model": {"hidden": [16]},
            "probe": {"epochs": 1, "seeds": 1, "transfer_steps": 10},
            "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]}
@@ -40,16 +42,27 @@ async def timed(client: httpx.AsyncClient, method: str, url: str, **kw) -> tuple
     return time.perf_counter() - start, response.status_code, response.json()
 
 
-async def run(base: str) -> dict[str, object]:
-    limits = httpx.Limits(max_connections=SUBMISSIONS)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+async def run(base: str, submissions: int, tokens: list[str]) -> dict[str, object]:
+    # connections: one per submission, MIXED_CLIENTS for the reads beside them (the sum stays
+    # well under the default limit of 1,024 open files of the server process)
+    limits = httpx.Limits(max_connections=submissions)
+    auth = [{"Authorization": f"Bearer {t}"} for t in tokens] or [{}]
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits,
+                                 headers=auth[0]) as client:
         # one finished job to read results from
         _, _, first = await timed(client, "POST", "/v1/jobs", json=TASKSET)
         while (await client.get(f"/v1/jobs/{first['id']}")).json()["status"] != "succeeded":
             await asyncio.sleep(0.2)
-        submits = await asyncio.gather(*(timed(client, "POST", "/v1/jobs", json=TASKSET)
-                                         for _ in range(SUBMISSIONS)))
-        accepted = [body["id"] for _, status, body in submits if status == 202]
+        submit_calls = [timed(client, "POST", "/v1/jobs", json=TASKSET,
+                              headers=auth[i % len(auth)]) for i in range(submissions)]
+        async with httpx.AsyncClient(base_url=base, timeout=300, headers=auth[0],
+                                     limits=httpx.Limits(max_connections=MIXED_CLIENTS)) as side:
+            mixed_calls = [timed(side, "GET", f"/v1/jobs/{first['id']}"
+                                 + ("/result" if i % 2 else "")) for i in range(MIXED_READS)]
+            done = await asyncio.gather(*submit_calls, *mixed_calls)
+        submits, mixed = done[:submissions], done[submissions:]
+        accepted = [(body["id"], i % len(auth)) for i, (_, status, body) in enumerate(submits)
+                    if status == 202]
 
         async def reads_with(clients: int) -> list[tuple[float, int, dict]]:
             """READS reads by ``clients`` concurrent clients, each on its own connection."""
@@ -64,17 +77,22 @@ async def run(base: str) -> dict[str, object]:
 
         reads = await reads_with(READ_CONCURRENCY)
         busy = await reads_with(BUSY_CONCURRENCY)
-        listed = (await client.get("/v1/jobs", params={"limit": 500})).json()
+        known = set()
+        for headers in auth:
+            listed = (await client.get("/v1/jobs", params={"limit": 500},
+                                       headers=headers)).json()
+            known |= {job["id"] for job in listed["data"]}
         # cancel the load's queued jobs so the worker stops working through them
-        await asyncio.gather(*(client.delete(f"/v1/jobs/{i}") for i in accepted))
-    known = {job["id"] for job in listed["data"]}
-    statuses = [s for _, s, _ in submits + reads + busy]
+        await asyncio.gather(*(client.delete(f"/v1/jobs/{i}", headers=auth[a])
+                               for i, a in accepted))
+    statuses = [s for _, s, _ in submits + mixed + reads + busy]
     return {
         "submit": np.array([t for t, _, _ in submits]),
+        "mixed": np.array([t for t, _, _ in mixed]),
         "read": np.array([t for t, _, _ in reads]),
         "busy": np.array([t for t, _, _ in busy]),
         "accepted": len(accepted),
-        "lost": len(set(accepted) - known),
+        "lost": len({i for i, _ in accepted} - known),
         "5xx": sum(s >= 500 for s in statuses),
     }
 
@@ -82,11 +100,17 @@ async def run(base: str) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--submissions", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=0, help="owners with bearer tokens "
+                                                                "(0: auth off)")
     args = parser.parse_args()
+    tokens = [f"token-{i}" for i in range(args.tokens)]
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         env = {**os.environ, "TASKAFFINITY_DATA_DIR": str(Path(folder) / "data"),
-               "TASKAFFINITY_DATABASE_URL": args.database_url, "TASKAFFINITY_DEVICE": "cpu"}
+               "TASKAFFINITY_DATABASE_URL": args.database_url, "TASKAFFINITY_DEVICE": "cpu",
+               "TASKAFFINITY_AUTH_TOKENS": ",".join(f"owner{i}:{t}"
+                                                    for i, t in enumerate(tokens))}
         server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port",
                                    str(port)], env=env, stdout=subprocess.DEVNULL,
                                   stderr=open(Path(folder) / "server.log", "w"))
@@ -98,7 +122,7 @@ def main() -> int:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            out = asyncio.run(run(base))
+            out = asyncio.run(run(base, args.submissions, tokens))
         except httpx.HTTPError:
             print((Path(folder) / "server.log").read_text()[-3000:])
             raise
@@ -108,18 +132,22 @@ def main() -> int:
     ms = lambda a, q: 1000 * float(np.percentile(a, q))  # noqa: E731
     p99 = ms(out["read"], 99)
     rows = [
-        ("submissions accepted (202)", f"{out['accepted']} / {SUBMISSIONS}", ""),
+        ("submissions accepted (202)", f"{out['accepted']} / {args.submissions}", ""),
         ("jobs lost", str(out["lost"]), out["lost"] == 0),
         ("5xx responses", str(out["5xx"]), out["5xx"] == 0),
         ("submit latency p50 / p99", f"{ms(out['submit'], 50):.0f} / "
                                      f"{ms(out['submit'], 99):.0f} ms", ""),
+        ("reads beside submits p50 / p99", f"{ms(out['mixed'], 50):.0f} / "
+                                           f"{ms(out['mixed'], 99):.0f} ms", ""),
         (f"read p50 / p99, {READ_CONCURRENCY} clients", f"{ms(out['read'], 50):.1f} / "
                                                         f"{p99:.1f} ms", p99 < 50),
         (f"read p50 / p99, {BUSY_CONCURRENCY} clients", f"{ms(out['busy'], 50):.1f} / "
                                                         f"{ms(out['busy'], 99):.1f} ms", ""),
     ]
-    print(f"store: {args.database_url or 'SQLite file (embedded default)'}; {SUBMISSIONS} "
-          f"concurrent submissions, then {READS} result reads at each concurrency")
+    print(f"store: {args.database_url or 'SQLite file (embedded default)'}; "
+          f"{args.submissions} concurrent submissions from {max(1, len(tokens))} owner(s) "
+          f"with {MIXED_READS} reads beside them, then {READS} result reads at each "
+          "concurrency")
     for name, value, ok in rows:
         print(f"{name:32} {value:>20}  {'' if ok == '' else ('ok' if ok else 'MISS')}")
     return 0 if all(ok is not False for _, _, ok in rows) else 1

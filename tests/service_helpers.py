@@ -81,3 +81,11 @@ def wait_for(client, job_id: str, states: set[str], timeout: float = 120) -> dic
             return job
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

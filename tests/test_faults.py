@@ -79,3 +79,83 @@ def test_two_workers_never_run_the_same_job(store, tmp_path):
             w.wait(10)
     jobs = [store.get_job("a", i) for i in ids]
     assert all(j.attempts == 1 for j in jobs)  # every job was claimed exactly once
+
+
+def _serve(url: str, data_dir, port: int) -> subprocess.Popen:
+    env = {**os.environ, "TASKAFFINITY_DATABASE_URL": url, "TASKAFFINITY_DATA_DIR": str(data_dir),
+           "TASKAFFINITY_LEASE_SECONDS": "2", "TASKAFFINITY_POLL_SECONDS": "0.1",
+           "TASKAFFINITY_DEVICE": "cpu"}
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own group: API and worker die together
+
+
+def test_api_killed_and_restarted_loses_nothing(store, tmp_path):
+    import httpx
+
+    from tests.service_helpers import free_port, wait_for
+
+    url, port = store.engine.url.render_as_string(hide_password=False), free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = _serve(url, tmp_path, port)
+    try:
+        wait(lambda: _healthy(base))
+        with httpx.Client(base_url=base, timeout=30) as client:
+            ids = [client.post("/v1/jobs", json=taskset(epochs=e)).json()["id"]
+                   for e in (1, 40, 2, 2)]
+            done = wait_for(client, ids[0], {"succeeded"})
+            before = client.get(f"/v1/jobs/{ids[0]}/result").json()
+            wait(lambda: store.get_job(None, ids[1]).status == "running")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the API and its worker, mid-job
+        first.wait(10)
+    assert done["status"] == "succeeded"
+    second = _serve(url, tmp_path, port)
+    try:
+        wait(lambda: _healthy(base))
+        with httpx.Client(base_url=base, timeout=30) as client:
+            final = [wait_for(client, i, {"succeeded", "failed", "cancelled"}, 180) for i in ids]
+            assert [j["status"] for j in final] == ["succeeded"] * 4
+            assert client.get(f"/v1/jobs/{ids[0]}/result").json() == before  # intact
+            assert final[1]["attempts"] == 2  # the killed run was re-queued and run again
+    finally:
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait(10)
+
+
+def _healthy(base: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _postgres(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+                   check=True, capture_output=True)
+
+
+def test_database_restart_fails_cleanly_and_recovers(store, tmp_path):
+    import httpx
+
+    from api.settings import Settings
+    from tests.service_helpers import LiveServer
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    settings = Settings(data_dir=tmp_path, database_url=url, device="cpu")
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:
+        job_id = client.post("/v1/jobs", json=taskset(epochs=1)).json()["id"]
+        _postgres("stop")
+        try:
+            for path in ("/healthz", "/v1/jobs", f"/v1/jobs/{job_id}"):
+                down = client.get(path)
+                assert down.status_code == 503, path
+                assert down.json() == {"detail": "store unavailable; try again"}
+        finally:
+            _postgres("start")
+        wait(lambda: client.get("/healthz").status_code == 200, 30)  # no restart needed
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+        assert client.get("/v1/jobs").json()["count"] == 1
