@@ -120,6 +120,12 @@ def test_path_outside_root_is_refused(tmp_path):
     with pytest.raises(InvalidTaskSet, match="data.path: '../d.csv' lies outside the data root"):
         load_dataset(ts, base_dir=inner, root=inner)
     assert len(load_dataset(ts, base_dir=inner).x_train) == 40  # fine without a root
+    (inner / "link.csv").symlink_to(tmp_path / "d.csv")  # a symlink out of the root
+    with pytest.raises(InvalidTaskSet, match="data.path: 'link.csv' lies outside the data root"):
+        load_dataset(taskset("link.csv"), base_dir=inner, root=inner)
+    absolute = taskset(str(tmp_path / "d.csv"))
+    with pytest.raises(InvalidTaskSet, match="lies outside the data root"):
+        load_dataset(absolute, base_dir=inner, root=inner)
 
 
 def test_truncated_parquet_is_refused(tmp_path):
