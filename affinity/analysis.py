@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset, load_dataset
+from affinity.executor import Executor, LocalExecutor
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import resolve_device
 from affinity.probes.common import n_steps
 from affinity.probes.joint import run_joint
-from affinity.probes.subsets import run_subsets
 from affinity.progress import Progress, ProgressCallback
 from affinity.recommend import recommend
 from affinity.result import MeasureResult, Result
@@ -33,8 +33,12 @@ def probe_members(needs: set[str], n_tasks: int) -> list[tuple[int, ...]]:
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch.device = "auto",
-            data: Dataset | None = None, progress: ProgressCallback | None = None) -> Result:
-    """Run the probes of every seed and compute the task set's affinity measures."""
+            data: Dataset | None = None, progress: ProgressCallback | None = None,
+            executor: Executor | None = None) -> Result:
+    """Run the probes of every seed and compute the task set's affinity measures.
+
+    ``executor`` runs the subset probes (default: ``LocalExecutor``, in this process)."""
+    executor = executor or LocalExecutor()
     started = time.perf_counter()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
@@ -55,7 +59,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
             conflicts.append(joint.conflict_rate)
         if members:
             prog.enter(f"{len(members)} subset probes (seed {seed + 1}/{probe.seeds})")
-            subsets = run_subsets(taskset, data, members, seed, dev, tick=prog.tick)
+            subsets = executor.subsets(taskset, data, members, seed, dev, tick=prog.tick)
         run = ProbeRun(taskset, data, seed, joint, subsets)
         prog.enter(f"measures (seed {seed + 1}/{probe.seeds})")
         for m in measures:
@@ -78,7 +82,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
     recommend(result, taskset)
     if taskset.verify:
         prog.enter("verifying recommended groups")
-        verify(result, taskset, data, dev, tick=prog.tick)
+        verify(result, taskset, data, dev, executor, tick=prog.tick)
     result.meta["seconds"] = round(time.perf_counter() - started, 3)
     prog.enter("done")
     return result

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.probes.subsets import run_subsets
+from affinity.executor import Executor
 from affinity.result import Result
 from affinity.taskset import TaskSet
 
@@ -36,13 +36,13 @@ def verification_members(result: Result) -> list[tuple[int, ...]]:
 
 
 def verify(result: Result, taskset: TaskSet, data: Dataset, device: torch.device,
-           tick: Callable[[], None] | None = None) -> None:
+           executor: Executor, tick: Callable[..., None] | None = None) -> None:
     """Train every candidate's groups; recommend, per k, the candidate with the least measured
     total validation loss (each task at its best group); add the measurements to the result."""
     members = verification_members(result)
     seeds = range(taskset.probe.seeds)
-    losses = np.mean([run_subsets(taskset, data, members, seed, device, tick=tick).val_loss
-                      for seed in seeds], axis=0)
+    losses = np.mean([executor.subsets(taskset, data, members, seed, device, tick=tick)
+                      .val_loss for seed in seeds], axis=0)
     tasks = result.tasks
     index = {t: i for i, t in enumerate(tasks)}
 

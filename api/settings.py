@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,10 @@ class Settings(BaseSettings):
     """Uploads, results and reports; also the root task-set data paths are confined to."""
     database_url: str = ""
     """SQLAlchemy URL of the store; default: a SQLite file in data_dir."""
+    executor: Literal["local", "ray"] = "local"
+    """Where a job's subset probes run: in the worker, or as Ray tasks (chunked, on GPUs)."""
+    ray_address: str = ""
+    """With executor ray: the cluster (``auto``, ``ray://head:10001``); empty: a local Ray."""
     auth_tokens: str = ""
     """``owner:token,owner:token``; when set, every endpoint but /healthz needs
     ``Authorization: Bearer <token>``. Unset: auth off, one local owner (embedded default)."""

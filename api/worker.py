@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from affinity.analysis import analyze
+from affinity.executor import Executor, LocalExecutor
 from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet
 from api.jobs import load_job_data
@@ -36,7 +37,16 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def run_job(store: Store, settings: Settings, job: JobRow, worker: str) -> JobStatus:
+def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "ray":
+        from affinity.executor import RayExecutor
+
+        return RayExecutor(settings.ray_address or None)
+    return LocalExecutor()
+
+
+def run_job(store: Store, settings: Settings, job: JobRow, worker: str,
+            executor: Executor | None = None) -> JobStatus:
     """Run one claimed job to a final state (or back to the queue on a retryable error)."""
     last = 0.0
 
@@ -51,7 +61,8 @@ def run_job(store: Store, settings: Settings, job: JobRow, worker: str) -> JobSt
 
     try:
         taskset, data = load_job_data(store, settings, job)
-        result = analyze(taskset, data=data, device=settings.device, progress=progress)
+        result = analyze(taskset, data=data, device=settings.device, progress=progress,
+                         executor=executor)
         out = Path(settings.data_dir) / "jobs" / job.id
         result.write(out)
         write_report(result, out)
@@ -80,6 +91,7 @@ def work(settings: Settings, stop: threading.Event | None = None, *,
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     store = Store(settings.url)
+    executor = make_executor(settings)
     worker, ran = worker_name(), 0
     stop = stop or threading.Event()
     try:
@@ -90,7 +102,7 @@ def work(settings: Settings, stop: threading.Event | None = None, *,
                 stop.wait(settings.poll_seconds)
                 continue
             log.info("worker %s runs job %s (attempt %d)", worker, job.id, job.attempts)
-            run_job(store, settings, job, worker)
+            run_job(store, settings, job, worker, executor)
             ran += 1
     finally:
         store.dispose()

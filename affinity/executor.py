@@ -1,0 +1,126 @@
+"""Where the batched subset probes run: in this process (``LocalExecutor``, the default) or
+spread over a Ray cluster (``RayExecutor``) in chunks sized to fit a device's memory.
+
+Every member of a seed starts from the same weights and sees the same minibatches, so a
+chunk trains exactly what it would inside the whole batch: merging the chunks' results gives
+the unsplit result (to float tolerance).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from affinity.data import Dataset
+from affinity.probes.common import init_model, n_steps
+from affinity.probes.subsets import SubsetProbe, run_subsets
+from affinity.taskset import TaskSet
+
+Members = Sequence[tuple[int, ...]]
+
+
+class Executor(Protocol):
+    def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
+                device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
+        """Train one network per member subset (as ``probes.subsets.run_subsets``)."""
+
+
+class LocalExecutor:
+    """All members as one batched model in this process."""
+
+    def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
+                device: torch.device, tick: Callable[[], None] | None = None) -> SubsetProbe:
+        return run_subsets(taskset, data, members, seed, device, tick=tick)
+
+
+def member_bytes(taskset: TaskSet, data: Dataset) -> int:
+    """Rough device memory of one member while it trains: weights, gradients and Adam's two
+    moments (4 copies), plus the activations of one batch and of one validation chunk."""
+    model = init_model(taskset, data, 0)
+    weights = sum(p.numel() for p in model.parameters())
+    rows = max(taskset.probe.batch_size, min(len(data.x_val), 4096))
+    widths = sum(taskset.model.hidden) + sum(t.n_outputs for t in data.tasks)
+    return 4 * (4 * weights + 3 * rows * widths)
+
+
+def chunk(members: Members, size: int) -> list[list[tuple[int, ...]]]:
+    """Split ``members`` into consecutive chunks of at most ``size``."""
+    size = max(1, size)
+    return [list(members[i:i + size]) for i in range(0, len(members), size)]
+
+
+def merge(parts: list[SubsetProbe], device: torch.device | str = "cpu") -> SubsetProbe:
+    """One SubsetProbe on ``device`` from the chunks' (same seed: same initial network)."""
+    return SubsetProbe(
+        members=[m for p in parts for m in p.members],
+        val_loss=np.concatenate([p.val_loss for p in parts]),
+        params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
+        initial=parts[0].initial.to(device),
+    )
+
+
+def _train_chunk(taskset_doc: dict, data: Dataset, members: list[tuple[int, ...]],
+                 seed: int) -> SubsetProbe:
+    """A Ray task: train one chunk on the GPU Ray assigned it, else on the CPU."""
+    import ray
+
+    taskset = TaskSet.model_validate(taskset_doc)
+    device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
+    probe = run_subsets(taskset, data.to(device), members, seed, device)
+    return merge([probe])  # moved to the CPU for the trip back
+
+
+class RayExecutor:
+    """Chunks of members as Ray tasks, each asking for the share of a GPU its memory needs
+    (when the cluster has GPUs) and retried by Ray when its worker dies.
+
+    address : Ray address (``auto``, ``ray://host:10001``); None starts a local Ray.
+    memory_budget : bytes a chunk may use; default: the smallest GPU's memory, or 2 GiB.
+    """
+
+    def __init__(self, address: str | None = None, *, memory_budget: int | None = None,
+                 max_retries: int = 3, max_chunk_members: int | None = None) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True)
+        self.ray = ray
+        self.gpus = float(ray.cluster_resources().get("GPU", 0))
+        # GPUs of the cluster may be elsewhere: without one here, assume 16 GiB each
+        self.gpu_memory = (_gpu_memory() or 16 * 1024**3) if self.gpus else 0
+        self.memory_budget = memory_budget or self.gpu_memory or 2 * 1024**3
+        self.max_retries = max_retries
+        self.max_chunk_members = max_chunk_members
+        self.last_chunks: list[int] = []  # chunk sizes of the latest call, for reports
+
+    def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
+                device: torch.device, tick: Callable[[], None] | None = None) -> SubsetProbe:
+        per_member = member_bytes(taskset, data)
+        size = max(1, self.memory_budget // per_member)
+        if self.max_chunk_members:
+            size = min(size, self.max_chunk_members)
+        chunks = chunk(members, size)
+        self.last_chunks = [len(c) for c in chunks]
+        gpu_share = 0.0
+        if self.gpus:
+            gpu_share = min(1.0, math.ceil(100 * size * per_member / self.gpu_memory) / 100)
+        task = self.ray.remote(num_gpus=gpu_share, max_retries=self.max_retries)(_train_chunk)
+        data_ref = self.ray.put(data.to("cpu"))
+        doc = taskset.model_dump(mode="json")
+        parts = self.ray.get([task.remote(doc, data_ref, c, seed) for c in chunks])
+        if tick:
+            tick(n_steps(len(data.x_train), taskset.probe.batch_size, taskset.probe.epochs))
+        return merge(parts, device)
+
+
+def _gpu_memory() -> int:
+    """Total memory of the smallest visible GPU of this process, or 0."""
+    if not torch.cuda.is_available():
+        return 0
+    return min(torch.cuda.get_device_properties(i).total_memory
+               for i in range(torch.cuda.device_count()))
