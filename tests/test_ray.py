@@ -6,16 +6,18 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from affinity.analysis import analyze
 from affinity.data import load_dataset
 from affinity.executor import LocalExecutor, RayExecutor
 from affinity.taskset import parse_taskset
 from tests.conftest import digits_frame
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 PIXELS = [f"pixel_{i}" for i in range(64)]
 
@@ -70,22 +72,30 @@ def _chunk_processes() -> list[int]:
     return pids
 
 
-def test_a_killed_ray_worker_is_retried_and_the_result_is_complete(cluster, twenty):
-    data = load_dataset(twenty)
+def test_a_killed_ray_worker_is_retried_and_the_job_succeeds(cluster, twenty, tmp_path):
+    from api.settings import Settings
+    from api.store import Store
+    from api.worker import run_job
+
     slow = twenty.model_copy(update={"probe": twenty.probe.model_copy(update={"epochs": 4})})
-    executor = RayExecutor(max_chunk_members=30)
-    out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(
-        result=analyze(slow, data=data, device="cpu", executor=executor)))
+    settings = Settings(data_dir=Path(slow.data.path).parent, device="cpu",
+                        database_url=f"sqlite:///{tmp_path / 's.db'}")
+    store = Store(settings.url)
+    job = store.add_job("a", slow.model_dump(mode="json"))
+    claimed = store.claim("w", 600)
+    thread = threading.Thread(target=run_job, args=(store, settings, claimed, "w",
+                                                    RayExecutor(max_chunk_members=30)))
     thread.start()
     deadline = time.monotonic() + 60
     while not (victims := _chunk_processes()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert victims, "no chunk started"
-    os.kill(victims[0], signal.SIGKILL)
+    os.kill(victims[0], signal.SIGKILL)  # the Ray worker process running a chunk
     thread.join(300)
-    whole = analyze(slow, data=data, device="cpu", executor=LocalExecutor())
-    np.testing.assert_allclose(out["result"].affinity["pairwise"].matrix,
+    done = store.get_job("a", job.id)
+    assert done.status == "succeeded", done.error
+    whole = analyze(slow, data=load_dataset(slow), device="cpu", executor=LocalExecutor())
+    np.testing.assert_allclose(done.result["affinity"]["pairwise"]["matrix"],
                                whole.affinity["pairwise"].matrix, atol=1e-4, rtol=1e-3)
 
 
