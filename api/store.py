@@ -134,21 +134,28 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    # datasets -----------------------------------------------------------------------------
-    def add_dataset(self, owner: str, filename: str, path: str, size: int, n_rows: int,
-                    columns: list[str], dataset_id: str | None = None) -> DatasetRow:
-        row = DatasetRow(id=dataset_id or new_id("ds"), owner=owner, filename=filename,
-                         path=path, size=size, n_rows=n_rows, columns=columns, created_at=now())
+    def _add(self, row: Any) -> Any:
         with self.session.begin() as s:
             s.add(row)
         return row
 
-    def get_dataset(self, owner: str | None, dataset_id: str) -> DatasetRow:
+    def _owned(self, model: type, owner: str | None, key: str, kind: str) -> Any:
+        """The row of ``key``; NotFound when it is missing or belongs to another owner."""
         with self.session() as s:
-            row = s.get(DatasetRow, dataset_id)
+            row = s.get(model, key)
         if row is None or (owner is not None and row.owner != owner):
-            raise NotFound(f"dataset {dataset_id!r} not found")
+            raise NotFound(f"{kind} {key!r} not found")
         return row
+
+    # datasets -----------------------------------------------------------------------------
+    def add_dataset(self, owner: str, filename: str, path: str, size: int, n_rows: int,
+                    columns: list[str], dataset_id: str | None = None) -> DatasetRow:
+        return self._add(DatasetRow(id=dataset_id or new_id("ds"), owner=owner,
+                                    filename=filename, path=path, size=size, n_rows=n_rows,
+                                    columns=columns, created_at=now()))
+
+    def get_dataset(self, owner: str | None, dataset_id: str) -> DatasetRow:
+        return self._owned(DatasetRow, owner, dataset_id, "dataset")
 
     def list_datasets(self, owner: str | None) -> list[DatasetRow]:
         query = select(DatasetRow).order_by(DatasetRow.created_at)
@@ -173,20 +180,14 @@ class Store:
     # jobs ---------------------------------------------------------------------------------
     def add_job(self, owner: str, taskset: dict[str, Any], *, dataset_id: str | None = None,
                 max_attempts: int = 3) -> JobRow:
-        row = JobRow(id=new_id("job"), owner=owner, name=taskset.get("name"), taskset=taskset,
-                     dataset_id=dataset_id, status=JobStatus.queued.value, stage="queued",
-                     progress=0.0, attempts=0, max_attempts=max_attempts,
-                     cancel_requested=False, created_at=now())
-        with self.session.begin() as s:
-            s.add(row)
-        return row
+        return self._add(JobRow(id=new_id("job"), owner=owner, name=taskset.get("name"),
+                                taskset=taskset, dataset_id=dataset_id,
+                                status=JobStatus.queued.value, stage="queued", progress=0.0,
+                                attempts=0, max_attempts=max_attempts, cancel_requested=False,
+                                created_at=now()))
 
     def get_job(self, owner: str | None, job_id: str) -> JobRow:
-        with self.session() as s:
-            row = s.get(JobRow, job_id)
-        if row is None or (owner is not None and row.owner != owner):
-            raise NotFound(f"job {job_id!r} not found")
-        return row
+        return self._owned(JobRow, owner, job_id, "job")
 
     def list_jobs(self, owner: str | None, status: JobStatus | None = None, limit: int = 50,
                   offset: int = 0) -> tuple[list[JobRow], int]:
