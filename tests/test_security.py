@@ -196,3 +196,16 @@ def test_fuzzed_ids_and_queries_never_give_5xx(fuzz_server, job_id, query):
         response = fuzz_server.get(path, params=query)
         assert response.status_code < 500, (path, response.text)
         assert response.status_code in (200, 404, 409, 422)
+
+
+@hyp_settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=2000),
+       name=st.sampled_from(["d.csv", "d.parquet", "d.npz", "d.pq", "d.bin", "noext"]))
+def test_fuzzed_uploads_never_give_5xx(fuzz_server, content, name):
+    response = fuzz_server.post("/v1/datasets", files={"file": (name, content)})
+    assert response.status_code in (201, 422), response.text
+    if response.status_code == 422:
+        assert response.json()["detail"].startswith("file: ")
+    else:  # a valid file after all (e.g. a one-line CSV): it can be deleted again
+        assert fuzz_server.delete(f"/v1/datasets/{response.json()['id']}").status_code == 200
