@@ -45,10 +45,15 @@ def verify(result: Result, taskset: TaskSet, data: Dataset, device: torch.device
                       .val_loss for seed in seeds], axis=0)
     tasks = result.tasks
     index = {t: i for i, t in enumerate(tasks)}
+    row = {m: i for i, m in enumerate(members)}
 
     def loss(group: list[str], task: str) -> float:
         """Mean best validation loss of ``task`` when trained with the named group."""
-        return float(losses[members.index(tuple(sorted(index[t] for t in group))), index[task]])
+        return float(losses[row[tuple(sorted(index[t] for t in group))], index[task]])
+
+    def gain(task: str, value: float) -> float:
+        """Relative drop of ``task``'s loss from training it alone to ``value``."""
+        return round((single[task] - value) / max(single[task], 1e-12), 6)
 
     single = {t: loss([t], t) for t in tasks}
     together = {t: loss(tasks, t) for t in tasks}
@@ -60,7 +65,7 @@ def verify(result: Result, taskset: TaskSet, data: Dataset, device: torch.device
             candidate["measured"] = {
                 t: {"group_loss": round(min(v), 6), "single_loss": round(single[t], 6),
                     "all_in_one_loss": round(together[t], 6),
-                    "gain": round((single[t] - min(v)) / max(single[t], 1e-12), 6)}
+                    "gain": gain(t, min(v))}
                 for t, v in in_groups.items()}
             candidate["measured_total_loss"] = round(sum(min(v) for v in in_groups.values()), 6)
         best = min(entry["candidates"], key=lambda c: c["measured_total_loss"])
@@ -73,8 +78,7 @@ def verify(result: Result, taskset: TaskSet, data: Dataset, device: torch.device
         with_aux = loss([primary, *chosen], primary)
         aux[primary] = {"auxiliaries": chosen, "loss": round(with_aux, 6),
                         "single_loss": round(single[primary], 6),
-                        "gain": round((single[primary] - with_aux) / max(single[primary], 1e-12),
-                                      6)}
+                        "gain": gain(primary, with_aux)}
     result.verification = {
         "seeds": list(seeds),
         "single_total_loss": round(sum(single.values()), 6),
