@@ -1,8 +1,9 @@
-"""taskaffinity: which tasks to train together, estimated from short probe runs."""
+"""taskaffinity: which tasks to train together, from probe runs trained the way you train."""
 
 from affinity.analysis import analyze
+from affinity.evidence import group
 from affinity.result import MeasureResult, Result
 from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
 
-__all__ = ["InvalidTaskSet", "MeasureResult", "Result", "TaskSet", "analyze", "load_taskset",
-           "parse_taskset"]
+__all__ = ["InvalidTaskSet", "MeasureResult", "Result", "TaskSet", "analyze", "group",
+           "load_taskset", "parse_taskset"]

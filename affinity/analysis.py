@@ -1,9 +1,19 @@
-"""``analyze``: a task set in, a Result with every requested affinity matrix out."""
+"""``analyze``: a task set in, a Result with its affinity matrices, raced groupings, auxiliary
+choices and verdict out.
+
+1. Probes, per probe seed: the all-in-one network (the joint probe, which samples gradient
+   and lookahead affinities along its run) and one stacked model of every single-task
+   network, every pair (when ``pairwise`` is asked for) and a few sampled larger groups
+   (to fit the gain rule to groups of 3+). All train by the task set's recipe.
+2. Measures from the probes; candidates from every predictor.
+3. The race (``race.py``) spends what the budget has left over new seeds; the groupings,
+   auxiliary choices and verdict come from its seed-paired measurements.
+"""
 
 from __future__ import annotations
 
 import itertools
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,78 +21,159 @@ import torch
 
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
+from affinity.grouping.gain import fit_beta
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import resolve_device
-from affinity.probes.common import n_steps
+from affinity.plan import Ledger
 from affinity.probes.joint import run_joint
+from affinity.probes.subsets import SubsetProbe
 from affinity.progress import Progress, ProgressCallback
-from affinity.recommend import recommend
+from affinity.race import Group, Measurements, run_race
+from affinity.recommend import (
+    Source,
+    auxiliary_choice,
+    auxiliary_contest,
+    clusterings,
+    grouping_contest,
+    grouping_entry,
+    predicted_entry,
+    predictors,
+    ranked_auxiliaries,
+    verdict,
+)
 from affinity.result import MeasureResult, Result
 from affinity.taskset import TaskSet
-from affinity.verify import verify
+
+MAX_RACE_SEEDS = 8
+SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
-def probe_members(needs: set[str], n_tasks: int) -> list[tuple[int, ...]]:
-    """The task subsets the subset probe trains: singles, and pairs when a measure needs them."""
-    members: list[tuple[int, ...]] = []
-    if needs & {"singles", "pairs"}:
-        members += [(t,) for t in range(n_tasks)]
+def probe_members(needs: set[str], n_tasks: int, sampled: int = 0) -> list[Group]:
+    """Single-task networks (the baseline), pairs when a measure needs them, and ``sampled``
+    random groups of 3 to T - 1 tasks."""
+    members: list[Group] = [(t,) for t in range(n_tasks)]
     if "pairs" in needs:
         members += list(itertools.combinations(range(n_tasks), 2))
+    rng = np.random.default_rng(SAMPLE_SEED)
+    tries = 0
+    while sampled and n_tasks >= 4 and tries < 100 * sampled:
+        tries += 1
+        size = int(rng.integers(3, n_tasks))
+        group = tuple(sorted(rng.choice(n_tasks, size, replace=False).tolist()))
+        if group not in members:
+            members.append(group)
+            sampled -= 1
     return members
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch.device = "auto",
             data: Dataset | None = None, progress: ProgressCallback | None = None,
             executor: Executor | None = None) -> Result:
-    """Run the probes of every seed and compute the task set's affinity measures.
+    """Probe, measure, race and decide; see the module docstring.
 
-    ``executor`` runs the subset probes (default: ``LocalExecutor``, in this process)."""
+    ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process)."""
     executor = executor or LocalExecutor()
-    started = time.perf_counter()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
+    n = data.n_tasks
+    ledger = Ledger(taskset.training_runs)
+    prog = Progress(ledger.budget, progress)
+    steps_per_epoch = -(-len(data.x_train) // taskset.training.batch_size)
     measures = [MEASURES[name] for name in taskset.measures]
     needs = set().union(*(m.needs for m in measures))
-    members = probe_members(needs, data.n_tasks)
-    probe = taskset.probe
-    steps = n_steps(len(data.x_train), probe.batch_size, probe.epochs)
-    runs_per_seed = ("joint" in needs) + bool(members) + taskset.verify
-    prog = Progress(steps * runs_per_seed * probe.seeds, progress)
+    sampled = n // 2 if taskset.verify and "pairs" in needs else 0
+    members = probe_members(needs, n, sampled)
+    measured = Measurements(n)
+    everyone = tuple(range(n))
     per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
     conflicts: list[np.ndarray] = []
-    for seed in range(probe.seeds):
-        joint = subsets = None
-        if "joint" in needs:
-            prog.enter(f"joint probe (seed {seed + 1}/{probe.seeds})")
-            joint = run_joint(taskset, data, seed, dev, tick=prog.tick)
-            conflicts.append(joint.conflict_rate)
-        if members:
-            prog.enter(f"{len(members)} subset probes (seed {seed + 1}/{probe.seeds})")
-            subsets = executor.subsets(taskset, data, members, seed, dev, tick=prog.tick)
+
+    def tick(*_: int) -> None:
+        prog.update(ledger.live())
+
+    def train(groups: list[Group], seed: int, stage: str) -> SubsetProbe:
+        prog.enter(stage)
+        with ledger.stage(stage, len(groups), seed) as record:
+            probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick)
+            record["network_steps"] = int(probe.epochs.sum()) * steps_per_epoch
+        measured.add(seed, groups, probe.val_loss)
+        return probe
+
+    probe_seeds = taskset.probe.seeds or 1
+    for seed in range(probe_seeds):
+        label = f"(seed {seed + 1}/{probe_seeds})"
+        prog.enter(f"all-in-one network and affinity samples {label}")
+        with ledger.stage("all-in-one network", 1, seed) as record:
+            joint = run_joint(taskset, data, seed, dev, tick=tick)
+            record["network_steps"] = joint.epochs * steps_per_epoch
+        if seed == 0:
+            ledger.set_unit(joint.unit_seconds, joint.epochs * steps_per_epoch)
+        measured.add(seed, [everyone], joint.val_loss[None])
+        conflicts.append(joint.conflict_rate)
+        subsets = train(members, seed, f"{len(members)} subset networks {label}")
         run = ProbeRun(taskset, data, seed, joint, subsets)
-        prog.enter(f"measures (seed {seed + 1}/{probe.seeds})")
         for m in measures:
             per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
     result = Result(
         tasks=taskset.task_names,
         affinity={k: MeasureResult.from_seeds(v) for k, v in per_seed.items()},
-        diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)} if conflicts else {},
-        meta={
-            "name": taskset.name,
-            "device": str(dev),
-            "seeds": probe.seeds,
-            "n_train": len(data.x_train),
-            "n_val": len(data.x_val),
-            "taskset": taskset.model_dump(mode="json"),
-            "torch": torch.__version__,
-        },
+        diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)},
+        meta={"name": taskset.name, "device": str(dev), "probe_seeds": probe_seeds,
+              "n_train": len(data.x_train), "n_val": len(data.x_val),
+              "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__},
     )
-    prog.enter("recommending groups")
-    recommend(result, taskset)
+    beta = _fitted_beta(result, measured, members, probe_seeds)
+    sources = predictors(result, taskset, beta)
+    result.clusterings = clusterings(result, taskset)
+    result.auxiliary = ranked_auxiliaries(result, taskset)
+    result.meta.update(driving_measure=taskset.driver, fitted_beta=beta,
+                       predictors=[s[0] for s in sources])
     if taskset.verify:
-        prog.enter("verifying recommended groups")
-        verify(result, taskset, data, dev, executor, tick=prog.tick)
-    result.meta["seconds"] = round(time.perf_counter() - started, 3)
-    prog.enter("done")
+        _race(result, taskset, sources, measured, probe_seeds, train, ledger)
+    else:
+        result.groupings = [predicted_entry(result.tasks, sources[0], k)
+                            for k in taskset.budgets]
+        result.verdict = verdict(result.groupings)
+    result.meta["cost"] = ledger.cost()
+    result.meta["seconds"] = result.meta["cost"]["seconds"]
+    prog.finish()
     return result
+
+
+def _fitted_beta(result: Result, measured: Measurements, members: list[Group],
+                 seeds: int) -> float | None:
+    """The gain rule's beta fitted to the trained groups of 3+ tasks (pair gains as input)."""
+    if "pairwise" not in result.affinity:
+        return None
+    big = [g for g in members if len(g) >= 3]
+    if not big:
+        return None
+    single = np.array([np.mean([measured.loss[(t,), s][t] for s in range(seeds)])
+                       for t in range(len(result.tasks))])
+    loss = np.array([np.mean([measured.loss[g, s] for s in range(seeds)], axis=0) for g in big])
+    return fit_beta(result.affinity["pairwise"].matrix, big, (single - loss) / single)
+
+
+def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
+          probe_seeds: int, train: Callable[[list[Group], int, str], SubsetProbe],
+          ledger: Ledger) -> None:
+    """Race the candidates over new seeds while the budget lasts; fill the decisions."""
+    n, tasks = len(result.tasks), result.tasks
+    grouping = {k: grouping_contest(sources, n, k, taskset.grouping.candidates)
+                for k in taskset.budgets}
+    primaries = taskset.auxiliary.primary or tasks
+    aux = {p: auxiliary_contest(sources, tasks.index(p), n, taskset.auxiliary.max_aux)
+           for p in primaries}
+    seeds = list(range(max(MAX_RACE_SEEDS, probe_seeds)))
+    used = run_race([*grouping.values(), *aux.values()], measured, seeds,
+                    lambda groups, seed: train(groups, seed, f"race: {len(groups)} networks "
+                                                             f"(seed {seed + 1})"),
+                    ledger.affords)
+    result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k)
+                        for k in taskset.budgets]
+    result.verdict = verdict(result.groupings)
+    choices = {p: auxiliary_choice(tasks, aux[p], measured, used) for p in primaries}
+    for p, ranked in result.auxiliary.items():
+        for entry in ranked:
+            entry["selected"] = entry["task"] in choices[p]["auxiliaries"]
+    result.verification = {"seeds": used, "auxiliary": choices}

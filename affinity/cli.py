@@ -13,10 +13,12 @@ from tqdm import tqdm
 
 from affinity.analysis import analyze
 from affinity.data import load_dataset
+from affinity.evidence import group
 from affinity.exhaustive import ExhaustiveTable, exhaustive
 from affinity.models import resolve_device
 from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet, load_taskset
+from affinity.threads import limited_threads
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,11 +31,31 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--threads", type=int, default=0,
+                     help="CPU threads (default: all cores but one)")
     exh = sub.add_parser("exhaustive", help="train every subset of the tasks (ground truth)")
     exh.add_argument("taskset", type=Path, help="task-set file (YAML or JSON), at most 10 tasks")
     exh.add_argument("--out", type=Path, required=True, help="output folder")
     exh.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     exh.add_argument("--quiet", action="store_true", help="no progress bar")
+    exh.add_argument("--seeds", type=int, default=3, help="seeds to train every subset on")
+    exh.add_argument("--first-seed", type=int, default=1000,
+                     help="first seed (default 1000: none of the analysis' own seeds)")
+    exh.add_argument("--threads", type=int, default=0,
+                     help="CPU threads (default: all cores but one)")
+    grp = sub.add_parser("group", help="groupings from evidence you already have: an affinity "
+                                       "matrix or a table of trained subsets")
+    grp.add_argument("evidence", type=Path,
+                     help="CSV: a TxT matrix (header row and first column = task names; row = "
+                          "source, column = target) or a subset table (header = task names; a "
+                          "row per trained subset; a cell = that task's gain over training "
+                          "alone in it, empty where it is not a member)")
+    grp.add_argument("--k", type=int, nargs="+", required=True, help="numbers of groups")
+    grp.add_argument("--loss", action="store_true",
+                     help="the subset table's cells are validation losses, not gains")
+    grp.add_argument("--rule", help="gain rule: sum, mean or a number beta (default: fitted "
+                                    "to the table's larger subsets, else mean)")
+    grp.add_argument("--json", action="store_true", help="print the groupings entries as JSON")
     score = sub.add_parser("score", help="score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")
     score.add_argument("--result", type=Path, help="result.json whose groupings to score")
@@ -41,15 +63,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress_bar(quiet: bool) -> tqdm:
-    return tqdm(total=1, disable=quiet, unit="step", dynamic_ncols=True,
+    """A bar on a terminal; in a log (not a TTY), a line at most every 30 s."""
+    interactive = sys.stderr.isatty()
+    return tqdm(total=1, disable=quiet, unit="run", dynamic_ncols=True,
+                mininterval=0.1 if interactive else 30,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
 
 def _report(bar: tqdm):
-    def progress(stage: str, done: int, total: int) -> None:
+    """A progress callback for ``bar``; a new stage is always shown (one line in a log)."""
+    shown = [""]
+
+    def progress(stage: str, done: float, total: float) -> None:
         bar.total = total
-        bar.set_description_str(stage, refresh=False)
-        bar.update(done - bar.n)
+        if stage != shown[0]:
+            shown[0] = stage
+            bar.set_description_str(stage, refresh=False)
+            bar.n = done
+            bar.refresh()
+        else:
+            bar.update(done - bar.n)
     return progress
 
 
@@ -65,12 +98,24 @@ def _run(args: argparse.Namespace) -> int:
     taskset = load_taskset(args.taskset)
     if (device := _device(args.device)) is None:
         return 2
-    with _progress_bar(args.quiet) as bar:
+    with limited_threads(args.threads or None), _progress_bar(args.quiet) as bar:
         result = analyze(taskset, base_dir=args.taskset.resolve().parent, device=device,
                          progress=_report(bar))
     path = result.write(args.out)
     report = write_report(result, args.out)
-    print(f"wrote {path} and {report} ({result.meta['seconds']:.1f} s)")
+    print(result.verdict)
+    for entry in result.groupings:
+        extra = ""
+        if entry.get("interval"):
+            lo, hi = entry["interval"]
+            extra = (f"  (best {entry['k']} groups vs {entry['baseline'].replace('_', '-')}: "
+                     f"{100 * entry['improvement']:+.1f}%, 95% {100 * lo:+.1f}% to "
+                     f"{100 * hi:+.1f}%)")
+        print(f"k={entry['k']}: {entry['kind'].replace('_', '-'):11} "
+              f"{' | '.join(', '.join(g) for g in entry['groups'])}{extra}")
+    cost = result.meta["cost"]
+    print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
+          f"of {cost['budget']:.1f} training runs)")
     return 0
 
 
@@ -79,8 +124,9 @@ def _exhaustive(args: argparse.Namespace) -> int:
     if (device := _device(args.device)) is None:
         return 2
     data = load_dataset(taskset, args.taskset.resolve().parent).to(device)
-    with _progress_bar(args.quiet) as bar:
-        table = exhaustive(taskset, data, device, progress=_report(bar))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    with limited_threads(args.threads or None), _progress_bar(args.quiet) as bar:
+        table = exhaustive(taskset, data, device, progress=_report(bar), seeds=seeds)
     print(f"wrote {table.write(args.out)} ({len(table.subsets)} subsets)")
     return 0
 
@@ -102,7 +148,25 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score}
+def _group(args: argparse.Namespace) -> int:
+    rule: str | float | None = args.rule
+    if rule is not None and rule not in ("sum", "mean"):
+        try:
+            rule = float(rule)
+        except ValueError:
+            raise InvalidTaskSet(f"--rule: sum, mean or a number; got {rule!r}") from None
+    entries = group(args.evidence, args.k, loss=args.loss, rule=rule)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for entry in entries:
+        print(f"k={entry['k']}: {' | '.join(', '.join(g) for g in entry['groups'])}  "
+              f"(predicted total gain {entry['total_predicted_gain']:+.4g}, rule "
+              f"{entry['rule']})")
+    return 0
+
+
+COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group}
 
 
 def main(argv: list[str] | None = None) -> int:

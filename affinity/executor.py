@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.probes.common import init_model, n_steps
+from affinity.probes.common import init_model
 from affinity.probes.subsets import SubsetProbe, run_subsets
 from affinity.taskset import TaskSet
 
@@ -26,14 +26,15 @@ Members = Sequence[tuple[int, ...]]
 class Executor(Protocol):
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
                 device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
-        """Train one network per member subset (as ``probes.subsets.run_subsets``)."""
+        """Train one network per member subset (as ``probes.subsets.run_subsets``); call
+        ``tick()`` as the training goes on."""
 
 
 class LocalExecutor:
     """All members as one batched model in this process."""
 
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
-                device: torch.device, tick: Callable[[], None] | None = None) -> SubsetProbe:
+                device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
         return run_subsets(taskset, data, members, seed, device, tick=tick)
 
 
@@ -42,7 +43,7 @@ def member_bytes(taskset: TaskSet, data: Dataset) -> int:
     moments (4 copies), plus the activations of one batch and of one validation chunk."""
     model = init_model(taskset, data, 0)
     weights = sum(p.numel() for p in model.parameters())
-    rows = max(taskset.probe.batch_size, min(len(data.x_val), 4096))
+    rows = max(taskset.training.batch_size, min(len(data.x_val), 4096))
     widths = sum(taskset.model.hidden) + sum(t.n_outputs for t in data.tasks)
     return 4 * (4 * weights + 3 * rows * widths)
 
@@ -60,6 +61,7 @@ def merge(parts: list[SubsetProbe], device: torch.device | str = "cpu") -> Subse
         val_loss=np.concatenate([p.val_loss for p in parts]),
         params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
         initial=parts[0].initial.to(device),
+        epochs=np.concatenate([p.epochs for p in parts]),
     )
 
 
@@ -114,7 +116,7 @@ class RayExecutor:
         doc = taskset.model_dump(mode="json")
         parts = self.ray.get([task.remote(doc, data_ref, c, seed) for c in chunks])
         if tick:
-            tick(n_steps(len(data.x_train), taskset.probe.batch_size, taskset.probe.epochs))
+            tick()
         return merge(parts, device)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,11 @@ import torch
 
 from affinity.data import Dataset
 from affinity.grouping.select import all_subsets, choose_groups
-from affinity.probes.common import n_steps
 from affinity.probes.subsets import run_subsets
 from affinity.progress import Progress, ProgressCallback
 from affinity.taskset import InvalidTaskSet, TaskSet
 
-MAX_EXHAUSTIVE_TASKS = 10
+MAX_EXHAUSTIVE_TASKS = 12
 
 
 @dataclass(frozen=True)
@@ -90,21 +90,22 @@ class ExhaustiveTable:
 
 
 def exhaustive(taskset: TaskSet, data: Dataset, device: torch.device,
-               progress: ProgressCallback | None = None, first_seed: int = 0) -> ExhaustiveTable:
-    """Train all 2^T - 1 subsets for seeds first_seed, first_seed + 1, ... (probe.seeds of
-    them); T must be at most MAX_EXHAUSTIVE_TASKS."""
+               progress: ProgressCallback | None = None, seeds: Sequence[int] = range(3),
+               ) -> ExhaustiveTable:
+    """Train all 2^T - 1 subsets by the recipe (each early-stopped on its own validation loss)
+    for each of ``seeds``; T must be at most MAX_EXHAUSTIVE_TASKS."""
     if data.n_tasks > MAX_EXHAUSTIVE_TASKS:
         raise InvalidTaskSet(f"tasks: exhaustive training supports at most "
                              f"{MAX_EXHAUSTIVE_TASKS} tasks; got {data.n_tasks}")
-    probe = taskset.probe
     subsets = all_subsets(data.n_tasks)
-    prog = Progress(n_steps(len(data.x_train), probe.batch_size, probe.epochs) * probe.seeds,
-                    progress)
+    prog = Progress(len(seeds), progress)
     runs = []
-    for n, seed in enumerate(range(first_seed, first_seed + probe.seeds)):
-        prog.enter(f"{len(subsets)} subsets (seed {n + 1}/{probe.seeds})")
-        runs.append(run_subsets(taskset, data, subsets, seed, device, tick=prog.tick).val_loss)
+    for n, seed in enumerate(seeds):
+        prog.enter(f"{len(subsets)} subsets (seed {n + 1}/{len(seeds)})")
+        runs.append(run_subsets(taskset, data, subsets, seed, device, keep_params=False,
+                                tick=None).val_loss)
+        prog.update(n + 1)
     stack = np.stack(runs)
     std = stack.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(stack[0])
-    prog.enter("done")
+    prog.finish()
     return ExhaustiveTable(taskset.task_names, subsets, stack.mean(axis=0), std)

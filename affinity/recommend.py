@@ -1,53 +1,222 @@
-"""Decisions from the affinity matrices: groupings per budget, clusterings, auxiliary tasks."""
+"""Decisions from the evidence: candidate groupings and auxiliary sets for the race, and the
+result's groupings, auxiliary choices, clusterings and verdict once the race has run.
+
+Candidates come from every predictor: each affinity measure under each gain rule (sum,
+mean) and, when groups of 3+ tasks were trained, the pair gains under the fitted rule
+(``grouping/gain.py``). Their best choices for each k are interleaved by rank, so the race
+meets every predictor's favourite before any predictor's runner-up.
+"""
 
 from __future__ import annotations
 
+from itertools import zip_longest
 from typing import Any
+
+import numpy as np
 
 from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
+from affinity.grouping.gain import RULES, Rule
 from affinity.grouping.select import top_groupings
+from affinity.race import Candidate, Comparison, Contest, Measurements, compare, winner
 from affinity.result import Result
 from affinity.taskset import TaskSet
 
+Source = tuple[str, np.ndarray, Rule]
 
-def grouping_entry(result: Result, taskset: TaskSet, k: int) -> dict[str, Any]:
-    """The contract's ``groupings`` entry for budget k: the best choice by predicted gain.
 
-    With verification on, ``candidates`` holds the next best choices too, for ``verify``.
+def predictors(result: Result, taskset: TaskSet, beta: float | None) -> list[Source]:
+    """(name, matrix, rule) of every predictor, the task set's driver and rule first."""
+    first = [(f"{taskset.driver}/{taskset.grouping.rule}", result.affinity[taskset.driver].matrix,
+              taskset.grouping.rule)]
+    if beta is not None and "pairwise" in result.affinity:
+        first.insert(0, (f"pairwise/fitted(beta={beta:g})", result.affinity["pairwise"].matrix,
+                         beta))
+    rest = [(f"{name}/{rule}", m.matrix, rule) for name, m in result.affinity.items()
+            for rule in RULES]
+    seen, out = set(), []
+    for source in first + rest:
+        if source[0] not in seen:
+            seen.add(source[0])
+            out.append(source)
+    return out
+
+
+def baselines(n_tasks: int) -> list[Candidate]:
+    everyone = tuple(range(n_tasks))
+    return [Candidate((everyone,), everyone, "all_in_one", ["baseline"]),
+            Candidate(tuple((t,) for t in everyone), everyone, "single_task", ["baseline"])]
+
+
+def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -> Contest:
+    """Every predictor's best ``n_best`` choices of k groups, interleaved by rank."""
+    everyone = tuple(range(n_tasks))
+    ranked = [[(name, tuple(sorted(s.groups))) for s in
+               top_groupings(matrix, k, n_best=n_best, rule=rule)]
+              for name, matrix, rule in sources]
+    found: dict[tuple, Candidate] = {}
+    for row in zip_longest(*ranked):
+        for item in row:
+            if item is None:
+                continue
+            name, groups = item
+            if groups not in found:
+                found[groups] = Candidate(groups, everyone, "groups", [])
+            found[groups].sources.append(name)
+    return Contest(f"k={k}", list(found.values()), baselines(n_tasks))
+
+
+def auxiliary_contest(sources: list[Source], primary: int, n_tasks: int,
+                      max_aux: int) -> Contest:
+    """For ``primary``: the top 1..max_aux partners of the first predictor, then each other
+    predictor's best partner; the primary alone is the baseline."""
+    found: dict[tuple, Candidate] = {}
+    for s, (name, matrix, _) in enumerate(sources):
+        column = np.asarray(matrix, dtype=float)[:, primary].copy()
+        column[primary] = -np.inf
+        order = [int(i) for i in np.argsort(-column, kind="stable")[:max_aux]]
+        for m in range(1, (max_aux if s == 0 else 1) + 1):
+            group = tuple(sorted([primary, *order[:m]]))
+            found.setdefault(group, Candidate((group,), (primary,), "groups", []))
+            found[group].sources.append(name)
+    alone = Candidate(((primary,),), (primary,), "alone", ["baseline"])
+    return Contest(f"auxiliary:{primary}", list(found.values()), [alone])
+
+
+def _names(tasks: list[str], groups: tuple[tuple[int, ...], ...]) -> list[list[str]]:
+    return [[tasks[t] for t in g] for g in groups]
+
+
+def _comparison(c: Comparison | None) -> dict[str, Any]:
+    if c is None:
+        return {"baseline": None, "improvement": None, "interval": None, "significant": False}
+    return {"baseline": c.baseline, "improvement": round(c.improvement, 6),
+            "interval": None if c.interval is None else [round(v, 6) for v in c.interval],
+            "significant": c.significant}
+
+
+def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
+                   seeds: list[int], k: int) -> dict[str, Any]:
+    """The contract's ``groupings`` entry for k from a finished race.
+
+    ``groups`` is what to train at this budget: the race's best choice of k groups when it
+    beats the better baseline beyond noise, else that baseline (``kind`` says which).
+    ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
+    k groups with the better baseline over the race's seeds (paired).
     """
-    tasks, measure, rule = result.tasks, taskset.driver, taskset.grouping.rule
-    n_best = taskset.grouping.candidates if taskset.verify else 1
-    selections = top_groupings(result.affinity[measure].matrix, k, n_best=n_best, rule=rule)
-    candidates = [{
-        "groups": [[tasks[t] for t in g] for g in sel.groups],
-        "served_by": {tasks[j]: sel.served_by[j] for j in range(len(tasks))},
-        "predicted_gain": {tasks[j]: round(float(sel.task_gain[j]), 6)
-                           for j in range(len(tasks))},
-        "total_predicted_gain": round(sel.total_gain, 6),
-        "method": sel.method,
-    } for sel in selections]
-    return {"k": k, **candidates[0], "measure": measure, "rule": rule,
-            "selected_by": "predicted gain", "candidates": candidates}
+    base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
+    best = winner(contest, measured, seeds)
+    comp = compare(measured, best, base, seeds) if best else None
+    chosen = best if comp and comp.significant else base
+    served = {tasks[j]: int(np.argmin([measured.loss[g, s][j] if j in g else np.inf
+                                       for g in chosen.groups for s in seeds[:1]]))
+              for j in range(len(tasks))}
+    single = baselines(len(tasks))[1]
+    together = baselines(len(tasks))[0]
+
+    def per_task(c: Candidate) -> np.ndarray:
+        return np.mean([measured.task_losses(c, s) for s in seeds], axis=0)
+
+    mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
+    return {
+        "k": k,
+        "groups": _names(tasks, chosen.groups),
+        "kind": chosen.kind,
+        **_comparison(comp),
+        "best_groups": _names(tasks, best.groups) if best else None,
+        "best_sources": best.sources if best else [],
+        "served_by": served,
+        "measured": {t: {"loss": round(float(mine[j]), 6), "single_loss": round(float(alone[j]), 6),
+                         "all_in_one_loss": round(float(joint[j]), 6),
+                         "gain": round(float((alone[j] - mine[j]) / max(alone[j], 1e-12)), 6)}
+                     for j, t in enumerate(tasks)},
+        "measured_total_loss": round(float(mine.sum()), 6),
+        "selected_by": f"race: {len(contest.candidates)} finalist(s) measured on {len(seeds)} "
+                       f"seed(s), compared with {base.kind.replace('_', '-')} training",
+        "finalists": [{"groups": _names(tasks, c.groups), "sources": c.sources,
+                       "measured_total_loss": round(float(measured.scores(c, seeds).mean()), 6)}
+                      for c in contest.candidates],
+    }
 
 
-def recommend(result: Result, taskset: TaskSet) -> None:
-    """Fill ``result.groupings``, ``clusterings`` and ``auxiliary`` from its matrices."""
-    measure = taskset.driver
-    tasks = result.tasks
-    matrix, std = result.affinity[measure].matrix, result.affinity[measure].std
-    rule = taskset.grouping.rule
-    result.groupings = [grouping_entry(result, taskset, k) for k in taskset.budgets]
-    clusterings = []
+def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
+    """A ``groupings`` entry chosen by predicted gain alone (no race)."""
+    name, matrix, rule = source
+    sel = top_groupings(matrix, k, rule=rule)[0]
+    return {"k": k, "groups": _names(tasks, tuple(sel.groups)), "kind": "groups",
+            **_comparison(None),
+            "served_by": {tasks[j]: sel.served_by[j] for j in range(len(tasks))},
+            "predicted_gain": {tasks[j]: round(float(sel.task_gain[j]), 6)
+                               for j in range(len(tasks))},
+            "selected_by": f"predicted gain ({name}); not measured"}
+
+
+def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
+                     seeds: list[int]) -> dict[str, Any]:
+    """The primary's measured best auxiliary set, recommended only when it beats training the
+    primary alone beyond noise."""
+    alone = contest.baselines[0]
+    primary = alone.targets[0]
+    best = winner(contest, measured, seeds)
+    comp = compare(measured, best, alone, seeds) if best else None
+    partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
+    chosen = partners if comp and comp.significant else []
+    if chosen:
+        lo, hi = comp.interval
+        sentence = (f"train {tasks[primary]} with {', '.join(chosen)}: its loss drops by "
+                    f"{_pct(comp.improvement)} ({_pct(lo)} to {_pct(hi)})")
+    else:
+        sentence = f"train {tasks[primary]} alone: no auxiliary set beats it beyond noise"
+    return {"auxiliaries": chosen, "best_measured": partners, **_comparison(comp),
+            "loss": round(float(measured.scores(best, seeds).mean()), 6) if best else None,
+            "single_loss": round(float(measured.scores(alone, seeds).mean()), 6),
+            "verdict": sentence}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%" if abs(x) < 0.1 else f"{100 * x:.0f}%"
+
+
+def verdict(entries: list[dict[str, Any]]) -> str:
+    """One plain sentence: the best significant grouping, or which baseline to train."""
+    wins = [e for e in entries if e["kind"] == "groups" and e["significant"]]
+    if wins:
+        e = max(wins, key=lambda e: e["improvement"])
+        lo, hi = e["interval"]
+        other = "training every task alone" if e["baseline"] == "single_task" else \
+            "one network for all tasks"
+        return (f"k = {e['k']} groups cut the total loss by {_pct(e['improvement'])} "
+                f"({_pct(lo)} to {_pct(hi)}) against {other}: "
+                + "; ".join(", ".join(g) for g in e["groups"]))
+    measured = [e for e in entries if e.get("baseline")]
+    if not measured:
+        return "not measured: groups chosen by predicted gain only (verification is off)"
+    if measured[0]["interval"] is None:
+        return ("too little budget to measure beyond noise (one seed): "
+                "raise budget.training_runs for a verdict")
+    if measured[0]["baseline"] == "single_task":
+        return "train every task alone: no grouping beats it beyond noise"
+    return "train all tasks in one network; grouping does not matter here beyond noise"
+
+
+def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:
+    """Spectral, agglomerative (each k) and Louvain partitions of the driver's matrix."""
+    matrix, rule, tasks = result.affinity[taskset.driver].matrix, taskset.grouping.rule, \
+        result.tasks
+    out = []
     for method in CLUSTERING_METHODS:
         for k in ([None] if method == "louvain" else taskset.budgets):
             parts = cluster_tasks(matrix, method, k)
-            clusterings.append({"method": method, "k": len(parts),
-                                "groups": [[tasks[t] for t in p] for p in parts],
-                                **{q: round(v, 6) for q, v in
-                                   partition_quality(matrix, parts, rule).items()}})
-    result.clusterings = clusterings
-    primaries = taskset.auxiliary.primary or tasks
-    result.auxiliary = {p: rank_auxiliaries(matrix, std, tasks.index(p), tasks,
-                                            taskset.auxiliary.max_aux) for p in primaries}
-    result.meta["driving_measure"] = measure
+            out.append({"method": method, "k": len(parts),
+                        "groups": [[tasks[t] for t in p] for p in parts],
+                        **{q: round(v, 6) for q, v in
+                           partition_quality(matrix, parts, rule).items()}})
+    return out
+
+
+def ranked_auxiliaries(result: Result, taskset: TaskSet) -> dict[str, list[dict[str, Any]]]:
+    """``auxiliary[p]``: candidates ranked by the driver's affinity onto p (contract §2)."""
+    m = result.affinity[taskset.driver]
+    primaries = taskset.auxiliary.primary or result.tasks
+    return {p: rank_auxiliaries(m.matrix, m.std, result.tasks.index(p), result.tasks,
+                                taskset.auxiliary.max_aux) for p in primaries}

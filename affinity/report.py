@@ -24,6 +24,8 @@ h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;mar
 table{border-collapse:collapse;margin:.5rem 0 1rem}
 td,th{border:1px solid #ddd;padding:.25rem .5rem}
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{font-size:1.3rem;font-weight:600;background:#eef5ff;padding:.6rem .8rem;
+  border-left:4px solid #246}
 .meta{color:#666} .bad{color:#b00} .good{color:#070} img{max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1rem}
 """
@@ -64,19 +66,36 @@ def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt
 
 
 def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
-    predicted = [entry["predicted_gain"][t] for t in tasks]
+    """Each task's measured gain (vs training it alone) in the recommended groups, or its
+    predicted gain when nothing was measured."""
+    measured = "measured" in entry
+    gains = [entry["measured"][t]["gain"] if measured else entry["predicted_gain"][t]
+             for t in tasks]
     x = np.arange(len(tasks))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.2))
-    width = 0.4 if "measured" in entry else 0.8
-    ax.bar(x - (width / 2 if "measured" in entry else 0), predicted, width, label="predicted")
-    if "measured" in entry:
-        ax.bar(x + width / 2, [entry["measured"][t]["gain"] for t in tasks], width,
-               label="measured (vs single-task)")
+    ax.bar(x, gains, 0.7, color=["#2a7" if g >= 0 else "#c44" for g in gains])
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, tasks, rotation=45, ha="right")
-    ax.set_ylabel("relative loss drop")
-    ax.set_title(f"k = {entry['k']}: each task's gain in its group")
-    ax.legend(loc="best", framealpha=0.9)
+    ax.set_ylabel("relative loss drop vs alone")
+    ax.set_title(f"k = {entry['k']}: {'measured' if measured else 'predicted'} gain per task")
+    fig.tight_layout()
+    return fig
+
+
+def budget_figure(entries: list[dict]) -> plt.Figure:
+    """The best choice of k groups against the better baseline, per k, with 95% intervals."""
+    shown = [e for e in entries if e.get("interval")]
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.2 * len(shown) + 1.5), 3.0))
+    ks = [e["k"] for e in shown]
+    mid = [100 * e["improvement"] for e in shown]
+    err = [[100 * (e["improvement"] - e["interval"][0]) for e in shown],
+           [100 * (e["interval"][1] - e["improvement"]) for e in shown]]
+    ax.errorbar(ks, mid, yerr=err, fmt="o", capsize=5, color="#246")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(ks, [f"k = {k}" for k in ks])
+    ax.set_xlim(min(ks) - 0.5, max(ks) + 0.5)
+    ax.set_ylabel("% less total loss")
+    ax.set_title("best k groups vs the better baseline (95%)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -116,31 +135,41 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
     tasks, meta = result.tasks, result.meta
     e = html.escape
     driver = meta.get("driving_measure")
+    cost = meta.get("cost", {})
+    seeds = result.verification.get("seeds", [])
     parts = [f"<h1>Task affinity: {e(str(meta.get('name') or 'task set'))}</h1>",
-             f"<p class=meta>{len(tasks)} tasks · {meta.get('seeds')} seeds · "
-             f"{meta.get('n_train')} training / {meta.get('n_val')} validation rows · device "
-             f"{e(str(meta.get('device')))} · {meta.get('seconds', 0):.1f} s · groupings "
-             f"driven by <b>{e(str(driver))}</b></p>"]
+             f"<p class=verdict>{e(result.verdict)}</p>",
+             f"<p class=meta>{len(tasks)} tasks · {meta.get('probe_seeds')} probe seed(s), "
+             f"race over {len(seeds)} seed(s) · {meta.get('n_train')} training / "
+             f"{meta.get('n_val')} validation rows · device {e(str(meta.get('device')))} · "
+             f"{meta.get('seconds', 0):.1f} s · {cost.get('training_runs', 0):.1f} of "
+             f"{cost.get('budget', 0):.1f} training runs</p>"]
     if result.groupings:
-        parts.append("<h2>Recommended groups</h2><p>Each task is served by the group where its "
-                     "predicted gain is highest; gains are relative drops of its validation "
-                     "loss against training it alone.</p>")
-        ver = result.verification
-        if ver:
-            parts.append(f"<p>Measured total validation loss: single-task "
-                         f"{ver['single_total_loss']:.4g}, all tasks in one network "
-                         f"{ver['all_in_one_total_loss']:.4g}.</p>")
+        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the best choice "
+                     "of k groups when it beats the better baseline beyond noise, else that "
+                     "baseline), and the best k groups against the baseline, with a 95% "
+                     "interval from seed-paired differences of the total validation loss.</p>")
+        parts.append(_table(["k", "train", "best k groups", "vs", "improvement", "95% interval",
+                             "beyond noise"], [
+            [str(g["k"]), e(g["kind"].replace("_", "-")),
+             e(" | ".join(", ".join(x) for x in g.get("best_groups") or g["groups"])),
+             e(str(g.get("baseline") or "—").replace("_", "-")),
+             _num(g["improvement"]) if g.get("improvement") is not None else "—",
+             e(f"{100 * g['interval'][0]:+.1f}% to {100 * g['interval'][1]:+.1f}%")
+             if g.get("interval") else "—", "yes" if g.get("significant") else "no"]
+            for g in result.groupings]))
+        if any(g.get("interval") for g in result.groupings):
+            parts.append(_img(_png(budget_figure(result.groupings), figures / "budgets.png"),
+                              "improvement per k"))
         for entry in result.groupings:
             rows = []
             for gi, group in enumerate(entry["groups"]):
                 served = [t for t in tasks if entry["served_by"][t] == gi]
                 rows.append([str(gi + 1), e(", ".join(group)), e(", ".join(served) or "—")])
-            total = (f" · measured total loss {entry['measured_total_loss']:.4g}"
+            total = (f"measured total loss {entry['measured_total_loss']:.4g}; "
                      if "measured_total_loss" in entry else "")
-            parts.append(f"<h3>k = {entry['k']} <span class=meta>({e(entry['method'])}, rule "
-                         f"{e(entry['rule'])}, predicted total gain "
-                         f"{entry['total_predicted_gain']:+.3f}{total}; selected by "
-                         f"{e(entry['selected_by'])})</span></h3>")
+            parts.append(f"<h3>k = {entry['k']}: {e(entry['kind'].replace('_', '-'))} "
+                         f"<span class=meta>({total}{e(entry['selected_by'])})</span></h3>")
             parts.append(_table(["group", "members", "serves"], rows))
             parts.append(_img(_png(gains_figure(tasks, entry),
                                    figures / f"grouping_k{entry['k']}.png"),
@@ -163,7 +192,8 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
             for c in result.clusterings]))
     if result.auxiliary:
         parts.append("<h2>Auxiliary tasks</h2><p>Candidates by their affinity onto the "
-                     "primary task (± std over seeds); ✔ selected, ⚠ harmful.</p>")
+                     "primary task (± std over seeds); ✔ recommended (measured to beat the "
+                     "primary alone beyond noise), ⚠ harmful.</p>")
         aux_ver = result.verification.get("auxiliary", {})
         rows = []
         for primary, ranked in result.auxiliary.items():
@@ -172,9 +202,9 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
                 f"{' ✔' if c['selected'] else ''}{' ⚠' if c['harmful'] else ''}"
                 for c in ranked)
             measured = aux_ver.get(primary)
-            rows.append([e(primary), cells,
-                         _num(measured["gain"]) if measured else "—"])
-        parts.append(_table(["primary", "candidates, best first", "measured gain"], rows))
+            rows.append([e(primary), e(measured["verdict"]) if measured else "not measured",
+                         cells])
+        parts.append(_table(["primary", "measured", "candidates, best first"], rows))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>taskaffinity report"
             f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
     path = out / "report.html"

@@ -39,11 +39,13 @@ class Result:
     clusterings: list[dict[str, Any]] = field(default_factory=list)
     auxiliary: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    verdict: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "tasks": self.tasks,
+            "verdict": self.verdict,
             "affinity": {k: v.to_dict() for k, v in self.affinity.items()},
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
             "groupings": self.groupings,

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
 DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
-MAX_VERIFY_TASKS = 12
+BUDGET_PER_TASK = 2.5
+"""Default budget: this many training runs per task (20 at 8 tasks), at least MIN_BUDGET."""
+MIN_BUDGET = 10.0
 TaskType = Literal["binary", "multiclass", "regression"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -60,19 +62,51 @@ class ModelSpec(_Strict):
     )
 
 
-class ProbeSpec(_Strict):
-    epochs: Annotated[int, Field(gt=0, le=1000)] = 10
+class TrainingSpec(_Strict):
+    """How the user will train the final networks; every probe network trains this way."""
+
+    epochs: Annotated[int, Field(gt=0, le=10000)] = 200
+    """Most epochs; each network stops earlier when its validation loss stops improving."""
     batch_size: Annotated[int, Field(gt=0, le=65536)] = 128
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
-    seeds: Annotated[int, Field(gt=0, le=20)] = 3
-    affinity_every: PositiveInt = 10
-    """Joint-probe steps between two gradient/lookahead samples (TAG samples every 10th)."""
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    """SGD only."""
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
+    patience: Annotated[int, Field(gt=0, le=1000)] = 5
+    """Epochs without a lower mean validation loss before a network stops."""
+
+
+class BudgetSpec(_Strict):
+    training_runs: Annotated[float, Field(gt=0, le=100000)] | None = None
+    """Compute the analysis may spend, in units of one full training of one network on this
+    data (wall time); default BUDGET_PER_TASK per task, at least MIN_BUDGET."""
+
+
+MOVED_PROBE_KEYS = ("epochs", "batch_size", "lr")
+
+
+class ProbeSpec(_Strict):
+    seeds: Annotated[int, Field(gt=0, le=20)] | None = None
+    """Seeds of the affinity probes; default: chosen by the planner from the budget."""
+    affinity_every: PositiveInt = 20
+    """Joint-probe steps between two gradient/lookahead samples (TAG samples every 10th of a
+    short run; the joint probe now trains to convergence, so every 20th gives as many)."""
     lookahead: Literal["exact", "first_order"] = "exact"
     lookahead_lr: Annotated[float, Field(gt=0, le=10)] = 0.1
     """Step size eta of the lookahead update theta - eta * g_i (plain SGD on the trunk)."""
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     """Share of rows held out for validation when the data has no split column."""
     transfer_steps: Annotated[int, Field(gt=0, le=10000)] = 200
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, doc: Any) -> Any:
+        for key in MOVED_PROBE_KEYS:
+            if isinstance(doc, dict) and key in doc:
+                raise ValueError(f"probe.{key} moved to training.{key}: probes train the way "
+                                 "the final networks will")
+        return doc
 
 
 class GroupingSpec(_Strict):
@@ -82,11 +116,11 @@ class GroupingSpec(_Strict):
     """The matrix that drives the choice; default: the first computed of DEFAULT_DRIVERS."""
     rule: Literal["sum", "mean"] = "sum"
     """How a group's gain for a task follows from the affinities (see grouping/gain.py)."""
-    verify: bool | None = None
-    """Train the candidate groupings to measure their gains; default: on for <= 12 tasks."""
-    candidates: Annotated[int, Field(gt=0, le=50)] = 10
-    """With verify: the best groupings by predicted gain per k that are trained and compared;
-    the one with the lowest measured validation loss is recommended."""
+    verify: bool = True
+    """Race the candidate groupings (train them over seeds) and recommend the measured best;
+    off: recommend by predicted gain alone, with no measured comparison."""
+    candidates: Annotated[int, Field(gt=0, le=50)] = 3
+    """Candidate groupings per k from each predictor (every measure and rule) in the race."""
 
 
 class AuxiliarySpec(_Strict):
@@ -99,6 +133,8 @@ class TaskSet(_Strict):
     data: DataSpec
     tasks: list[TaskSpec] = Field(min_length=2)
     model: ModelSpec = Field(default_factory=ModelSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
     measures: list[Literal[MEASURE_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(MEASURE_NAMES), min_length=1
@@ -140,9 +176,12 @@ class TaskSet(_Strict):
 
     @property
     def verify(self) -> bool:
-        if self.grouping.verify is None:
-            return len(self.tasks) <= MAX_VERIFY_TASKS
         return self.grouping.verify
+
+    @property
+    def training_runs(self) -> float:
+        """The compute budget in training runs, with the default filled in."""
+        return self.budget.training_runs or max(MIN_BUDGET, BUDGET_PER_TASK * len(self.tasks))
 
     @property
     def budgets(self) -> list[int]:

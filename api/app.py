@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from threadpoolctl import threadpool_limits
 
 from api import errors
 from api.results import ResultCache
@@ -22,12 +21,12 @@ log = logging.getLogger("taskaffinity.api")
 
 
 def _worker_process(settings: Settings) -> None:
+    from affinity.threads import limited_threads
     from api.worker import work
 
     logging.basicConfig(level=logging.INFO)
     os.nice(10)  # below the API process, which stays responsive while jobs run
-    threads = settings.torch_threads or max(1, (os.cpu_count() or 2) - 1)
-    with threadpool_limits(threads):  # BLAS/OpenMP pools of numpy, scipy, scikit-learn
+    with limited_threads(settings.torch_threads or None) as threads:  # torch and BLAS pools
         work(settings.model_copy(update={"torch_threads": threads}))
 
 

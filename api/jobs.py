@@ -42,10 +42,12 @@ def check_taskset_limits(settings: Settings, taskset: TaskSet) -> None:
     if len(taskset.tasks) > settings.max_tasks:
         raise InvalidTaskSet(f"tasks: at most {settings.max_tasks} tasks per task set; got "
                              f"{len(taskset.tasks)}")
-    budget = taskset.probe.epochs * taskset.probe.seeds
-    if budget > settings.max_probe_epochs:
-        raise InvalidTaskSet(f"probe.epochs: epochs x seeds = {budget} exceeds the limit of "
-                             f"{settings.max_probe_epochs}")
+    if taskset.training.epochs > settings.max_epochs:
+        raise InvalidTaskSet(f"training.epochs: {taskset.training.epochs} exceeds the limit of "
+                             f"{settings.max_epochs}")
+    if taskset.training_runs > settings.max_training_runs:
+        raise InvalidTaskSet(f"budget.training_runs: {taskset.training_runs:g} exceeds the "
+                             f"limit of {settings.max_training_runs:g}")
 
 
 def load_job_data(store: Store, settings: Settings, job: JobRow) -> tuple[TaskSet, Dataset]:

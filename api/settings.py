@@ -26,8 +26,10 @@ class Settings(BaseSettings):
     max_tasks: int = Field(default=64, gt=1)
     max_rows: int = Field(default=2_000_000, gt=0)
     max_features: int = Field(default=100_000, gt=0)
-    max_probe_epochs: int = Field(default=5_000, gt=0)
-    """Limit on probe.epochs x probe.seeds of one task set."""
+    max_epochs: int = Field(default=5_000, gt=0)
+    """Limit on training.epochs of one task set."""
+    max_training_runs: float = Field(default=1_000.0, gt=0)
+    """Limit on budget.training_runs (the analysis' compute) of one task set."""
     max_active_jobs: int = Field(default=1_000, gt=0)
     """Queued plus running jobs one owner may have."""
     max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)

@@ -25,7 +25,7 @@ import numpy as np
 
 READS, READ_CONCURRENCY, BUSY_CONCURRENCY, MIXED_READS, MIXED_CLIENTS = 1000, 5, 20, 500, 10
 TASKSET = {"name": "load", "data": {"builtin": "digits"}, "model": {"hidden": [16]},
-           "probe": {"epochs": 1, "seeds": 1, "transfer_steps": 10},
+           "training": {"epochs": 1}, "probe": {"seeds": 1, "transfer_steps": 10},
            "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]}
 
 

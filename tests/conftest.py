@@ -47,4 +47,5 @@ def write_taskset(folder: Path, doc: dict, name: str = "taskset.yaml") -> Path:
     return path
 
 
-FAST_PROBE = {"epochs": 2, "batch_size": 128, "seeds": 1, "transfer_steps": 20}
+FAST_TRAINING = {"epochs": 2, "batch_size": 128}
+FAST_PROBE = {"seeds": 1, "transfer_steps": 20}

@@ -13,11 +13,12 @@ from tests.conftest import digits_frame
 from tests.service_helpers import LiveServer, store_url, wait_for
 
 PIXELS = [f"pixel_{i}" for i in range(64)]
-FAST = {"epochs": 1, "seeds": 1, "transfer_steps": 10}
+FAST = {"seeds": 1, "transfer_steps": 10}
 
 
 def taskset(data: dict, **extra) -> dict:
-    return {"name": "api", "data": data, "model": {"hidden": [16]}, "probe": FAST,
+    return {"name": "api", "data": data, "model": {"hidden": [16]}, "training": {"epochs": 1},
+            "probe": FAST,
             "tasks": [{"name": "zero", "column": "digit_0", "type": "binary"},
                       {"name": "label", "type": "multiclass"},
                       {"name": "ink", "type": "regression"}], **extra}
@@ -55,7 +56,9 @@ def test_submit_progress_result_round_trip(settings):
         assert set(result["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer",
                                            "pairwise"}
         two = client.get(f"/v1/jobs/{job_id}/groupings", params={"k": 2}).json()
-        assert len(two) == 1 and len(two[0]["groups"]) == 2
+        assert len(two) == 1 and len(two[0]["best_groups"]) == 2
+        assert two[0]["kind"] == "groups" or two[0]["kind"] == two[0]["baseline"]
+        assert result["verdict"] and result["meta"]["cost"]["training_runs"] > 0
         aux = client.get(f"/v1/jobs/{job_id}/auxiliary/zero").json()
         assert {c["task"] for c in aux} == {"label", "ink"}
         report = client.get(f"/v1/jobs/{job_id}/report")
@@ -156,7 +159,7 @@ def test_dataset_in_use_cannot_be_deleted(settings):
 
 def test_cancel_stops_a_running_job_over_http(settings):
     long = taskset({"builtin": "digits"}, tasks=_digit_tasks(),
-                   probe={**FAST, "epochs": 200, "seeds": 3})
+                   probe={**FAST, "seeds": 3}, training={"epochs": 200, "patience": 200})
     with LiveServer(settings, worker_thread=True) as server, \
             httpx.Client(base_url=server.url) as client:
         job_id = client.post("/v1/jobs", json=long).json()["id"]

@@ -22,7 +22,8 @@ DOC = {
               {"name": "label", "type": "multiclass"},
               {"name": "ink", "type": "regression"}],
     "model": {"hidden": [16]},
-    "probe": {"epochs": 2, "seeds": 2, "transfer_steps": 20},
+    "training": {"epochs": 2}, "probe": {"seeds": 2, "transfer_steps": 20},
+    "budget": {"training_runs": 1000},  # 2-epoch networks: setup costs more than training
 }
 
 
@@ -35,13 +36,15 @@ def test_run_writes_the_contract_document(tmp_path):
                            str(tmp_path / "out"), "--device", "cpu"],
                           capture_output=True, text=True, cwd=tmp_path / "..")
     assert proc.returncode == 0, proc.stderr
-    assert "joint probe" in proc.stderr and "100%" in proc.stderr  # progress bar with stages
+    assert "all-in-one network and affinity samples (seed 1/2)" in proc.stderr  # stages
+    assert "race: " in proc.stderr and "done: 100%" in proc.stderr
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["tasks"] == ["zero", "label", "ink"]
     assert set(doc["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer", "pairwise"}
     for m in doc["affinity"].values():
         assert np.array(m["matrix"]).shape == np.array(m["std"]).shape == (3, 3)
-    assert doc["meta"]["seeds"] == 2 and doc["meta"]["name"] == "cli-test"
+    assert doc["meta"]["probe_seeds"] == 2 and doc["meta"]["name"] == "cli-test"
+    assert doc["meta"]["cost"]["training_runs"] > 0 and doc["verdict"] in proc.stdout
     with open(tmp_path / "out" / "matrices" / "cka.csv") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["source", "zero", "label", "ink"]
@@ -53,10 +56,16 @@ def test_run_writes_the_contract_document(tmp_path):
     assert (tmp_path / "out" / "figures" / "pairwise.png").stat().st_size > 1000
     assert [g["k"] for g in doc["groupings"]] == [1, 2, 3]
     for entry in doc["groupings"]:
-        assert len(entry["groups"]) == entry["k"]
+        assert entry["kind"] in ("groups", "all_in_one", "single_task")
+        assert len(entry["groups"]) == (entry["k"] if entry["kind"] == "groups" else
+                                        1 if entry["kind"] == "all_in_one" else 3)
+        assert len(entry["best_groups"]) == entry["k"]
         covered = {t for g in entry["groups"] for t in g}
         assert covered == {"zero", "label", "ink"}
         assert set(entry["measured"]) == covered  # verified: measured loss of every task
+        assert entry["baseline"] in ("all_in_one", "single_task")
+        lo, hi = entry["interval"]
+        assert lo <= entry["improvement"] <= hi and entry["significant"] == (lo > 0)
     assert [c["task"] for c in doc["auxiliary"]["zero"]] != []
     assert set(doc["auxiliary"]) == {"zero", "label", "ink"}
 
@@ -86,7 +95,7 @@ def test_progress_reports_stages_up_to_the_total(tmp_path):
     analyze(load_taskset(write_taskset(tmp_path, DOC)), base_dir=tmp_path, device="cpu",
             progress=lambda stage, done, total: seen.append((stage, done, total)))
     stages = list(dict.fromkeys(stage for stage, _, _ in seen))
-    assert stages[0].startswith("joint probe (seed 1/2)") and stages[-1] == "done"
-    assert "verifying recommended groups" in stages
+    assert stages[0] == "all-in-one network and affinity samples (seed 1/2)"
+    assert stages[-1] == "done" and any(s.startswith("race: ") for s in stages)
     dones = [done for _, done, _ in seen]
     assert dones == sorted(dones) and seen[-1][1] == seen[-1][2] > 0

@@ -17,7 +17,7 @@ from tests.conftest import write_taskset
 
 DOC = {"data": {"builtin": "digits"},
        "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (1, 4, 7, 8)],
-       "model": {"hidden": [16]}, "probe": {"epochs": 2, "seeds": 2, "batch_size": 256}}
+       "model": {"hidden": [16]}, "training": {"epochs": 2, "batch_size": 256}}
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +59,16 @@ def test_table_round_trips_through_json(table, tmp_path):
         "subset,digit_1,digit_4,digit_7,digit_8"
 
 
-def test_more_than_ten_tasks_is_refused():
+def test_more_than_twelve_tasks_is_refused():
     ts = parse_taskset({"data": {"builtin": "digits"},
                         "tasks": [{"name": f"t{i}", "column": f"digit_{i % 10}",
-                                   "type": "binary"} for i in range(11)]})
-    with pytest.raises(InvalidTaskSet, match="tasks: exhaustive training supports at most 10"):
+                                   "type": "binary"} for i in range(13)]})
+    with pytest.raises(InvalidTaskSet, match="tasks: exhaustive training supports at most 12"):
         exhaustive(ts, load_dataset(ts), torch.device("cpu"))
 
 
 def test_cli_exhaustive_then_score(tmp_path, capsys):
-    path = write_taskset(tmp_path, dict(DOC, probe=dict(DOC["probe"], seeds=1)))
+    path = write_taskset(tmp_path, DOC)
     assert main(["exhaustive", str(path), "--out", str(tmp_path / "ex"), "--quiet"]) == 0
     assert main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     capsys.readouterr()

@@ -18,7 +18,8 @@ TASKS = [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]
 
 def taskset(epochs: int) -> dict:
     return {"data": {"builtin": "digits"}, "tasks": TASKS, "model": {"hidden": [16]},
-            "probe": {"epochs": epochs, "seeds": 1, "transfer_steps": 10}}
+            "training": {"epochs": epochs, "patience": epochs},
+            "probe": {"seeds": 1, "transfer_steps": 10}}
 
 
 def start_worker(url: str, data_dir) -> subprocess.Popen:

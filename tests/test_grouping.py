@@ -16,6 +16,7 @@ from affinity.grouping import (
     partition_quality,
     select_groups,
 )
+from affinity.grouping.gain import fit_beta
 from affinity.grouping.select import all_subsets, stirling2, top_groupings, top_partitions
 
 
@@ -57,8 +58,21 @@ def test_group_gains_follow_the_sum_and_mean_rules():
     assert total[0, 0] == pytest.approx(a[1, 0] + a[2, 0])
     assert total[0, 2] == pytest.approx(a[0, 2] + a[1, 2])
     assert total[1, 3] == 0.0
-    with pytest.raises(ValueError, match="rule must be one of sum, mean; got 'max'"):
+    with pytest.raises(ValueError, match="rule must be one of sum, mean or a number; got 'max'"):
         group_gains(a, [(0, 1)], rule="max")
+    # a number beta between: the partners' sum over (|g| - 1) ** beta; 0 and 1 are the rules
+    half = group_gains(a, [(0, 1, 2)], rule=0.5)
+    assert half[0, 0] == pytest.approx((a[1, 0] + a[2, 0]) / np.sqrt(2))
+    np.testing.assert_allclose(group_gains(a, [(0, 1, 2)], 0.0), total[:1])
+    np.testing.assert_allclose(group_gains(a, [(0, 1, 2)], 1.0), mean[:1])
+
+
+def test_fit_beta_recovers_the_rule_that_made_the_gains():
+    a = np.random.default_rng(3).normal(scale=0.3, size=(6, 6))
+    groups = [g for r in (3, 4, 5) for g in itertools.combinations(range(6), r)]
+    for beta in (0.0, 0.7, 1.0):
+        assert fit_beta(a, groups, group_gains(a, groups, beta)) == pytest.approx(beta)
+    assert fit_beta(a, [(0, 1)], group_gains(a, [(0, 1)])) is None  # no group of 3+
 
 
 @pytest.mark.parametrize("rule", ["sum", "mean"])

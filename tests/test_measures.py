@@ -31,7 +31,8 @@ def constructed(tmp_path_factory):
     doc = {"data": {"path": str(folder / "d.csv"), "features": PIXELS},
            "tasks": [{"name": n, "column": c, "type": "binary"} for n, c in tasks],
            "model": {"hidden": [64, 32]},
-           "probe": {"epochs": 4, "seeds": 2, "batch_size": 64, "transfer_steps": 50}}
+           "training": {"epochs": 4, "batch_size": 64},
+           "probe": {"seeds": 2, "transfer_steps": 50}}
     return doc, analyze(parse_taskset(doc), device="cpu")
 
 
@@ -94,7 +95,7 @@ def test_pairwise_measure_agrees_with_naive_training(tmp_path, device):
     ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS},
                         "tasks": [{"name": f"d{d}", "column": f"digit_{d}", "type": "binary"}
                                   for d in (1, 4, 7)],
-                        "model": {"hidden": [16]}, "probe": {"epochs": 2, "batch_size": 64}})
+                        "model": {"hidden": [16]}, "training": {"epochs": 2, "batch_size": 64}})
     data = load_dataset(ts).to(device)
     members = probe_members({"pairs"}, 3)
     run = ProbeRun(ts, data, 0, None, run_subsets(ts, data, members, 0, device))

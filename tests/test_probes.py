@@ -44,7 +44,8 @@ def mixed(request, tmp_path, device):
                   {"name": "label", "type": "multiclass"},
                   {"name": "ink", "type": "regression"}],
         "model": {"backbone": backbone, "hidden": [16, 8]},
-        "probe": {"epochs": 2, "batch_size": 64, "seeds": 1, "lookahead_lr": 0.05},
+        "training": {"epochs": 6, "batch_size": 64, "patience": 1},
+        "probe": {"seeds": 1, "lookahead_lr": 0.05},
     })
     return ts, load_dataset(ts).to(device)
 
@@ -109,7 +110,7 @@ def test_joint_probe_equals_naive_loop(mixed, device):
     fast = run_joint(ts, data, 0, device, every=3)
     slow = naive_joint(ts, data, 0, device, every=3)
     np.testing.assert_allclose(fast.lookahead, slow, atol=1e-5, rtol=1e-3)
-    assert fast.n_samples == -(-len(data.x_train) // 64 * 2 // 3)
+    assert fast.n_samples == -(-fast.epochs * -(-len(data.x_train) // 64) // 3)
     assert np.allclose(np.diag(fast.grad_cosine), 1)
     assert ((fast.conflict_rate >= 0) & (fast.conflict_rate <= 1)).all()
 
@@ -123,6 +124,32 @@ def test_batched_subsets_equal_sequential_training(mixed, device):
     assert np.isnan(fast.val_loss[0, 1:]).all() and not np.isnan(fast.val_loss[0, 0])
 
 
+@pytest.mark.parametrize("recipe", [{"optimizer": "sgd", "lr": 0.02, "momentum": 0.9},
+                                    {"optimizer": "adamw", "lr": 0.03, "weight_decay": 0.1}])
+def test_every_optimizer_trains_stacked_networks_as_alone(mixed, device, recipe):
+    """SGD with momentum and AdamW are elementwise too; stopped networks leave the stack
+    with their optimizer state, and the rest train on exactly as alone."""
+    ts, data = mixed
+    recipe = {**recipe, "epochs": 20, "patience": 2}
+    ts = ts.model_copy(update={"training": ts.training.model_copy(update=recipe)})
+    members = [(0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 1, 2, 3)]
+    fast = run_subsets(ts, data, members, 0, device)
+    slow = naive_subsets(ts, data, members, 0, device)
+    np.testing.assert_allclose(fast.val_loss, slow, rtol=1e-4, atol=1e-6)
+    assert len(set(fast.epochs.tolist())) > 1  # networks stopped at different epochs
+
+
+def test_network_is_scored_at_one_checkpoint(mixed, device):
+    """Each network's tasks are scored at the epoch of its least mean validation loss, and
+    the joint probe is the all-in-one network of its seed (same start, batches, updates)."""
+    ts, data = mixed
+    everyone = tuple(range(data.n_tasks))
+    stacked = run_subsets(ts, data, [everyone], 0, device)
+    joint = run_joint(ts, data, 0, device)
+    np.testing.assert_allclose(joint.val_loss, stacked.val_loss[0], rtol=1e-3)
+    assert joint.epochs == stacked.epochs[0] <= ts.training.epochs
+
+
 def test_single_task_probe_ignores_other_tasks_missing_labels(tmp_path, device):
     """A missing label never removes the row from another task's training."""
     frame = digits_frame(300)
@@ -134,7 +161,7 @@ def test_single_task_probe_ignores_other_tasks_missing_labels(tmp_path, device):
         ts = parse_taskset({"data": {"path": str(tmp_path / name), "features": PIXELS},
                             "tasks": [{"name": "zero", "column": "digit_0", "type": "binary"},
                                       {"name": "ink", "type": "regression"}],
-                            "model": {"hidden": [16]}, "probe": {"epochs": 2}})
+                            "model": {"hidden": [16]}, "training": {"epochs": 2}})
         data = load_dataset(ts).to(device)
         results.append(run_subsets(ts, data, [(1,)], 0, device).val_loss[0, 1])
     assert results[0] == pytest.approx(results[1], rel=1e-6)

@@ -44,7 +44,9 @@ def twenty(tmp_path_factory):
     return parse_taskset({"data": {"path": str(folder / "d.csv"), "features": PIXELS},
                           "tasks": tasks, "model": {"hidden": [16]},
                           "measures": ["pairwise", "cka", "transfer"],
-                          "probe": {"epochs": 1, "seeds": 1, "transfer_steps": 20}})
+                          "grouping": {"verify": False},  # no race: one subset stage
+                          "training": {"epochs": 1},
+                          "probe": {"seeds": 1, "transfer_steps": 20}})
 
 
 def test_chunks_run_as_ray_tasks_and_merge_to_the_unsplit_result(cluster, twenty):
@@ -77,7 +79,8 @@ def test_a_killed_ray_worker_is_retried_and_the_job_succeeds(cluster, twenty, tm
     from api.store import Store
     from api.worker import run_job
 
-    slow = twenty.model_copy(update={"probe": twenty.probe.model_copy(update={"epochs": 4})})
+    slow = twenty.model_copy(
+        update={"training": twenty.training.model_copy(update={"epochs": 4})})
     settings = Settings(data_dir=Path(slow.data.path).parent, device="cpu",
                         database_url=f"sqlite:///{tmp_path / 's.db'}")
     store = Store(settings.url)
@@ -107,7 +110,8 @@ def test_api_job_on_the_ray_executor_matches_the_local_executor(cluster, tmp_pat
 
     doc = {"data": {"builtin": "digits"}, "model": {"hidden": [16]},
            "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (1, 4, 7, 8)],
-           "probe": {"epochs": 1, "seeds": 2, "transfer_steps": 20}}
+           "training": {"epochs": 1}, "probe": {"seeds": 2, "transfer_steps": 20},
+           "grouping": {"verify": False}}  # the race's rounds follow measured time
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 's.db'}",
                         executor="ray", device="cpu", poll_seconds=0.05)
     with LiveServer(settings, worker_thread=True) as server, \

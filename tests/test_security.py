@@ -19,7 +19,7 @@ from tests.service_helpers import LiveServer, store_url
 
 TASKS = [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]
 JOB = {"data": {"builtin": "digits"}, "tasks": TASKS, "model": {"hidden": [16]},
-       "probe": {"epochs": 1, "seeds": 1, "transfer_steps": 10}}
+       "training": {"epochs": 1}, "probe": {"seeds": 1, "transfer_steps": 10}}
 ALICE, BOB = {"Authorization": "Bearer a-secret"}, {"Authorization": "Bearer b-secret"}
 
 
@@ -27,7 +27,8 @@ ALICE, BOB = {"Authorization": "Bearer a-secret"}, {"Authorization": "Bearer b-s
 def secured(tmp_path):
     return Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
                     auth_tokens="alice:a-secret, bob:b-secret", max_tasks=4, max_rows=1000,
-                    max_features=64, max_probe_epochs=50, max_active_jobs=2, device="cpu",
+                    max_features=64, max_epochs=50, max_training_runs=40, max_active_jobs=2,
+                    device="cpu",
                     max_upload_bytes=1_000_000)
 
 
@@ -74,8 +75,10 @@ def test_limits_give_clear_4xx(secured, tmp_path):
     many = [{"name": f"digit_{d}", "type": "binary"} for d in range(5)]
     cases = [
         ({**JOB, "tasks": many}, 422, "tasks: at most 4 tasks per task set; got 5"),
-        ({**JOB, "probe": {"epochs": 30, "seeds": 2}}, 422,
-         "probe.epochs: epochs x seeds = 60 exceeds the limit of 50"),
+        ({**JOB, "training": {"epochs": 60}}, 422,
+         "training.epochs: 60 exceeds the limit of 50"),
+        ({**JOB, "budget": {"training_runs": 41}}, 422,
+         "budget.training_runs: 41 exceeds the limit of 40"),
         (JOB, 422, "data: 1797 rows exceed the limit of 1000"),
     ]
     with LiveServer(secured) as server, httpx.Client(base_url=server.url) as client:

@@ -9,7 +9,7 @@ import pytest
 
 from affinity.cli import main
 from affinity.taskset import InvalidTaskSet, load_taskset, parse_taskset
-from tests.conftest import FAST_PROBE, digits_frame, write_taskset
+from tests.conftest import FAST_PROBE, FAST_TRAINING, digits_frame, write_taskset
 
 VALID = {
     "name": "t",
@@ -17,6 +17,7 @@ VALID = {
     "tasks": [{"name": "a", "column": "digit_0", "type": "binary"},
               {"name": "b", "column": "label", "type": "multiclass"},
               {"name": "c", "column": "ink", "type": "regression"}],
+    "training": FAST_TRAINING,
     "probe": FAST_PROBE,
     "measures": ["grad_cosine", "pairwise"],
 }
@@ -69,9 +70,20 @@ INVALID = [
     ("model.backbone", "cnn", "model.backbone: cnn needs image arrays"),
     ("model.hidden", [0], "model.hidden[0]: Input should be greater than 0"),
     ("model.hidden", [], "model.hidden: List should have at least 1 item"),
-    ("probe.epochs", 0, "probe.epochs: Input should be greater than 0; got 0"),
-    ("probe.batch_size", -1, "probe.batch_size: Input should be greater than 0"),
-    ("probe.lr", 0, "probe.lr: Input should be greater than 0"),
+    ("training.epochs", 0, "training.epochs: Input should be greater than 0; got 0"),
+    ("training.batch_size", -1, "training.batch_size: Input should be greater than 0"),
+    ("training.lr", 0, "training.lr: Input should be greater than 0"),
+    ("training.optimizer", "lbfgs", "training.optimizer: Input should be 'adam', 'adamw' or "
+                                    "'sgd'; got 'lbfgs'"),
+    ("training.momentum", 1.0, "training.momentum: Input should be less than 1"),
+    ("training.weight_decay", -0.1, "training.weight_decay: Input should be greater than or "
+                                    "equal to 0"),
+    ("training.patience", 0, "training.patience: Input should be greater than 0"),
+    ("training.steps", 5, "training.steps: unknown key"),
+    ("budget.training_runs", 0, "budget.training_runs: Input should be greater than 0"),
+    ("budget.seeds", 2, "budget.seeds: unknown key"),
+    ("probe.epochs", 10, "probe: probe.epochs moved to training.epochs"),
+    ("probe.lr", 0.1, "probe: probe.lr moved to training.lr"),
     ("probe.seeds", "three", "probe.seeds: Input should be a valid integer"),
     ("probe.val_fraction", 1.5, "probe.val_fraction: Input should be less than 1"),
     ("probe.lookahead", "second", "probe.lookahead: Input should be 'exact' or 'first_order'"),
@@ -112,11 +124,11 @@ def test_invalid_field_exits_2_and_names_it(folder, capsys, where, value, expect
 
 
 def test_parse_reports_every_bad_field_at_once():
-    doc = mutate("probe.epochs", 0)
+    doc = mutate("training.epochs", 0)
     doc["tasks"][1]["type"] = "ordinal"
     with pytest.raises(InvalidTaskSet) as info:
         parse_taskset(doc)
-    assert "tasks[1].type" in str(info.value) and "probe.epochs" in str(info.value)
+    assert "tasks[1].type" in str(info.value) and "training.epochs" in str(info.value)
 
 
 def test_yaml_and_json_give_the_same_task_set(tmp_path):
@@ -132,7 +144,11 @@ def test_defaults_fill_in(tmp_path):
                                   {"name": "digit_1", "type": "binary"}]})
     assert ts.measures == ["grad_cosine", "lookahead", "cka", "transfer", "pairwise"]
     assert ts.budgets == [1, 2]  # default 1..3, capped at the number of tasks
-    assert ts.model.hidden == [128, 64] and ts.probe.seeds == 3
+    assert ts.model.hidden == [128, 64] and ts.probe.seeds is None  # the planner's choice
+    assert ts.training.epochs == 200 and ts.training.patience == 5  # to convergence
+    assert ts.training_runs == 10.0  # 2.5 per task, at least 10
+    eight = ts.model_copy(update={"tasks": ts.tasks * 4})
+    assert eight.training_runs == 20.0
 
 
 def test_unreadable_file_is_invalid(tmp_path, capsys):

@@ -9,9 +9,10 @@ from api.store import Store
 from api.worker import run_job, work
 from tests.service_helpers import store_url
 
-FAST = {"epochs": 1, "seeds": 1, "transfer_steps": 10}
+FAST = {"seeds": 1, "transfer_steps": 10}
 TASKSET = {"name": "w", "data": {"builtin": "digits"}, "model": {"hidden": [16]},
-           "probe": FAST, "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]}
+           "training": {"epochs": 1}, "probe": FAST,
+           "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (0, 1, 2)]}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,7 +53,7 @@ def test_crash_is_retried_then_failed(settings, monkeypatch):
 
 def test_cancel_stops_a_running_job(settings):
     store = Store(settings.url)
-    job = store.add_job("a", {**TASKSET, "probe": {**FAST, "epochs": 50}})
+    job = store.add_job("a", {**TASKSET, "training": {"epochs": 50, "patience": 50}})
     claimed = store.claim("me", 30)
     store.cancel("a", job.id)  # the job is running: it is asked to stop
     assert run_job(store, settings, claimed, "me").value == "cancelled"

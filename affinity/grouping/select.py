@@ -19,7 +19,7 @@ from scipy.sparse import coo_array
 
 from affinity.grouping.gain import group_gains
 
-MAX_EXACT_TASKS = 12
+MAX_EXACT_TASKS = 10
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,13 @@ class Selection:
     @property
     def total_gain(self) -> float:
         return float(self.task_gain.sum())
+
+    def ordered(self) -> Selection:
+        """The same selection with its groups in order of their first task."""
+        order = sorted(range(len(self.groups)), key=lambda g: self.groups[g])
+        where = {old: new for new, old in enumerate(order)}
+        return Selection([self.groups[g] for g in order], [where[g] for g in self.served_by],
+                         self.task_gain, self.method)
 
 
 def all_subsets(n_tasks: int) -> list[tuple[int, ...]]:

@@ -1,9 +1,9 @@
-"""What every probe shares: seeded initialisation and the minibatch schedule."""
+"""What every probe shares: seeded initialisation and the validation loss."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
@@ -35,16 +35,6 @@ def init_model(taskset: TaskSet, data: Dataset, seed: int) -> MultiTaskNet:
     return model
 
 
-def minibatches(n_rows: int, batch_size: int, epochs: int, seed: int,
-                device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield ``(epoch, row indices)`` of a seeded shuffle, the same for every probe of a seed."""
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        order = torch.randperm(n_rows, generator=gen).to(device)
-        for start in range(0, n_rows, batch_size):
-            yield epoch, order[start:start + batch_size]
-
-
 EVAL_ROWS = 4096  # validation rows per forward, to bound memory
 
 
@@ -58,7 +48,3 @@ def validation_loss(forward: Callable[[torch.Tensor], torch.Tensor], losses: Tas
                                   data.y_val[start:start + EVAL_ROWS])
             total = total + sums
     return total / (~torch.isnan(data.y_val)).sum(0).clamp(min=1)
-
-
-def n_steps(n_rows: int, batch_size: int, epochs: int) -> int:
-    return epochs * -(-n_rows // batch_size)

@@ -1,4 +1,5 @@
-"""The joint probe: all tasks trained together, sampling gradient and lookahead affinities.
+"""The joint probe: all tasks trained together by the recipe, sampling gradient and lookahead
+affinities over the whole run; the run is also the seed's all-in-one network.
 
 At a sampled step one batched backward (``is_grads_batched``) gives every task's gradient
 on every parameter; their sum is the ordinary training gradient, so the step needs no
@@ -10,6 +11,7 @@ reusing the heads as they are (TAG updates only the shared parameters).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,8 +20,9 @@ import torch
 
 from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses, stacked_call
-from affinity.probes.common import init_model, minibatches
+from affinity.probes.common import init_model, validation_loss
 from affinity.taskset import TaskSet
+from affinity.training import EarlyStopping, epoch_batches, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,21 @@ class AffinitySample:
 
 @dataclass(frozen=True)
 class JointProbe:
-    """Averages over the sampled steps of one joint run, each of shape (T, T)."""
+    """One all-in-one training run by the recipe, with affinities sampled along it.
+
+    Affinities are means over the sampled steps, each of shape (T, T). ``val_loss`` is each
+    task's validation loss at the network's checkpoint (least mean validation loss): the
+    all-in-one baseline of this seed. ``unit_seconds`` is the wall time the run would have
+    taken without the sampling (one full training of one network), ``epochs`` its length.
+    """
 
     grad_cosine: np.ndarray
     conflict_rate: np.ndarray
     lookahead: np.ndarray
     n_samples: int
+    val_loss: np.ndarray
+    epochs: int
+    unit_seconds: float
 
 
 def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
@@ -73,31 +85,51 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
 
 
 def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, *,
-              every: int | None = None, tick: Callable[[], None] | None = None) -> JointProbe:
-    """Train all tasks jointly; sample affinities every ``every`` steps (default: task set's)."""
-    probe = taskset.probe
-    every = every or probe.affinity_every
+              every: int | None = None, tick: Callable[[int], None] | None = None) -> JointProbe:
+    """Train all tasks jointly by the recipe, early-stopped on the mean validation loss;
+    sample affinities every ``every`` steps (default: the task set's) until it stops."""
+    spec = taskset.training
+    every = every or taskset.probe.affinity_every
     model = init_model(taskset, data, seed).to(device)
     losses = TaskLosses(data.tasks)
-    opt = torch.optim.Adam(model.parameters(), lr=probe.lr)
+    opt = make_optimizer(model.parameters(), spec)
+    stopper = EarlyStopping(1, spec.patience, device)
     n = data.n_tasks
     # running sums of cosine, conflict (cosine < 0), lookahead, and the count of valid samples
     sums = torch.zeros(4, n, n, device=device)
-    batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
-    n_samples = 0
-    for step, (_, rows) in enumerate(batches):
-        x, y = data.x_train[rows], data.y_train[rows]
-        opt.zero_grad(set_to_none=True)
-        if step % every == 0:
-            s = affinity_step(model, losses, x, y, probe.lookahead_lr,
-                              exact=probe.lookahead == "exact")
-            sums += torch.stack([s.cosine, s.cosine < 0, s.lookahead,
-                                 torch.ones_like(s.cosine)]) * s.valid
-            n_samples += 1
-        else:
-            losses(model(x), y).sum().backward()
-        opt.step()
-        if tick:
-            tick()
+    n_samples = step = epochs = 0
+    sampling_seconds = plain_seconds = 0.0
+    val_loss = torch.full((n,), torch.nan, device=device)
+    started = time.perf_counter()
+    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
+        for rows in batches:
+            x, y = data.x_train[rows], data.y_train[rows]
+            opt.zero_grad(set_to_none=True)
+            step_start = time.perf_counter()
+            if step % every == 0:
+                s = affinity_step(model, losses, x, y, taskset.probe.lookahead_lr,
+                                  exact=taskset.probe.lookahead == "exact")
+                sums += torch.stack([s.cosine, s.cosine < 0, s.lookahead,
+                                     torch.ones_like(s.cosine)]) * s.valid
+                n_samples += 1
+                opt.step()
+                sampling_seconds += time.perf_counter() - step_start
+            else:
+                losses(model(x), y).sum().backward()
+                opt.step()
+                plain_seconds += time.perf_counter() - step_start
+            step += 1
+            if tick:
+                tick(1)
+        epochs += 1
+        val = validation_loss(model, losses, data)
+        improved, stopped = stopper.update(val.mean()[None])
+        if improved.item():
+            val_loss = val
+        if stopped.item():
+            break
+    plain_step = plain_seconds / max(1, step - n_samples) if step > n_samples else 0.0
+    unit = time.perf_counter() - started - sampling_seconds + n_samples * plain_step
     cosine, conflict, lookahead = (sums[:3] / sums[3].clamp(min=1)).double().cpu().numpy()
-    return JointProbe(cosine, conflict, lookahead, n_samples)
+    return JointProbe(cosine, conflict, lookahead, n_samples, val_loss.double().cpu().numpy(),
+                      epochs, unit)

@@ -8,16 +8,17 @@ and ``bench/probes.py`` times them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses
-from affinity.probes.common import init_model, minibatches, validation_loss
+from affinity.probes.common import init_model, validation_loss
 from affinity.probes.joint import AffinitySample
 from affinity.taskset import TaskSet
+from affinity.training import EarlyStopping, epoch_batches, make_optimizer
 
 
 def naive_affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor,
@@ -52,47 +53,60 @@ def naive_affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor
     return AffinitySample(cosine, lookahead, has[:, None] & has[None, :])
 
 
+def _train(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, subset: list[int],
+           step: Callable[[MultiTaskNet, TaskLosses, torch.Tensor, torch.Tensor, int], None]
+           ) -> np.ndarray:
+    """One network on its own by the recipe, early-stopped on the mean validation loss of
+    ``subset``; ``step`` computes the gradients of a minibatch. Val losses at its checkpoint."""
+    spec = taskset.training
+    model = init_model(taskset, data, seed).to(device)
+    losses = TaskLosses(data.tasks)
+    opt = make_optimizer(model.parameters(), spec)
+    stopper = EarlyStopping(1, spec.patience, device)
+    checkpoint = torch.full((data.n_tasks,), torch.nan)
+    n = 0
+    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
+        for rows in batches:
+            opt.zero_grad(set_to_none=True)
+            step(model, losses, data.x_train[rows], data.y_train[rows], n)
+            opt.step()
+            n += 1
+        val = validation_loss(model, losses, data)
+        improved, stopped = stopper.update(val[subset].mean()[None])
+        if improved.item():
+            checkpoint = val.cpu()
+        if stopped.item():
+            break
+    return checkpoint.numpy()
+
+
 def naive_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device,
                 every: int = 1) -> np.ndarray:
     """Joint training with the naive affinity step every ``every`` steps; mean lookahead."""
-    probe = taskset.probe
-    model = init_model(taskset, data, seed).to(device)
-    losses = TaskLosses(data.tasks)
-    opt = torch.optim.Adam(model.parameters(), lr=probe.lr)
-    total, count = 0.0, 0
-    batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
-    for step, (_, rows) in enumerate(batches):
-        x, y = data.x_train[rows], data.y_train[rows]
-        opt.zero_grad(set_to_none=True)
-        if step % every == 0:
-            total = total + naive_affinity_step(model, losses, x, y, probe.lookahead_lr).lookahead
-            count += 1
+    samples: list[torch.Tensor] = []
+
+    def step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
+             n: int) -> None:
+        if n % every == 0:
+            samples.append(naive_affinity_step(model, losses, x, y,
+                                               taskset.probe.lookahead_lr).lookahead)
         else:
             losses(model(x), y).sum().backward()
-        opt.step()
-    return (total / count).cpu().numpy()
+
+    _train(taskset, data, seed, device, list(range(data.n_tasks)), step)
+    return torch.stack(samples).mean(0).cpu().numpy()
 
 
 def naive_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ...]],
                   seed: int, device: torch.device) -> np.ndarray:
-    """Train each subset's network on its own, one after another; best val losses (M, T)."""
-    probe = taskset.probe
-    losses = TaskLosses(data.tasks)
+    """Train each subset's network on its own, one after another; checkpoint val losses (M, T)."""
     out = np.full((len(members), data.n_tasks), np.nan)
     for m, subset in enumerate(members):
         subset = list(subset)
-        model = init_model(taskset, data, seed).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=probe.lr)
-        best = torch.full((data.n_tasks,), torch.inf, device=device)
-        epoch_now = 0
-        for epoch, rows in minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed,
-                                       device):
-            if epoch != epoch_now:
-                best = torch.minimum(best, validation_loss(model, losses, data))
-                epoch_now = epoch
-            opt.zero_grad(set_to_none=True)
-            losses(model(data.x_train[rows]), data.y_train[rows])[subset].sum().backward()
-            opt.step()
-        best = torch.minimum(best, validation_loss(model, losses, data))
-        out[m, subset] = best[subset].cpu().numpy()
+
+        def step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
+                 n: int, subset: list[int] = subset) -> None:
+            losses(model(x), y)[subset].sum().backward()
+
+        out[m, subset] = _train(taskset, data, seed, device, subset, step)[subset]
     return out

@@ -1,5 +1,9 @@
 """Subset probes: one network per task subset (single tasks, pairs, ...), trained as one model.
 
+Every network trains by the task set's recipe (``training``) and stops on its own: its
+checkpoint is the epoch of its least mean validation loss over its tasks, and all its tasks
+are scored at that one checkpoint (a network is one checkpoint).
+
 The members' weights are stacked (``torch.func.stack_module_state``) and run by
 ``models.stacked_call`` over the shared minibatch, so M networks cost one batched forward
 and backward a step. The loss is the sum of every member's own tasks' losses; members share
@@ -11,6 +15,7 @@ minibatches (common random numbers), so differences between them come from their
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,22 +25,26 @@ from torch.func import stack_module_state
 
 from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses, stacked_call
-from affinity.probes.common import init_model, minibatches, validation_loss
+from affinity.probes.common import init_model, validation_loss
 from affinity.taskset import TaskSet
+from affinity.training import EarlyStopping, compact, epoch_batches, make_optimizer
 
 
 @dataclass
 class SubsetProbe:
-    """Trained members of one seed.
+    """Trained members of one seed, each early-stopped on its own mean validation loss.
 
-    ``val_loss[m, t]`` is member m's best (over epoch ends) validation loss on task t, NaN
-    where t is not in the member. ``params`` are the stacked trained weights.
+    ``val_loss[m, t]`` is member m's validation loss on task t at m's checkpoint (the epoch
+    of its least mean validation loss over its tasks), NaN where t is not in the member.
+    ``epochs[m]`` is how many epochs m trained; ``params`` are the stacked checkpoint
+    weights (empty when not kept).
     """
 
     members: list[tuple[int, ...]]
     val_loss: np.ndarray
     params: dict[str, torch.Tensor]
     initial: MultiTaskNet
+    epochs: np.ndarray
 
     def index(self, subset: Sequence[int]) -> int:
         return self.members.index(tuple(sorted(subset)))
@@ -58,31 +67,46 @@ def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
 
 
 def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ...]], seed: int,
-                device: torch.device, *, tick: Callable[[], None] | None = None) -> SubsetProbe:
-    """Train one network per subset in ``members``, all at once."""
-    probe = taskset.probe
+                device: torch.device, *, tick: Callable[[int], None] | None = None,
+                keep_params: bool = True) -> SubsetProbe:
+    """Train one network per subset in ``members``, all at once, by the task set's recipe.
+
+    ``tick(n)`` is called after every step with the number of networks still training.
+    Networks that stop early leave the stack, so the step cost falls as they do.
+    """
+    spec = taskset.training
     members = [tuple(sorted(m)) for m in members]
     initial = init_model(taskset, data, seed).to(device)
     params, _ = stack_module_state([copy.deepcopy(initial) for _ in members])  # no buffers
     losses = TaskLosses(data.tasks)
     mask = member_mask(members, data.n_tasks, device)
-    opt = torch.optim.Adam(params.values(), lr=probe.lr)
-    best = torch.full((len(members), data.n_tasks), torch.inf, device=device)
-    batches = minibatches(len(data.x_train), probe.batch_size, probe.epochs, seed, device)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return stacked_call(initial, params, x)
-
-    epoch_now = 0
-    for epoch, rows in batches:
-        if epoch != epoch_now:
-            best = torch.minimum(best, validation_loss(forward, losses, data))
-            epoch_now = epoch
-        opt.zero_grad(set_to_none=True)
-        (losses(forward(data.x_train[rows]), data.y_train[rows]) * mask).sum().backward()
-        opt.step()
-        if tick:
-            tick()
-    best = torch.minimum(best, validation_loss(forward, losses, data))
-    val = torch.where(mask.bool(), best, torch.nan).cpu().numpy()
-    return SubsetProbe(members, val, {k: v.detach() for k, v in params.items()}, initial)
+    opt = make_optimizer(params.values(), spec)
+    stopper = EarlyStopping(len(members), spec.patience, device)
+    active = torch.arange(len(members), device=device)
+    val_loss = torch.full((len(members), data.n_tasks), torch.nan, device=device)
+    best = {k: v.detach().clone() for k, v in params.items()} if keep_params else {}
+    epochs = torch.zeros(len(members), dtype=torch.long, device=device)
+    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
+        for rows in batches:
+            opt.zero_grad(set_to_none=True)
+            out = stacked_call(initial, params, data.x_train[rows])
+            (losses(out, data.y_train[rows]) * mask).sum().backward()
+            opt.step()
+            if tick:
+                tick(len(active))
+        epochs[active] += 1
+        val = validation_loss(functools.partial(stacked_call, initial, params), losses, data)
+        improved, stopped = stopper.update((val * mask).sum(1) / mask.sum(1))
+        if improved.any():
+            rows = active[improved]
+            val_loss[rows] = torch.where(mask[improved].bool(), val[improved], torch.nan)
+            for k in best:
+                best[k][rows] = params[k].detach()[improved]
+        if stopped.all():
+            break
+        if stopped.any():
+            keep = ~stopped
+            params, opt = compact(params, opt, keep)
+            active, mask = active[keep], mask[keep]
+            stopper.keep(keep)
+    return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy())

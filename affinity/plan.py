@@ -1,0 +1,95 @@
+"""The compute budget: what one training run costs here, what was spent, what a stage would.
+
+The unit is one full training of one network on this data by the recipe: the wall time of
+the all-in-one network of the first seed (its affinity sampling left out). A stage that
+trains M networks as one stacked model is estimated from the measured cost of a network-step
+in the stages run so far; the planner (``analysis`` and ``race``) runs a stage only when its
+estimate fits in what is left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+STACK_SPEEDUP_GUESS = 3.0
+"""Before any stacked stage ran: a network in a stack costs 1/3 of a network alone per step
+(measured on 2 CPU cores with small MLPs; GPUs batch better)."""
+
+
+@dataclass
+class Ledger:
+    budget: float
+    unit_seconds: float = 0.0
+    unit_steps: int = 0
+    seconds: float = 0.0
+    network_steps: float = 0.0
+    stacked_seconds: float = 0.0
+    stacked_network_steps: float = 0.0
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    _stage_started: float | None = None
+
+    def set_unit(self, seconds: float, steps: int) -> None:
+        """One full training of one network took ``seconds`` over ``steps`` steps."""
+        self.unit_seconds, self.unit_steps = max(seconds, 1e-9), max(steps, 1)
+
+    @property
+    def spent(self) -> float:
+        """Training runs spent so far (0 until the unit is known)."""
+        return self.seconds / self.unit_seconds if self.unit_seconds else 0.0
+
+    def live(self) -> float:
+        """Training runs spent, the stage under way included."""
+        running = time.perf_counter() - self._stage_started if self._stage_started else 0.0
+        return (self.seconds + running) / self.unit_seconds if self.unit_seconds else 0.0
+
+    @property
+    def remaining(self) -> float:
+        return self.budget - self.spent
+
+    def estimate(self, n_networks: int) -> float:
+        """Training runs a stacked stage of ``n_networks`` would cost (each trained as long
+        as the unit network)."""
+        if not self.unit_seconds or n_networks == 0:
+            return 0.0
+        one = self.unit_seconds / self.unit_steps
+        per_network = (self.stacked_seconds / self.stacked_network_steps
+                       if self.stacked_network_steps else one / STACK_SPEEDUP_GUESS)
+        return max(n_networks * per_network, one) * self.unit_steps / self.unit_seconds
+
+    def affords(self, n_networks: int, share: float = 1.0) -> bool:
+        """Whether a stacked stage of ``n_networks`` fits in ``share`` of what is left."""
+        return self.estimate(n_networks) <= share * self.remaining + 1e-9
+
+    @contextmanager
+    def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:
+        """Time a stage; the body adds ``network_steps`` to the yielded record."""
+        record: dict[str, Any] = {"stage": name, "networks": n_networks, "seed": seed,
+                                  "network_steps": 0}
+        started = self._stage_started = time.perf_counter()
+        yield record
+        elapsed = time.perf_counter() - started
+        self._stage_started = None
+        self.seconds += elapsed
+        self.network_steps += record["network_steps"]
+        if n_networks > 1:
+            self.stacked_seconds += elapsed
+            self.stacked_network_steps += record["network_steps"]
+        record["seconds"] = round(elapsed, 3)
+        self.stages.append(record)
+
+    def cost(self) -> dict[str, Any]:
+        """``meta.cost``: spent training runs (wall time), the same as network trainings
+        (network-steps over the unit's steps), the unit and the stages."""
+        return {
+            "training_runs": round(self.spent, 3),
+            "budget": round(self.budget, 3),
+            "network_trainings": round(self.network_steps / max(self.unit_steps, 1), 3),
+            "unit_seconds": round(self.unit_seconds, 4),
+            "seconds": round(self.seconds, 3),
+            "stages": [{**s, "training_runs": round(s["seconds"] / self.unit_seconds, 3)
+                        if self.unit_seconds else 0.0} for s in self.stages],
+        }

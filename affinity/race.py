@@ -1,0 +1,158 @@
+"""Verification as a race: candidates are trained over seeds, the worse half dropped each round.
+
+A contest is one decision: the groups for a budget k (its score: the total validation loss of
+every task, each at its best group), or the auxiliary tasks of a primary p (its score: p's
+loss). Each candidate is a set of groups; a group's network is trained once per seed and
+shared by every candidate that uses it. Each round trains, on a new seed, the groups that the
+contests' surviving candidates and baselines still miss, then halves every contest by mean
+score over the seeds so far (successive halving). A round runs only when the ledger affords
+it; when it does not, the contests drop their worst candidates until it does.
+Baselines (all-in-one and single-task; the primary alone) race in every round and are never
+dropped, so every comparison is paired by seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+Group = tuple[int, ...]
+
+
+@dataclass
+class Candidate:
+    groups: tuple[Group, ...]
+    targets: tuple[int, ...]
+    """The tasks whose summed loss (each at its best group) is the score."""
+    kind: str = "groups"
+    """groups, all_in_one, single_task (grouping baselines) or alone (auxiliary baseline)."""
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> bool:
+        return self.kind != "groups"
+
+
+class Measurements:
+    """Validation losses of trained group networks: ``loss[(group, seed)]`` of shape (T,)."""
+
+    def __init__(self, n_tasks: int) -> None:
+        self.n_tasks = n_tasks
+        self.loss: dict[tuple[Group, int], np.ndarray] = {}
+
+    def add(self, seed: int, members: Sequence[Group], val_loss: np.ndarray) -> None:
+        for m, group in enumerate(members):
+            self.loss[tuple(sorted(group)), seed] = np.asarray(val_loss[m], dtype=float)
+
+    def has(self, group: Group, seed: int) -> bool:
+        return (group, seed) in self.loss
+
+    def task_losses(self, candidate: Candidate, seed: int) -> np.ndarray:
+        """Loss of each target task at its best group of the candidate, shape (targets,)."""
+        rows = np.stack([self.loss[g, seed] for g in candidate.groups])
+        return np.array([np.nanmin(rows[:, j]) for j in candidate.targets])
+
+    def score(self, candidate: Candidate, seed: int) -> float:
+        return float(self.task_losses(candidate, seed).sum())
+
+    def scores(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+        return np.array([self.score(candidate, s) for s in seeds])
+
+
+@dataclass
+class Contest:
+    name: str
+    candidates: list[Candidate]
+    """In priority order (best predicted first); dropped first from the end in round 0."""
+    baselines: list[Candidate]
+
+    def alive_groups(self) -> set[Group]:
+        return {g for c in self.candidates + self.baselines for g in c.groups}
+
+
+@dataclass
+class Comparison:
+    """A candidate against a baseline over paired seeds: relative drop of the score."""
+
+    baseline: str
+    improvement: float
+    interval: tuple[float, float] | None
+    significant: bool
+    seeds: int
+
+
+def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
+            seeds: Sequence[int]) -> Comparison:
+    """Improvement (baseline - candidate) / baseline of the mean scores, with a 95% t-interval
+    from the seed-paired differences (none with one seed); significant when it excludes 0."""
+    ours, theirs = measured.scores(candidate, seeds), measured.scores(baseline, seeds)
+    scale = max(float(theirs.mean()), 1e-12)
+    diff = (theirs - ours) / scale
+    interval = None
+    if len(seeds) > 1:
+        half = stats.t.ppf(0.975, len(seeds) - 1) * diff.std(ddof=1) / math.sqrt(len(seeds))
+        interval = (float(diff.mean() - half), float(diff.mean() + half))
+    significant = interval is not None and interval[0] > 0
+    return Comparison(baseline.kind, float(diff.mean()), interval, significant, len(seeds))
+
+
+Train = Callable[[list[Group], int], None]
+"""Trains the given groups on a seed and adds them to the measurements."""
+
+
+def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
+             train: Train, affords: Callable[[int, float], bool], *, min_seeds: int = 1,
+             planned_rounds: int = 3) -> list[int]:
+    """Race every contest over ``seeds`` in order; return the seeds every survivor was
+    measured on. Round r may spend 1 / (planned_rounds - r) of what is left (so that the
+    budget lasts ``planned_rounds`` rounds), all of it from then on; ``affords(n, share)``
+    says whether n networks fit. The first ``min_seeds`` rounds drop candidates until
+    affordable; later rounds stop the race when even one candidate per contest is not."""
+    used: list[int] = []
+    for r, seed in enumerate(seeds):
+        if r > 0:
+            for contest in contests:
+                contest.candidates = _halve(contest.candidates, measured, used)
+        share = 1.0 / max(1, planned_rounds - r)
+        while True:
+            needed = sorted({g for c in contests for g in c.alive_groups()
+                             if not measured.has(g, seed)}, key=lambda g: (len(g), g))
+            if affords(len(needed), share):
+                break
+            widest = max(contests, key=lambda c: len(c.candidates))
+            if len(widest.candidates) <= 1:
+                needed = None
+                break
+            widest.candidates = widest.candidates[:-1]
+        if needed is None:
+            if r >= min_seeds:
+                break
+            needed = []  # nothing affordable: measure what is already trained on this seed
+            for contest in contests:
+                contest.candidates = [c for c in contest.candidates
+                                      if all(measured.has(g, seed) for g in c.groups)]
+            if not all(measured.has(g, seed) for c in contests for b in c.baselines
+                       for g in b.groups):
+                break
+        if needed:
+            train(needed, seed)
+        used.append(seed)
+    return used
+
+
+def _halve(candidates: list[Candidate], measured: Measurements,
+           seeds: Sequence[int]) -> list[Candidate]:
+    """The better half (at least one) by mean score over ``seeds``, best first."""
+    ranked = sorted(candidates, key=lambda c: measured.scores(c, seeds).mean())
+    return ranked[:max(1, math.ceil(len(ranked) / 2))]
+
+
+def winner(contest: Contest, measured: Measurements, seeds: Sequence[int]) -> Candidate | None:
+    """The surviving candidate with the least mean score, or None when none survived."""
+    if not contest.candidates:
+        return None
+    return min(contest.candidates, key=lambda c: measured.scores(c, seeds).mean())

@@ -1,0 +1,117 @@
+"""The race: seed-paired comparisons, successive halving, the budget, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from affinity.race import Candidate, Contest, Measurements, compare, run_race, winner
+from affinity.recommend import baselines, grouping_entry, verdict
+
+TASKS = ["a", "b", "c", "d"]
+EVERYONE = (0, 1, 2, 3)
+
+
+def planted(seed: int, group: tuple[int, ...]) -> np.ndarray:
+    """Loss 1 per task alone; 0.8 with its planted partner ({a, b} and {c, d} help each
+    other); 1.3 in any other group (negative transfer); seed noise of 0.01."""
+    noise = np.random.default_rng([seed, *group]).normal(0, 0.01, 4)
+    loss = np.full(4, np.nan)
+    for j in group:
+        partner = {0: 1, 1: 0, 2: 3, 3: 2}[j]
+        if len(group) == 1:
+            loss[j] = 1.0
+        elif set(group) == {j, partner}:
+            loss[j] = 0.8
+        else:
+            loss[j] = 1.3
+        loss[j] += noise[j]
+    return loss
+
+
+def trainer(measured: Measurements, log: list):
+    def train(groups, seed):
+        log.append((seed, list(groups)))
+        measured.add(seed, groups, np.stack([planted(seed, g) for g in groups]))
+    return train
+
+
+def contest(*groupings) -> Contest:
+    return Contest("k=2", [Candidate(g, EVERYONE) for g in groupings], baselines(4))
+
+
+def test_compare_is_a_paired_t_interval_on_relative_differences():
+    m = Measurements(1)
+    ours, theirs = [0.9, 0.8, 0.85, 0.95], [1.0, 0.9, 1.0, 1.02]
+    for s, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        m.add(s, [(0,)], np.array([[a]]))
+        m.loss[(0, 9), s] = np.array([b])  # the baseline's network, another group
+    mine = Candidate(((0,),), (0,))
+    base = Candidate(((0, 9),), (0,), "alone")
+    c = compare(m, mine, base, range(4))
+    diff = (np.array(theirs) - np.array(ours)) / np.mean(theirs)
+    lo, hi = stats.t.interval(0.95, 3, loc=diff.mean(), scale=stats.sem(diff))
+    assert c.improvement == pytest.approx(diff.mean())
+    assert c.interval == pytest.approx((lo, hi)) and c.significant == (lo > 0)
+    one = compare(m, mine, base, [0])
+    assert one.interval is None and not one.significant  # one seed: no interval
+
+
+def test_race_finds_the_planted_grouping_and_halves():
+    measured, log = Measurements(4), []
+    race = contest(((0, 2), (1, 3)), ((0, 1, 2), (3,)), ((0, 1), (2, 3)), ((0, 3), (1, 2)))
+    used = run_race([race], measured, range(4), trainer(measured, log),
+                    lambda n, share: True)
+    assert used == [0, 1, 2, 3]
+    best = winner(race, measured, used)
+    assert best.groups == ((0, 1), (2, 3))
+    assert len(race.candidates) == 1  # 4 -> 2 -> 1 -> 1
+    trained = [len(groups) for _, groups in log]
+    assert trained[0] == 4 + 1 + 7  # singles, all-in-one and the candidates' 7 other groups
+    assert trained[-1] == 4 + 1 + 2  # baselines race every round, beside the last candidate
+    entry = grouping_entry(TASKS, race, measured, used, 2)
+    assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
+    assert entry["baseline"] == "single_task" and entry["significant"]
+    assert entry["improvement"] == pytest.approx(0.2, abs=0.02)
+    assert "k = 2 groups cut the total loss by 20%" in verdict([entry])
+
+
+def test_no_grouping_beyond_noise_recommends_the_baseline():
+    measured, log = Measurements(4), []
+    race = contest(((0, 2), (1, 3)), ((0, 3), (1, 2)))  # only harmful groupings
+    used = run_race([race], measured, range(3), trainer(measured, log),
+                    lambda n, share: True)
+    entry = grouping_entry(TASKS, race, measured, used, 2)
+    assert entry["kind"] == "single_task" and entry["groups"] == [["a"], ["b"], ["c"], ["d"]]
+    assert not entry["significant"] and entry["improvement"] < 0
+    assert entry["best_groups"] in ([["a", "c"], ["b", "d"]], [["a", "d"], ["b", "c"]])
+    assert verdict([entry]) == "train every task alone: no grouping beats it beyond noise"
+
+
+def test_budget_drops_the_last_candidates_then_stops():
+    measured, log = Measurements(4), []
+    race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
+    seen = []
+
+    def affords(n, share):
+        seen.append((n, share))
+        return n <= 9 and len(log) < 2  # two rounds of at most 9 networks
+
+    used = run_race([race], measured, range(5), trainer(measured, log), affords)
+    assert used == [0, 1]
+    assert log[0][1] == sorted(log[0][1], key=lambda g: (len(g), g)) and len(log[0][1]) == 9
+    # round 0 could not afford all three candidates (11 networks): the last one was dropped
+    assert seen[0] == (11, 1 / 3) and all(c.groups != ((0, 3), (1, 2)) for c in race.candidates)
+    assert seen[-1][1] == 1.0  # from the third round on, all that is left
+    assert winner(race, measured, used).groups == ((0, 1), (2, 3))
+
+
+def test_verdict_sentences():
+    base = {"k": 2, "kind": "all_in_one", "groups": [["a", "b"]], "baseline": "all_in_one",
+            "improvement": 0.01, "interval": [-0.02, 0.04], "significant": False}
+    assert verdict([base]) == ("train all tasks in one network; grouping does not matter "
+                               "here beyond noise")
+    one_seed = {**base, "interval": None}
+    assert "one seed" in verdict([one_seed])
+    assert "verification is off" in verdict([{**base, "baseline": None}])
