@@ -95,6 +95,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         prog.enter(stage)
         with ledger.stage(stage, len(groups), seed) as record:
             probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick)
+            record["steps"] = int(probe.epochs.max()) * steps_per_epoch
             record["network_steps"] = int(probe.epochs.sum()) * steps_per_epoch
         measured.add(seed, groups, probe.val_loss)
         return probe
@@ -105,7 +106,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         prog.enter(f"all-in-one network and affinity samples {label}")
         with ledger.stage("all-in-one network", 1, seed) as record:
             joint = run_joint(taskset, data, seed, dev, tick=tick)
-            record["network_steps"] = joint.epochs * steps_per_epoch
+            record["steps"] = record["network_steps"] = joint.epochs * steps_per_epoch
         if seed == 0:
             ledger.set_unit(joint.unit_seconds, joint.epochs * steps_per_epoch)
         measured.add(seed, [everyone], joint.val_loss[None])
@@ -162,8 +163,8 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
     grouping = {k: grouping_contest(sources, n, k, taskset.grouping.candidates)
                 for k in taskset.budgets}
     primaries = taskset.auxiliary.primary or tasks
-    aux = {p: auxiliary_contest(sources, tasks.index(p), n, taskset.auxiliary.max_aux)
-           for p in primaries}
+    aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
+                                taskset.auxiliary.max_aux) for p in primaries}
     seeds = list(range(max(MAX_RACE_SEEDS, probe_seeds)))
     used = run_race([*grouping.values(), *aux.values()], measured, seeds,
                     lambda groups, seed: train(groups, seed, f"race: {len(groups)} networks "

@@ -1,4 +1,4 @@
-"""The ``affinity`` command (contract §3). Exit codes: 0 ok, 2 invalid input, 1 other failure."""
+"""The ``affinity`` command. Exit codes: 0 ok, 2 invalid input, 1 other failure."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 The unit is one full training of one network on this data by the recipe: the wall time of
 the all-in-one network of the first seed (its affinity sampling left out). A stage that
-trains M networks as one stacked model is estimated from the measured cost of a network-step
-in the stages run so far; the planner (``analysis`` and ``race``) runs a stage only when its
-estimate fits in what is left.
+trains M networks as one stacked model is estimated from the stages run so far, where a step
+costs alpha + beta * M seconds; the planner (``analysis`` and ``race``) runs a stage only
+when its estimate fits in what is left.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from scipy.optimize import nnls
+
 STACK_SPEEDUP_GUESS = 3.0
-"""Before any stacked stage ran: a network in a stack costs 1/3 of a network alone per step
-(measured on 2 CPU cores with small MLPs; GPUs batch better)."""
+"""Before any stacked stage ran: one more network in a stack costs 1/3 of a network alone
+per step (measured on 2 CPU cores with small MLPs; GPUs batch better)."""
 
 
 @dataclass
@@ -27,8 +30,6 @@ class Ledger:
     unit_steps: int = 0
     seconds: float = 0.0
     network_steps: float = 0.0
-    stacked_seconds: float = 0.0
-    stacked_network_steps: float = 0.0
     stages: list[dict[str, Any]] = field(default_factory=list)
     _stage_started: float | None = None
 
@@ -51,14 +52,24 @@ class Ledger:
         return self.budget - self.spent
 
     def estimate(self, n_networks: int) -> float:
-        """Training runs a stacked stage of ``n_networks`` would cost (each trained as long
-        as the unit network)."""
+        """Training runs a stacked stage of ``n_networks`` would cost, each trained as long as
+        the unit network: a step costs alpha + beta * n_networks seconds, fitted to the stages
+        run so far (the unit network is a stack of one)."""
         if not self.unit_seconds or n_networks == 0:
             return 0.0
+        alpha, beta = self._step_model()
+        return (alpha + beta * n_networks) * self.unit_steps / self.unit_seconds
+
+    def _step_model(self) -> tuple[float, float]:
         one = self.unit_seconds / self.unit_steps
-        per_network = (self.stacked_seconds / self.stacked_network_steps
-                       if self.stacked_network_steps else one / STACK_SPEEDUP_GUESS)
-        return max(n_networks * per_network, one) * self.unit_steps / self.unit_seconds
+        rows = [(s["steps"], s["network_steps"], s["seconds"]) for s in self.stages
+                if s["networks"] > 1 and s["steps"]]
+        if not rows:
+            return one * (1 - 1 / STACK_SPEEDUP_GUESS), one / STACK_SPEEDUP_GUESS
+        design = np.array([[self.unit_steps, self.unit_steps]] + [[a, b] for a, b, _ in rows])
+        seconds = np.array([self.unit_seconds] + [c for _, _, c in rows])
+        alpha, beta = nnls(design, seconds)[0]
+        return float(alpha), float(max(beta, 1e-12))
 
     def affords(self, n_networks: int, share: float = 1.0) -> bool:
         """Whether a stacked stage of ``n_networks`` fits in ``share`` of what is left."""
@@ -66,18 +77,16 @@ class Ledger:
 
     @contextmanager
     def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:
-        """Time a stage; the body adds ``network_steps`` to the yielded record."""
+        """Time a stage; the body sets ``steps`` (of the stack) and ``network_steps`` (summed
+        over its networks) in the yielded record."""
         record: dict[str, Any] = {"stage": name, "networks": n_networks, "seed": seed,
-                                  "network_steps": 0}
+                                  "steps": 0, "network_steps": 0}
         started = self._stage_started = time.perf_counter()
         yield record
         elapsed = time.perf_counter() - started
         self._stage_started = None
         self.seconds += elapsed
         self.network_steps += record["network_steps"]
-        if n_networks > 1:
-            self.stacked_seconds += elapsed
-            self.stacked_network_steps += record["network_steps"]
         record["seconds"] = round(elapsed, 3)
         self.stages.append(record)
 

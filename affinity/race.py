@@ -124,8 +124,8 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             if affords(len(needed), share):
                 break
             widest = max(contests, key=lambda c: len(c.candidates))
-            if len(widest.candidates) <= 1:
-                needed = None
+            if len(widest.candidates) <= 1:  # the least this round can be: all that is left?
+                needed = needed if affords(len(needed), 1.0) else None
                 break
             widest.candidates = widest.candidates[:-1]
         if needed is None:

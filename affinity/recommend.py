@@ -66,19 +66,23 @@ def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -
     return Contest(f"k={k}", list(found.values()), baselines(n_tasks))
 
 
-def auxiliary_contest(sources: list[Source], primary: int, n_tasks: int,
+def auxiliary_contest(sources: list[Source], primary: int, groupings: list[Contest],
                       max_aux: int) -> Contest:
-    """For ``primary``: the top 1..max_aux partners of the first predictor, then each other
-    predictor's best partner; the primary alone is the baseline."""
-    found: dict[tuple, Candidate] = {}
-    for s, (name, matrix, _) in enumerate(sources):
-        column = np.asarray(matrix, dtype=float)[:, primary].copy()
-        column[primary] = -np.inf
-        order = [int(i) for i in np.argsort(-column, kind="stable")[:max_aux]]
-        for m in range(1, (max_aux if s == 0 else 1) + 1):
-            group = tuple(sorted([primary, *order[:m]]))
-            found.setdefault(group, Candidate((group,), (primary,), "groups", []))
-            found[group].sources.append(name)
+    """For ``primary``: its best partner by the first predictor (a pair, trained by the
+    probes), then every group of the grouping contests' candidates that holds the primary
+    and at most ``max_aux`` others (trained for the groupings anyway); the primary alone is
+    the baseline."""
+    column = np.asarray(sources[0][1], dtype=float)[:, primary].copy()
+    column[primary] = -np.inf
+    partner = int(np.argmax(column))
+    found = {tuple(sorted((primary, partner))): Candidate(
+        (tuple(sorted((primary, partner))),), (primary,), "groups", [sources[0][0]])}
+    for contest in groupings:
+        for c in contest.candidates:
+            for g in c.groups:
+                if primary in g and 1 < len(g) <= max_aux + 1:
+                    found.setdefault(g, Candidate((g,), (primary,), "groups", []))
+                    found[g].sources.append(contest.name)
     alone = Candidate(((primary,),), (primary,), "alone", ["baseline"])
     return Contest(f"auxiliary:{primary}", list(found.values()), [alone])
 
@@ -107,7 +111,9 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
     best = winner(contest, measured, seeds)
     comp = compare(measured, best, base, seeds) if best else None
-    chosen = best if comp and comp.significant else base
+    # beyond noise, the best k groups; with one seed (no interval), the better measured
+    chosen = best if comp and (comp.significant or comp.interval is None and
+                               comp.improvement > 0) else base
     served = {tasks[j]: int(np.argmin([measured.loss[g, s][j] if j in g else np.inf
                                        for g in chosen.groups for s in seeds[:1]]))
               for j in range(len(tasks))}
@@ -215,7 +221,7 @@ def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:
 
 
 def ranked_auxiliaries(result: Result, taskset: TaskSet) -> dict[str, list[dict[str, Any]]]:
-    """``auxiliary[p]``: candidates ranked by the driver's affinity onto p (contract §2)."""
+    """``auxiliary[p]``: candidates ranked by the driver's affinity onto p."""
     m = result.affinity[taskset.driver]
     primaries = taskset.auxiliary.primary or result.tasks
     return {p: rank_auxiliaries(m.matrix, m.std, result.tasks.index(p), result.tasks,

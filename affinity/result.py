@@ -1,4 +1,4 @@
-"""The result document (contract §2) and how it is written to a folder."""
+"""The result document (``result.json``) and how it is written to a folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The task-set document (contract §1): pydantic models, loading, and field-naming errors."""
+"""The task-set document: pydantic models, loading, and field-naming errors."""
 
 from __future__ import annotations
 

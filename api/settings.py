@@ -1,4 +1,4 @@
-"""Service settings from ``TASKAFFINITY_*`` environment variables (contract §4)."""
+"""Service settings from ``TASKAFFINITY_*`` environment variables (see README, Settings)."""
 
 from __future__ import annotations
 

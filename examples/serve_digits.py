@@ -45,10 +45,13 @@ def main() -> int:
             if job["status"] != "succeeded":
                 print(f"job {job['status']}: {job['error']}", file=sys.stderr)
                 return 1
+            print(client.get(f"/v1/jobs/{job['id']}/result").json()["verdict"])
             for entry in client.get(f"/v1/jobs/{job['id']}/groupings").json():
                 groups = " | ".join(", ".join(g) for g in entry["groups"])
-                print(f"k={entry['k']}: {groups}  (measured total validation loss "
-                      f"{entry.get('measured_total_loss', float('nan')):.4f})")
+                lo, hi = entry["interval"] or (float("nan"), float("nan"))
+                print(f"k={entry['k']}: {entry['kind']:11} {groups}  (best {entry['k']} groups "
+                      f"vs {entry['baseline']}: {100 * entry['improvement']:+.1f}%, 95% "
+                      f"{100 * lo:+.1f}% to {100 * hi:+.1f}%)")
             print(f"report: {base}/v1/jobs/{job['id']}/report "
                   f"(file: {Path('taskaffinity-data/jobs', job['id'], 'report.html')})")
         if args.keep:

@@ -27,7 +27,7 @@ TASKSET_EXAMPLE = {"name": "digits", "data": {"builtin": "digits"},
 @router.post("", status_code=202, response_model=JobPublic)
 def submit(store: StoreDep, settings: SettingsDep, owner: OwnerDep,
            taskset: Annotated[dict[str, Any], Body(
-               description="A task set (contract §1); validated, with its data, before it "
+               description="A task set (see docs/taskset.md); validated, with its data, before it "
                            "is queued", examples=[TASKSET_EXAMPLE])]) -> JobPublic:
     parsed, _ = resolve(store, settings, owner, taskset)
     active = store.count_active(owner)
