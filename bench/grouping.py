@@ -55,6 +55,10 @@ class Truth:
     subsets: list[tuple[int, ...]]
     loss: np.ndarray
 
+    def __post_init__(self) -> None:
+        self.mean = self.loss.mean(axis=0)
+        self.index = {s: i for i, s in enumerate(self.subsets)}
+
     @classmethod
     def read(cls, name: str) -> Truth:
         doc = np.load(TRUTH_DIR / f"{name}.npz")
@@ -65,12 +69,8 @@ class Truth:
     def half(self, which: int) -> Truth:
         return Truth(self.tasks, self.subsets, self.loss[which::2])
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self.loss.mean(axis=0)
-
     def row(self, group: tuple[int, ...]) -> np.ndarray:
-        return self.mean[self.subsets.index(tuple(sorted(group)))]
+        return self.mean[self.index[tuple(sorted(group))]]
 
     def total(self, groups: list[tuple[int, ...]]) -> float:
         """Each task at its best group."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def test_run_writes_the_contract_document(tmp_path):
                                doc["affinity"]["cka"]["matrix"][0], rtol=1e-5)
     report = (tmp_path / "out" / "report.html").read_text()
     assert "<h2>Affinity matrices</h2>" in report and 'alt="lookahead"' in report
+    assert report.index(f"<p class=verdict>{html.escape(doc['verdict'])}</p>") < \
+        report.index("<h2>Groupings</h2>")  # the verdict leads the report
     assert "data:image/png;base64," in report  # self-contained
     assert (tmp_path / "out" / "figures" / "pairwise.png").stat().st_size > 1000
     assert [g["k"] for g in doc["groupings"]] == [1, 2, 3]
