@@ -13,6 +13,7 @@ choices and verdict out.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
     """Probe, measure, race and decide; see the module docstring.
 
     ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process)."""
+    started = time.perf_counter()
     executor = executor or LocalExecutor()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
@@ -135,8 +137,10 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
                             for k in taskset.budgets]
         result.verdict = verdict(result.groupings)
-    result.meta["cost"] = ledger.cost()
-    result.meta["seconds"] = result.meta["cost"]["seconds"]
+    seconds = time.perf_counter() - started
+    result.meta["cost"] = {**ledger.cost(), "wall_run_equivalents": round(
+        seconds / max(ledger.unit_seconds, 1e-9), 3)}
+    result.meta["seconds"] = round(seconds, 3)
     prog.finish()
     return result
 

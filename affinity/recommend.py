@@ -13,6 +13,7 @@ from itertools import zip_longest
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
@@ -104,16 +105,16 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     """The contract's ``groupings`` entry for k from a finished race.
 
     ``groups`` is what to train at this budget: the race's best choice of k groups when it
-    beats the better baseline beyond noise, else that baseline (``kind`` says which).
+    measured better than the better baseline by more than one standard error of the paired
+    differences (by any margin with one seed), else that baseline (``kind`` says which);
+    ``significant`` says whether the difference is beyond noise (95%).
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
     k groups with the better baseline over the race's seeds (paired).
     """
     base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
     best = winner(contest, measured, seeds)
     comp = compare(measured, best, base, seeds) if best else None
-    # beyond noise, the best k groups; with one seed (no interval), the better measured
-    chosen = best if comp and (comp.significant or comp.interval is None and
-                               comp.improvement > 0) else base
+    chosen = best if comp and _ahead(comp) else base
     served = {tasks[j]: int(np.argmin([measured.loss[g, s][j] if j in g else np.inf
                                        for g in chosen.groups for s in seeds[:1]]))
               for j in range(len(tasks))}
@@ -143,6 +144,14 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                        "measured_total_loss": round(float(measured.scores(c, seeds).mean()), 6)}
                       for c in contest.candidates],
     }
+
+
+def _ahead(c: Comparison) -> bool:
+    """Ahead of the baseline by more than one standard error (any margin with one seed)."""
+    if c.interval is None:
+        return c.improvement > 0
+    se = (c.interval[1] - c.interval[0]) / 2 / stats.t.ppf(0.975, c.seeds - 1)
+    return c.improvement > se
 
 
 def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""The ledger: the unit, what was spent, and the stage-cost model the race plans with."""
+
+from __future__ import annotations
+
+import pytest
+
+from affinity.plan import STACK_SPEEDUP_GUESS, Ledger
+
+
+def stage(ledger: Ledger, networks: int, steps: int, network_steps: int, seconds: float) -> None:
+    """Record a stage of known cost without waiting for it."""
+    with ledger.stage(f"{networks} networks", networks, 0) as record:
+        record.update(steps=steps, network_steps=network_steps)
+    ledger.seconds += seconds - ledger.stages[-1]["seconds"]
+    ledger.stages[-1]["seconds"] = seconds
+
+
+def test_costs_are_counted_in_training_runs_of_the_unit_network():
+    ledger = Ledger(budget=20)
+    assert ledger.estimate(10) == 0.0 and ledger.spent == 0.0  # no unit yet
+    ledger.set_unit(seconds=2.0, steps=100)
+    one = 2.0 / 100
+    # before any stack: one more network costs a third of a network alone
+    assert ledger.estimate(1) == pytest.approx(1.0)
+    assert ledger.estimate(4) == pytest.approx(1 + 3 / STACK_SPEEDUP_GUESS)
+    # a step costs alpha + beta * networks: alpha = 0.01, beta = 0.01 seconds (one = 0.02)
+    stage(ledger, 30, 100, 3000, 100 * (0.01 + 0.01 * 30))
+    assert ledger.estimate(10) == pytest.approx(100 * (0.01 + 0.01 * 10) / 2.0, rel=1e-6)
+    assert ledger.estimate(1) == pytest.approx(100 * one / 2.0, rel=1e-6)
+    assert ledger.spent == pytest.approx(31 / 2.0)
+    assert ledger.affords(7) and not ledger.affords(7, share=0.5)  # 4 runs of 4.5 left
+    cost = ledger.cost()
+    assert cost["training_runs"] == pytest.approx(15.5) and cost["budget"] == 20
+    assert cost["network_trainings"] == pytest.approx(30.0)
+    assert cost["stages"][0]["training_runs"] == pytest.approx(15.5)
