@@ -22,9 +22,6 @@ class Progress:
         self.done = min(self.total, max(self.done, done))
         self._report()
 
-    def tick(self, units: float = 1) -> None:
-        self.update(self.done + units)
-
     def finish(self) -> None:
         self.done = self.total
         self.enter("done")

@@ -13,7 +13,6 @@ from itertools import zip_longest
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
@@ -105,16 +104,15 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     """The contract's ``groupings`` entry for k from a finished race.
 
     ``groups`` is what to train at this budget: the race's best choice of k groups when it
-    measured better than the better baseline by more than one standard error of the paired
-    differences (by any margin with one seed), else that baseline (``kind`` says which);
-    ``significant`` says whether the difference is beyond noise (95%).
+    beats the better baseline beyond noise (by any margin with one seed, where there is no
+    interval), else that baseline (``kind`` says which).
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
     k groups with the better baseline over the race's seeds (paired).
     """
     base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
     best = winner(contest, measured, seeds)
     comp = compare(measured, best, base, seeds) if best else None
-    chosen = best if comp and _ahead(comp) else base
+    chosen = best if comp and _beats(comp) else base
     served = {tasks[j]: int(np.argmin([measured.loss[g, s][j] if j in g else np.inf
                                        for g in chosen.groups for s in seeds[:1]]))
               for j in range(len(tasks))}
@@ -146,12 +144,9 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     }
 
 
-def _ahead(c: Comparison) -> bool:
-    """Ahead of the baseline by more than one standard error (any margin with one seed)."""
-    if c.interval is None:
-        return c.improvement > 0
-    se = (c.interval[1] - c.interval[0]) / 2 / stats.t.ppf(0.975, c.seeds - 1)
-    return c.improvement > se
+def _beats(c: Comparison) -> bool:
+    """Beyond noise (the 95% interval excludes 0); with one seed, by any margin."""
+    return c.significant or (c.interval is None and c.improvement > 0)
 
 
 def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
