@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     grp.add_argument("--loss", action="store_true",
                      help="the subset table's cells are validation losses, not gains")
     grp.add_argument("--rule", help="gain rule: sum, mean or a number beta (default: fitted "
-                                    "to the table's larger subsets, else mean)")
+                                    "to the table's larger subsets, else 0.5)")
     grp.add_argument("--json", action="store_true", help="print the groupings entries as JSON")
     score = sub.add_parser("score", help="score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")

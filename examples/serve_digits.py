@@ -48,10 +48,10 @@ def main() -> int:
             print(client.get(f"/v1/jobs/{job['id']}/result").json()["verdict"])
             for entry in client.get(f"/v1/jobs/{job['id']}/groupings").json():
                 groups = " | ".join(", ".join(g) for g in entry["groups"])
-                lo, hi = entry["interval"] or (float("nan"), float("nan"))
+                spread = ("one seed, no interval" if entry["interval"] is None else
+                          "95% {:+.1f}% to {:+.1f}%".format(*(100 * v for v in entry["interval"])))
                 print(f"k={entry['k']}: {entry['kind']:11} {groups}  (best {entry['k']} groups "
-                      f"vs {entry['baseline']}: {100 * entry['improvement']:+.1f}%, 95% "
-                      f"{100 * lo:+.1f}% to {100 * hi:+.1f}%)")
+                      f"vs {entry['baseline']}: {100 * entry['improvement']:+.1f}%, {spread})")
             print(f"report: {base}/v1/jobs/{job['id']}/report "
                   f"(file: {Path('taskaffinity-data/jobs', job['id'], 'report.html')})")
         if args.keep:

@@ -39,9 +39,9 @@ def test_matrix_csv_gives_the_planted_blocks(tmp_path, capsys):
     entries = json.loads(capsys.readouterr().out)
     assert [e["k"] for e in entries] == [2, 3]
     assert sorted(map(sorted, entries[0]["groups"])) == [["a", "b", "c"], ["d", "e"]]
-    assert entries[0]["rule"] == "mean"  # no larger subsets to fit a rule to
+    assert entries[0]["rule"] == "0.5"  # no larger subsets to fit a rule to
     assert main(["group", str(tmp_path / "m.csv"), "--k", "2"]) == 0
-    assert "k=2: a, b, c | d, e" in capsys.readouterr().out
+    assert "k=2: a, b, c | d, e  (predicted total gain" in capsys.readouterr().out
 
 
 def test_subset_table_fits_the_rule_and_keeps_measured_gains():
@@ -78,7 +78,7 @@ def test_large_evidence_uses_the_pruned_pool():
                     .reset_index(), [3])
     assert entries[0]["method"] == "pruned"
     assert len(entries[0]["groups"]) == 3
-    expected = select_groups(a, 3, rule="mean")
+    expected = select_groups(a, 3, rule=0.5)
     assert entries[0]["total_predicted_gain"] == pytest.approx(expected.total_gain)
 
 
