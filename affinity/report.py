@@ -127,6 +127,12 @@ def _num(v: float, signed: bool = True) -> str:
     return f'<td class="num {tone}">{v:+.3f}</td>'
 
 
+def _pct(v: float) -> str:
+    """A signed percentage cell, green when positive, red when negative."""
+    tone = "good" if v > 0 else "bad" if v < 0 else ""
+    return f'<td class="num {tone}">{100 * v:+.1f}%</td>'
+
+
 def write_report(result: Result, out_dir: str | Path) -> Path:
     """Write ``report.html`` and ``figures/*.png`` into ``out_dir``; return the HTML path."""
     out = Path(out_dir)
@@ -154,7 +160,7 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
             [str(g["k"]), e(g["kind"].replace("_", "-")),
              e(" | ".join(", ".join(x) for x in g.get("best_groups") or g["groups"])),
              e(str(g.get("baseline") or "—").replace("_", "-")),
-             _num(g["improvement"]) if g.get("improvement") is not None else "—",
+             _pct(g["improvement"]) if g.get("improvement") is not None else "—",
              e(f"{100 * g['interval'][0]:+.1f}% to {100 * g['interval'][1]:+.1f}%")
              if g.get("interval") else "—", "yes" if g.get("significant") else "no"]
             for g in result.groupings]))
