@@ -113,11 +113,10 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     best = winner(contest, measured, seeds)
     comp = compare(measured, best, base, seeds) if best else None
     chosen = best if comp and _beats(comp) else base
-    served = {tasks[j]: int(np.argmin([measured.loss[g, s][j] if j in g else np.inf
-                                       for g in chosen.groups for s in seeds[:1]]))
-              for j in range(len(tasks))}
-    single = baselines(len(tasks))[1]
-    together = baselines(len(tasks))[0]
+    mean_loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0)
+                          for g in chosen.groups])  # (groups, tasks), NaN off-group
+    served = {t: int(np.nanargmin(mean_loss[:, j])) for j, t in enumerate(tasks)}
+    together, single = baselines(len(tasks))
 
     def per_task(c: Candidate) -> np.ndarray:
         return np.mean([measured.task_losses(c, s) for s in seeds], axis=0)

@@ -72,6 +72,8 @@ def test_race_finds_the_planted_grouping_and_halves():
     assert trained[-1] == 4 + 1 + 2  # baselines race every round, beside the last candidate
     entry = grouping_entry(TASKS, race, measured, used, 2)
     assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
+    assert entry["served_by"] == {"a": 0, "b": 0, "c": 1, "d": 1}
+    assert entry["measured"]["a"]["gain"] == pytest.approx(0.2, abs=0.05)
     assert entry["baseline"] == "single_task" and entry["significant"]
     assert entry["improvement"] == pytest.approx(0.2, abs=0.02)
     assert "k = 2 groups cut the total loss by 20%" in verdict([entry])
