@@ -116,6 +116,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         subsets = train(members, seed, f"{len(members)} subset networks {label}")
         run = ProbeRun(taskset, data, seed, joint, subsets)
         for m in measures:
+            prog.enter(f"measure {m.name} {label}")  # also the service's heartbeat
             per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
     result = Result(
         tasks=taskset.task_names,
@@ -125,6 +126,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
               "n_train": len(data.x_train), "n_val": len(data.x_val),
               "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__},
     )
+    prog.enter("clusterings and candidates")
     beta = _fitted_beta(result, measured, members, probe_seeds)
     sources = predictors(result, taskset, beta)
     result.clusterings = clusterings(result, taskset)
@@ -132,7 +134,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
     result.meta.update(driving_measure=taskset.driver, fitted_beta=beta,
                        predictors=[s[0] for s in sources])
     if taskset.verify:
-        _race(result, taskset, sources, measured, probe_seeds, train, ledger)
+        _race(result, taskset, sources, measured, probe_seeds, train, ledger, prog.enter)
     else:
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
                             for k in taskset.budgets]
@@ -161,11 +163,13 @@ def _fitted_beta(result: Result, measured: Measurements, members: list[Group],
 
 def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
           probe_seeds: int, train: Callable[[list[Group], int, str], SubsetProbe],
-          ledger: Ledger) -> None:
+          ledger: Ledger, progress: Callable[[str], None]) -> None:
     """Race the candidates over new seeds while the budget lasts; fill the decisions."""
     n, tasks = len(result.tasks), result.tasks
-    grouping = {k: grouping_contest(sources, n, k, taskset.grouping.candidates)
-                for k in taskset.budgets}
+    grouping = {}
+    for k in taskset.budgets:
+        progress(f"candidate groupings for k={k}")
+        grouping[k] = grouping_contest(sources, n, k, taskset.grouping.candidates)
     primaries = taskset.auxiliary.primary or tasks
     aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
                                 taskset.auxiliary.max_aux) for p in primaries}

@@ -22,9 +22,9 @@ def taskset(epochs: int) -> dict:
             "probe": {"seeds": 1, "transfer_steps": 10}}
 
 
-def start_worker(url: str, data_dir) -> subprocess.Popen:
+def start_worker(url: str, data_dir, lease_seconds: float = 2) -> subprocess.Popen:
     env = {**os.environ, "TASKAFFINITY_DATABASE_URL": url, "TASKAFFINITY_DATA_DIR": str(data_dir),
-           "TASKAFFINITY_LEASE_SECONDS": "2", "TASKAFFINITY_POLL_SECONDS": "0.1",
+           "TASKAFFINITY_LEASE_SECONDS": str(lease_seconds), "TASKAFFINITY_POLL_SECONDS": "0.1",
            "TASKAFFINITY_DEVICE": "cpu"}
     return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,7 +71,9 @@ def test_killed_worker_job_is_rerun_and_succeeds(store, tmp_path):
 def test_two_workers_never_run_the_same_job(store, tmp_path):
     url = store.engine.url.render_as_string(hide_password=False)
     ids = [store.add_job("a", taskset(epochs=2)).id for _ in range(6)]
-    workers = [start_worker(url, tmp_path) for _ in range(2)]
+    # two workers on 2 cores: a first training step can take 2 s, so a lease of 2 s could
+    # expire between heartbeats (a legitimate re-queue, not a double claim)
+    workers = [start_worker(url, tmp_path, lease_seconds=6) for _ in range(2)]
     try:
         wait(lambda: all(store.get_job("a", i).status == "succeeded" for i in ids), 300)
     finally:
