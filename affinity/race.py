@@ -32,16 +32,11 @@ class Candidate:
     """groups, all_in_one, single_task (grouping baselines) or alone (auxiliary baseline)."""
     sources: list[str] = field(default_factory=list)
 
-    @property
-    def baseline(self) -> bool:
-        return self.kind != "groups"
-
 
 class Measurements:
     """Validation losses of trained group networks: ``loss[(group, seed)]`` of shape (T,)."""
 
-    def __init__(self, n_tasks: int) -> None:
-        self.n_tasks = n_tasks
+    def __init__(self) -> None:
         self.loss: dict[tuple[Group, int], np.ndarray] = {}
 
     def add(self, seed: int, members: Sequence[Group], val_loss: np.ndarray) -> None:
@@ -82,7 +77,6 @@ class Comparison:
     improvement: float
     interval: tuple[float, float] | None
     significant: bool
-    seeds: int
 
 
 def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
@@ -97,7 +91,7 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
         half = stats.t.ppf(0.975, len(seeds) - 1) * diff.std(ddof=1) / math.sqrt(len(seeds))
         interval = (float(diff.mean() - half), float(diff.mean() + half))
     significant = interval is not None and interval[0] > 0
-    return Comparison(baseline.kind, float(diff.mean()), interval, significant, len(seeds))
+    return Comparison(baseline.kind, float(diff.mean()), interval, significant)
 
 
 Train = Callable[[list[Group], int], None]

@@ -42,7 +42,7 @@ def contest(*groupings) -> Contest:
 
 
 def test_compare_is_a_paired_t_interval_on_relative_differences():
-    m = Measurements(1)
+    m = Measurements()
     ours, theirs = [0.9, 0.8, 0.85, 0.95], [1.0, 0.9, 1.0, 1.02]
     for s, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         m.add(s, [(0,)], np.array([[a]]))
@@ -59,7 +59,7 @@ def test_compare_is_a_paired_t_interval_on_relative_differences():
 
 
 def test_race_finds_the_planted_grouping_and_halves():
-    measured, log = Measurements(4), []
+    measured, log = Measurements(), []
     race = contest(((0, 2), (1, 3)), ((0, 1, 2), (3,)), ((0, 1), (2, 3)), ((0, 3), (1, 2)))
     used = run_race([race], measured, range(4), trainer(measured, log),
                     lambda n, share: True)
@@ -80,7 +80,7 @@ def test_race_finds_the_planted_grouping_and_halves():
 
 
 def test_no_grouping_beyond_noise_recommends_the_baseline():
-    measured, log = Measurements(4), []
+    measured, log = Measurements(), []
     race = contest(((0, 2), (1, 3)), ((0, 3), (1, 2)))  # only harmful groupings
     used = run_race([race], measured, range(3), trainer(measured, log),
                     lambda n, share: True)
@@ -92,7 +92,7 @@ def test_no_grouping_beyond_noise_recommends_the_baseline():
 
 
 def test_budget_drops_the_last_candidates_then_stops():
-    measured, log = Measurements(4), []
+    measured, log = Measurements(), []
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
     seen = []
 
