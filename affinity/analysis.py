@@ -35,6 +35,7 @@ from affinity.recommend import (
     auxiliary_choice,
     auxiliary_contest,
     clusterings,
+    family_prior,
     grouping_contest,
     grouping_entry,
     predicted_entry,
@@ -74,13 +75,13 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
 
     ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process)."""
     started = time.perf_counter()
+    import torch._dynamo  # noqa: F401  # the first optimizer imports it (about 1 s): not a training cost
     executor = executor or LocalExecutor()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs)
     prog = Progress(ledger.budget, progress)
-    steps_per_epoch = -(-len(data.x_train) // taskset.training.batch_size)
     measures = [MEASURES[name] for name in taskset.measures]
     needs = set().union(*(m.needs for m in measures))
     sampled = n // 2 if taskset.verify and "pairs" in needs else 0
@@ -97,8 +98,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         prog.enter(stage)
         with ledger.stage(stage, len(groups), seed) as record:
             probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick)
-            record["steps"] = int(probe.epochs.max()) * steps_per_epoch
-            record["network_steps"] = int(probe.epochs.sum()) * steps_per_epoch
+            record["steps"], record["network_steps"] = probe.steps, probe.network_steps
         measured.add(seed, groups, probe.val_loss)
         return probe
 
@@ -108,9 +108,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch
         prog.enter(f"all-in-one network and affinity samples {label}")
         with ledger.stage("all-in-one network", 1, seed) as record:
             joint = run_joint(taskset, data, seed, dev, tick=tick)
-            record["steps"] = record["network_steps"] = joint.epochs * steps_per_epoch
+            record["steps"] = record["network_steps"] = joint.steps
         if seed == 0:
-            ledger.set_unit(joint.unit_seconds, joint.epochs * steps_per_epoch)
+            ledger.set_unit(joint.unit_seconds, joint.steps)
         measured.add(seed, [everyone], joint.val_loss[None])
         conflicts.append(joint.conflict_rate)
         subsets = train(members, seed, f"{len(members)} subset networks {label}")
@@ -178,10 +178,12 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
                     lambda groups, seed: train(groups, seed, f"race: {len(groups)} networks "
                                                              f"(seed {seed + 1})"),
                     ledger.affords)
-    result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k)
+    prior = family_prior(list(grouping.values()), measured, used)
+    result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)
                         for k in taskset.budgets]
     result.verdict = verdict(result.groupings)
-    choices = {p: auxiliary_choice(tasks, aux[p], measured, used) for p in primaries}
+    prior = family_prior(list(aux.values()), measured, used)
+    choices = {p: auxiliary_choice(tasks, aux[p], measured, used, prior) for p in primaries}
     for p, ranked in result.auxiliary.items():
         for entry in ranked:
             entry["selected"] = entry["task"] in choices[p]["auxiliaries"]

@@ -62,6 +62,8 @@ def merge(parts: list[SubsetProbe], device: torch.device | str = "cpu") -> Subse
         params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
         initial=parts[0].initial.to(device),
         epochs=np.concatenate([p.epochs for p in parts]),
+        steps=sum(p.steps for p in parts),
+        network_steps=sum(p.network_steps for p in parts),
     )
 
 

@@ -62,9 +62,10 @@ class MultiTaskNet(nn.Module):
         return self.head(self.trunk(x))
 
 
-def stacked_call(module: nn.Module, params: dict[str, torch.Tensor],
-                 x: torch.Tensor) -> torch.Tensor:
-    """Run ``module`` once per stacked parameter set, all on the same input ``x``.
+def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
+                 per_member: bool = False) -> torch.Tensor:
+    """Run ``module`` once per stacked parameter set, all on the same input ``x`` (or, with
+    ``per_member``, each on its own: ``x`` of shape (K, n_rows, ...)).
 
     params : tensors of shape (K, *parameter shape), named as in ``module``
     Returns shape (K, n_rows, ...). Stacks of Linear/ReLU/Flatten (the MLP) run as batched
@@ -73,9 +74,10 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor],
     """
     leaves = [(name, m) for name, m in module.named_modules() if not list(m.children())]
     if not all(isinstance(m, nn.Linear | nn.ReLU | nn.Flatten) for _, m in leaves):
-        return vmap(functional_call, in_dims=(None, 0, None))(module, params, (x,))
+        return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
+            module, params, (x,))
     k = next(iter(params.values())).shape[0]
-    h = x.flatten(1).expand(k, -1, -1)
+    h = x.flatten(2) if per_member else x.flatten(1).expand(k, -1, -1)
     for name, layer in leaves:
         if isinstance(layer, nn.Linear):
             weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
@@ -91,8 +93,9 @@ class TaskLosses:
     """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression).
 
     ``sums(out, y)`` takes ``out`` of shape (..., n_rows, n_outputs) and ``y`` of shape
-    (n_rows, n_tasks) with NaN for missing labels; it returns the per-task loss sums of shape
-    (..., n_tasks) and the label counts of shape (n_tasks,). ``__call__`` returns the means
+    (n_rows, n_tasks), or one per network (..., n_rows, n_tasks), with NaN for missing
+    labels; it returns the per-task loss sums of shape (..., n_tasks) and the label counts
+    of shape (n_tasks,) or (..., n_tasks). ``__call__`` returns the means
     (0 for a task with no label in ``y``).
     """
 
@@ -119,21 +122,21 @@ class TaskLosses:
         target = torch.nan_to_num(y)
         parts = []
         if self.binary != slice(0, 0):
-            m, t = mask[:, self.binary], target[:, self.binary]
+            m, t = mask[..., self.binary], target[..., self.binary]
             loss = F.binary_cross_entropy_with_logits(
                 out[..., self.bin_cols], t.expand(out.shape[:-1] + t.shape[-1:]),
                 reduction="none")
             parts.append((loss * m).sum(-2))
         if self.regression != slice(0, 0):
-            m, t = mask[:, self.regression], target[:, self.regression]
+            m, t = mask[..., self.regression], target[..., self.regression]
             parts.append((((out[..., self.reg_cols] - t) ** 2) * m).sum(-2))
         for i, start, n in self.multiclass:
             logp = torch.log_softmax(out[..., start:start + n], dim=-1)
-            idx = target[:, i].long().reshape(-1, 1).expand(out.shape[:-1] + (1,))
+            idx = target[..., i, None].long().expand(out.shape[:-1] + (1,))
             nll = -logp.gather(-1, idx).squeeze(-1)
-            parts.append((nll * mask[:, i]).sum(-1, keepdim=True))
+            parts.append((nll * mask[..., i]).sum(-1, keepdim=True))
         sums = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        return (sums if self.inverse is None else sums[..., self.inverse]), mask.sum(0)
+        return (sums if self.inverse is None else sums[..., self.inverse]), mask.sum(-2)
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         sums, counts = self.sums(out, y)

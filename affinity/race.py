@@ -9,6 +9,13 @@ score over the seeds so far (successive halving). A round runs only when the led
 it; when it does not, the contests drop their worst candidates until it does.
 Baselines (all-in-one and single-task; the primary alone) race in every round and are never
 dropped, so every comparison is paired by seed.
+
+With the few seeds a budget affords, one comparison's own variance is a poor estimate (one
+degree of freedom with two seeds). A family of like comparisons (every k, or every primary)
+shares an empirical-Bayes prior of that variance, as limma's moderated t does (Smyth 2004,
+"Linear models and empirical Bayes methods for assessing differential expression"): each
+comparison's variance is shrunk towards the family's, and its interval gains the family's
+degrees of freedom, as far as the family's variances agree with one another.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special, stats
 
 Group = tuple[int, ...]
 
@@ -79,16 +86,57 @@ class Comparison:
     significant: bool
 
 
-def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
-            seeds: Sequence[int]) -> Comparison:
-    """Improvement (baseline - candidate) / baseline of the mean scores, with a 95% t-interval
-    from the seed-paired differences (none with one seed); significant when it excludes 0."""
+@dataclass(frozen=True)
+class Prior:
+    """The variance of a family's seed-paired differences, worth ``df`` degrees of freedom."""
+
+    variance: float
+    df: float
+
+
+def differences(measured: Measurements, candidate: Candidate, baseline: Candidate,
+                seeds: Sequence[int]) -> np.ndarray:
+    """Per seed, (baseline - candidate) / the baseline's mean score: the relative drop."""
     ours, theirs = measured.scores(candidate, seeds), measured.scores(baseline, seeds)
-    scale = max(float(theirs.mean()), 1e-12)
-    diff = (theirs - ours) / scale
+    return (theirs - ours) / max(float(theirs.mean()), 1e-12)
+
+
+def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
+    """The empirical-Bayes prior of the variances of ``family`` (each an array of seed-paired
+    differences), fitted by limma's moments of log variances; its degrees of freedom are at
+    most the family's own. None when fewer than two members have a variance."""
+    var = np.array([d.var(ddof=1) for d in family if len(d) > 1])
+    dfs = np.array([len(d) - 1 for d in family if len(d) > 1], dtype=float)
+    keep = var > 0
+    var, dfs = var[keep], dfs[keep]
+    if len(var) < 2:
+        return None
+    e = np.log(var) - special.digamma(dfs / 2) + np.log(dfs / 2)
+    excess = e.var(ddof=1) - special.polygamma(1, dfs / 2).mean()
+    pooled = float(dfs.sum())
+    if excess <= special.polygamma(1, pooled / 2):
+        d0 = pooled  # the variances agree as well as pure noise would: pool them
+    else:
+        d0 = min(pooled, 2 * optimize.brentq(lambda x: special.polygamma(1, x) - excess,
+                                             1e-8, 1e8))
+    return Prior(float(np.exp(e.mean() + special.digamma(d0 / 2) - np.log(d0 / 2))), d0)
+
+
+def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
+            seeds: Sequence[int], prior: Prior | None = None) -> Comparison:
+    """Improvement (baseline - candidate) / baseline of the mean scores, with a 95% t-interval
+    from the seed-paired differences (moderated by the family's ``prior``; none with one seed
+    and no prior); significant when it excludes 0."""
+    diff = differences(measured, candidate, baseline, seeds)
+    n = len(diff)
+    own_df = n - 1
+    own_var = float(diff.var(ddof=1)) if n > 1 else 0.0
+    prior_df, prior_var = (prior.df, prior.variance) if prior and n > 1 else (0.0, 0.0)
     interval = None
-    if len(seeds) > 1:
-        half = stats.t.ppf(0.975, len(seeds) - 1) * diff.std(ddof=1) / math.sqrt(len(seeds))
+    if own_df + prior_df > 0:
+        df = own_df + prior_df
+        var = (prior_df * prior_var + own_df * own_var) / df
+        half = stats.t.ppf(0.975, df) * math.sqrt(var / n)
         interval = (float(diff.mean() - half), float(diff.mean() + half))
     significant = interval is not None and interval[0] > 0
     return Comparison(baseline.kind, float(diff.mean()), interval, significant)

@@ -18,7 +18,17 @@ from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
 from affinity.grouping.gain import RULES, Rule
 from affinity.grouping.select import top_groupings
-from affinity.race import Candidate, Comparison, Contest, Measurements, compare, winner
+from affinity.race import (
+    Candidate,
+    Comparison,
+    Contest,
+    Measurements,
+    Prior,
+    compare,
+    differences,
+    variance_prior,
+    winner,
+)
 from affinity.result import Result
 from affinity.taskset import TaskSet
 
@@ -68,15 +78,17 @@ def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -
 
 def auxiliary_contest(sources: list[Source], primary: int, groupings: list[Contest],
                       max_aux: int) -> Contest:
-    """For ``primary``: its best partner by the first predictor (a pair, trained by the
-    probes), then every group of the grouping contests' candidates that holds the primary
-    and at most ``max_aux`` others (trained for the groupings anyway); the primary alone is
-    the baseline."""
+    """For ``primary``: its 1, 2, ... ``max_aux`` best partners by the first predictor (the
+    best one a pair the probes trained), then every group of the grouping contests'
+    candidates that holds the primary and at most ``max_aux`` others (trained for the
+    groupings anyway); the primary alone is the baseline."""
     column = np.asarray(sources[0][1], dtype=float)[:, primary].copy()
     column[primary] = -np.inf
-    partner = int(np.argmax(column))
-    found = {tuple(sorted((primary, partner))): Candidate(
-        (tuple(sorted((primary, partner))),), (primary,), "groups", [sources[0][0]])}
+    partners = [int(t) for t in np.argsort(-column, kind="stable")[:max_aux]]
+    found: dict[tuple[int, ...], Candidate] = {}
+    for m in range(1, len(partners) + 1):
+        g = tuple(sorted((primary, *partners[:m])))
+        found[g] = Candidate((g,), (primary,), "groups", [sources[0][0]])
     for contest in groupings:
         for c in contest.candidates:
             for g in c.groups:
@@ -99,19 +111,35 @@ def _comparison(c: Comparison | None) -> dict[str, Any]:
             "significant": c.significant}
 
 
+def finalists(contest: Contest, measured: Measurements,
+              seeds: list[int]) -> tuple[Candidate | None, Candidate]:
+    """The race's winner (None when no candidate survived) and the contest's better
+    baseline over ``seeds``."""
+    base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
+    return winner(contest, measured, seeds), base
+
+
+def family_prior(contests: list[Contest], measured: Measurements,
+                 seeds: list[int]) -> Prior | None:
+    """The variance prior shared by the winner-vs-baseline comparisons of like contests."""
+    pairs = [finalists(c, measured, seeds) for c in contests]
+    return variance_prior([differences(measured, best, base, seeds)
+                           for best, base in pairs if best])
+
+
 def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
-                   seeds: list[int], k: int) -> dict[str, Any]:
+                   seeds: list[int], k: int, prior: Prior | None = None) -> dict[str, Any]:
     """The contract's ``groupings`` entry for k from a finished race.
 
     ``groups`` is what to train at this budget: the race's best choice of k groups when it
     beats the better baseline beyond noise (by any margin with one seed, where there is no
     interval), else that baseline (``kind`` says which).
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
-    k groups with the better baseline over the race's seeds (paired).
+    k groups with the better baseline over the race's seeds (paired; ``prior``: the variance
+    prior of every k's comparison).
     """
-    base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
-    best = winner(contest, measured, seeds)
-    comp = compare(measured, best, base, seeds) if best else None
+    best, base = finalists(contest, measured, seeds)
+    comp = compare(measured, best, base, seeds, prior) if best else None
     chosen = best if comp and _beats(comp) else base
     mean_loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0)
                           for g in chosen.groups])  # (groups, tasks), NaN off-group
@@ -161,13 +189,12 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
 
 
 def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
-                     seeds: list[int]) -> dict[str, Any]:
+                     seeds: list[int], prior: Prior | None = None) -> dict[str, Any]:
     """The primary's measured best auxiliary set, recommended only when it beats training the
-    primary alone beyond noise."""
-    alone = contest.baselines[0]
+    primary alone beyond noise (``prior``: the variance prior of every primary's comparison)."""
+    best, alone = finalists(contest, measured, seeds)
     primary = alone.targets[0]
-    best = winner(contest, measured, seeds)
-    comp = compare(measured, best, alone, seeds) if best else None
+    comp = compare(measured, best, alone, seeds, prior) if best else None
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
     chosen = partners if comp and comp.significant else []
     if chosen:

@@ -74,7 +74,11 @@ class TrainingSpec(_Strict):
     """SGD only."""
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
     patience: Annotated[int, Field(gt=0, le=1000)] = 5
-    """Epochs without a lower mean validation loss before a network stops."""
+    """Epochs without improving the mean validation loss before a network stops."""
+    min_delta: Annotated[float, Field(ge=0, lt=1)] = 1e-4
+    """An epoch improves when the mean validation loss falls by more than this fraction of the
+    network's loss after its first epoch (0: any drop; 1e-3 stops a network whose loss only
+    creeps towards 0, e.g. a task it already classifies perfectly)."""
 
 
 class BudgetSpec(_Strict):

@@ -14,7 +14,7 @@ Prints one table; exits 1 when a target is missed: mean regret <= 0.30 over (set
 below HOA on at least 4 of 5 sets; no recommendation worse than the better baseline beyond
 its set's noise floor; cost at T <= 8 within 20 training runs; mean auxiliary regret <= 0.45.
 
-    python bench/grouping.py [NAME ...] [--budget RUNS] [--threads N]
+    python bench/grouping.py [NAME ...] [--budget RUNS] [--threads N] [--save DIR]
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def as_indices(tasks: list[str], groups: list[list[str]]) -> list[tuple[int, ...
     return [tuple(sorted(tasks.index(t) for t in g)) for g in groups]
 
 
-def evaluate(name: str, budget: float | None, device: torch.device) -> dict:
+def evaluate(name: str, budget: float | None, device: torch.device,
+             save: Path | None = None) -> dict:
     truth = Truth.read(name)
     rng = np.random.default_rng(0)
     n = len(truth.tasks)
@@ -138,6 +139,8 @@ def evaluate(name: str, budget: float | None, device: torch.device) -> dict:
                 update={"training_runs": budget})})
         data = load_dataset(taskset)
     result = analyze(taskset, data=data, device=device)
+    if save:
+        result.write(save / name)
     halves = [truth.half(0), truth.half(1)]
     row = {"name": name, "tasks": n, "verdict": result.verdict,
            "cost": result.meta["cost"]["training_runs"],
@@ -196,11 +199,12 @@ def main() -> int:
                                                      "task set's default)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--save", type=Path, help="write each set's result to SAVE/<set>/")
     args = parser.parse_args()
     rows = []
     with limited_threads(args.threads or None):
         for name in args.names:
-            rows.append(evaluate(name, args.budget, torch.device(args.device)))
+            rows.append(evaluate(name, args.budget, torch.device(args.device), args.save))
             r = rows[-1]
             print(f"{name}: {r['verdict']}\n  spearman with true pair gains: "
                   + ", ".join(f"{m} {v:.2f}" for m, v in r["spearman"].items())

@@ -32,7 +32,7 @@ from affinity.probes.joint import run_joint
 from affinity.probes.reference import naive_joint, naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import TaskSet, load_taskset
-from affinity.training import epoch_batches, make_optimizer
+from affinity.training import Minibatches, make_optimizer, own_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits.yaml"
@@ -43,12 +43,16 @@ def plain_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device
     model = init_model(taskset, data, seed).to(device)
     losses = TaskLosses(data.tasks)
     opt = make_optimizer(model.parameters(), taskset.training)
-    for batches in epoch_batches(len(data.x_train), taskset.training.batch_size,
-                                 taskset.training.epochs, seed, device):
-        for rows in batches:
-            opt.zero_grad(set_to_none=True)
-            losses(model(data.x_train[rows]), data.y_train[rows]).sum().backward()
-            opt.step()
+    batches = Minibatches(own_rows(data.y_train, torch.ones(1, data.n_tasks, device=device)),
+                          taskset.training.batch_size, seed)
+    network, epochs = torch.zeros(1, dtype=torch.long, device=device), 0
+    while epochs < taskset.training.epochs:
+        batch = batches.next(network)
+        x, y = batch.select(data.x_train, data.y_train)
+        opt.zero_grad(set_to_none=True)
+        losses(model(x), y).sum().backward()
+        opt.step()
+        epochs += int(batch.ends.item())
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:

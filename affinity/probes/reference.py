@@ -18,7 +18,7 @@ from affinity.models import MultiTaskNet, TaskLosses
 from affinity.probes.common import init_model, validation_loss
 from affinity.probes.joint import AffinitySample
 from affinity.taskset import TaskSet
-from affinity.training import EarlyStopping, epoch_batches, make_optimizer
+from affinity.training import EarlyStopping, Minibatches, make_optimizer, own_rows
 
 
 def naive_affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor,
@@ -62,20 +62,28 @@ def _train(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, sub
     model = init_model(taskset, data, seed).to(device)
     losses = TaskLosses(data.tasks)
     opt = make_optimizer(model.parameters(), spec)
-    stopper = EarlyStopping(1, spec.patience, device)
+    stopper = EarlyStopping(1, spec.patience, device, spec.min_delta)
     checkpoint = torch.full((data.n_tasks,), torch.nan)
-    n = 0
-    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
-        for rows in batches:
-            opt.zero_grad(set_to_none=True)
-            step(model, losses, data.x_train[rows], data.y_train[rows], n)
-            opt.step()
-            n += 1
+    members = torch.zeros(1, data.n_tasks, device=device)
+    members[0, subset] = 1.0
+    batches = Minibatches(own_rows(data.y_train, members), spec.batch_size, seed)
+    network = torch.zeros(1, dtype=torch.long, device=device)
+    n = epochs = 0
+    while True:
+        batch = batches.next(network)
+        x, y = batch.select(data.x_train, data.y_train)
+        opt.zero_grad(set_to_none=True)
+        step(model, losses, x, y, n)
+        opt.step()
+        n += 1
+        if not batch.ends.item():
+            continue
+        epochs += 1
         val = validation_loss(model, losses, data)
         improved, stopped = stopper.update(val[subset].mean()[None])
         if improved.item():
             checkpoint = val.cpu()
-        if stopped.item():
+        if stopped.item() or epochs >= spec.epochs:
             break
     return checkpoint.numpy()
 

@@ -4,12 +4,15 @@ Every network trains by the task set's recipe (``training``) and stops on its ow
 checkpoint is the epoch of its least mean validation loss over its tasks, and all its tasks
 are scored at that one checkpoint (a network is one checkpoint).
 
-The members' weights are stacked (``torch.func.stack_module_state``) and run by
-``models.stacked_call`` over the shared minibatch, so M networks cost one batched forward
-and backward a step. The loss is the sum of every member's own tasks' losses; members share
-no parameter, and Adam is elementwise, so each member follows exactly the updates it would
-get if trained alone. All members of a seed start from the same weights and see the same
-minibatches (common random numbers), so differences between them come from their tasks.
+Each network trains on its own rows, those labelled for one of its tasks (a network of tasks
+with rows of their own sees only theirs, as it would if trained alone). The members' weights
+are stacked (``torch.func.stack_module_state``) and run by ``models.stacked_call``, on the
+shared minibatch when the members have the same rows, else each on its own, so M networks
+cost one batched forward and backward a step. The loss is the sum of every member's own
+tasks' losses; members share no parameter, and Adam is elementwise, so each member follows
+exactly the updates it would get if trained alone. All members of a seed start from the same
+weights and draw their minibatches from the same shuffles (common random numbers), so
+differences between them come from their tasks.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses, stacked_call
 from affinity.probes.common import init_model, validation_loss
 from affinity.taskset import TaskSet
-from affinity.training import EarlyStopping, compact, epoch_batches, make_optimizer
+from affinity.training import EarlyStopping, Minibatches, compact, make_optimizer, own_rows
 
 
 @dataclass
@@ -36,8 +39,9 @@ class SubsetProbe:
 
     ``val_loss[m, t]`` is member m's validation loss on task t at m's checkpoint (the epoch
     of its least mean validation loss over its tasks), NaN where t is not in the member.
-    ``epochs[m]`` is how many epochs m trained; ``params`` are the stacked checkpoint
-    weights (empty when not kept).
+    ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows); ``params``
+    are the stacked checkpoint weights (empty when not kept). ``steps`` counts the stack's
+    steps, ``network_steps`` the steps of every member summed.
     """
 
     members: list[tuple[int, ...]]
@@ -45,6 +49,8 @@ class SubsetProbe:
     params: dict[str, torch.Tensor]
     initial: MultiTaskNet
     epochs: np.ndarray
+    steps: int = 0
+    network_steps: int = 0
 
     def index(self, subset: Sequence[int]) -> int:
         return self.members.index(tuple(sorted(subset)))
@@ -80,23 +86,34 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     params, _ = stack_module_state([copy.deepcopy(initial) for _ in members])  # no buffers
     losses = TaskLosses(data.tasks)
     mask = member_mask(members, data.n_tasks, device)
+    batches = Minibatches(own_rows(data.y_train, mask), spec.batch_size, seed)
     opt = make_optimizer(params.values(), spec)
-    stopper = EarlyStopping(len(members), spec.patience, device)
+    stopper = EarlyStopping(len(members), spec.patience, device, spec.min_delta)
     active = torch.arange(len(members), device=device)
     val_loss = torch.full((len(members), data.n_tasks), torch.nan, device=device)
     best = {k: v.detach().clone() for k, v in params.items()} if keep_params else {}
     epochs = torch.zeros(len(members), dtype=torch.long, device=device)
-    for batches in epoch_batches(len(data.x_train), spec.batch_size, spec.epochs, seed, device):
-        for rows in batches:
-            opt.zero_grad(set_to_none=True)
-            out = stacked_call(initial, params, data.x_train[rows])
-            (losses(out, data.y_train[rows]) * mask).sum().backward()
-            opt.step()
-            if tick:
-                tick(len(active))
-        epochs[active] += 1
-        val = validation_loss(functools.partial(stacked_call, initial, params), losses, data)
-        improved, stopped = stopper.update((val * mask).sum(1) / mask.sum(1))
+    steps = network_steps = 0
+    while len(active):
+        batch = batches.next(active)
+        x, y = batch.select(data.x_train, data.y_train)
+        opt.zero_grad(set_to_none=True)
+        out = stacked_call(initial, params, x, per_member=batch.valid is not None)
+        (losses(out, y) * mask).sum().backward()
+        opt.step()
+        steps, network_steps = steps + 1, network_steps + len(active)
+        if tick:
+            tick(len(active))
+        if not batch.ends.any():
+            continue
+        ends = batch.ends
+        epochs[active[ends]] += 1
+        ending = params if ends.all() else {k: v[ends] for k, v in params.items()}
+        val = torch.full((len(active), data.n_tasks), torch.nan, device=device)
+        val[ends] = validation_loss(functools.partial(stacked_call, initial, ending), losses,
+                                    data)
+        improved, stopped = stopper.update((val * mask).sum(1) / mask.sum(1), ends)
+        stopped |= ends & (epochs[active] >= spec.epochs)
         if improved.any():
             rows = active[improved]
             val_loss[rows] = torch.where(mask[improved].bool(), val[improved], torch.nan)
@@ -109,4 +126,5 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
             params, opt = compact(params, opt, keep)
             active, mask = active[keep], mask[keep]
             stopper.keep(keep)
-    return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy())
+    return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy(),
+                       steps, network_steps)
