@@ -68,7 +68,8 @@ def probe_members(needs: set[str], n_tasks: int, sampled: int = 0) -> list[Group
     return members
 
 
-def analyze(taskset: TaskSet, *, base_dir: str | Path = ".", device: str | torch.device = "auto",
+def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
+            device: str | torch.device = "auto",
             data: Dataset | None = None, progress: ProgressCallback | None = None,
             executor: Executor | None = None) -> Result:
     """Probe, measure, race and decide; see the module docstring.

@@ -64,18 +64,22 @@ class _Raw:
     split: np.ndarray | None  # 1-D split markers
 
 
-def load_dataset(taskset: TaskSet, base_dir: str | Path = ".", root: str | Path | None = None,
+def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
+                 root: str | Path | None = None,
                  datasets: dict[str, Path] | None = None) -> Dataset:
     """Load, split, encode and standardise the data of ``taskset``.
 
-    ``data.path`` is resolved against ``base_dir``; when ``root`` is given the file must lie
-    inside it (no ``..`` or symlink escape). ``datasets`` maps uploaded dataset ids to files.
+    ``data.path`` is resolved against ``base_dir`` (default: the folder of the task set's
+    file when it was read by ``load_taskset``, else the working folder); when ``root`` is
+    given the file must lie inside it (no ``..`` or symlink escape). ``datasets`` maps
+    uploaded dataset ids to files.
     """
     spec = taskset.data
     if spec.builtin is not None:
         raw = _load_builtin(spec.builtin, taskset)
     else:
-        path = _resolve_path(taskset, Path(base_dir), root, datasets or {})
+        base = Path(base_dir) if base_dir is not None else taskset.folder or Path(".")
+        path = _resolve_path(taskset, base, root, datasets or {})
         raw = _load_npz(path, taskset) if path.suffix == ".npz" else _load_table(path, taskset)
     if taskset.model.backbone == "cnn" and raw.x.ndim != 4:
         raise InvalidTaskSet(

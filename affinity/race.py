@@ -123,10 +123,11 @@ def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
 
 
 def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
-            seeds: Sequence[int], prior: Prior | None = None) -> Comparison:
-    """Improvement (baseline - candidate) / baseline of the mean scores, with a 95% t-interval
-    from the seed-paired differences (moderated by the family's ``prior``; none with one seed
-    and no prior); significant when it excludes 0."""
+            seeds: Sequence[int], prior: Prior | None = None,
+            confidence: float = 0.95) -> Comparison:
+    """Improvement (baseline - candidate) / baseline of the mean scores, with a t-interval of
+    ``confidence`` from the seed-paired differences (moderated by the family's ``prior``;
+    none with one seed and no prior); significant when it excludes 0."""
     diff = differences(measured, candidate, baseline, seeds)
     n = len(diff)
     own_df = n - 1
@@ -136,7 +137,7 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
     if own_df + prior_df > 0:
         df = own_df + prior_df
         var = (prior_df * prior_var + own_df * own_var) / df
-        half = stats.t.ppf(0.975, df) * math.sqrt(var / n)
+        half = stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(var / n)
         interval = (float(diff.mean() - half), float(diff.mean() + half))
     significant = interval is not None and interval[0] > 0
     return Comparison(baseline.kind, float(diff.mean()), interval, significant)

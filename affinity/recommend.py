@@ -33,6 +33,7 @@ from affinity.result import Result
 from affinity.taskset import TaskSet
 
 Source = tuple[str, np.ndarray, Rule]
+AUX_CONFIDENCE = 0.90  # two-sided; its lower end is the one-sided 95% bound
 
 
 def predictors(result: Result, taskset: TaskSet, beta: float | None) -> list[Source]:
@@ -191,10 +192,13 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
 def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
                      seeds: list[int], prior: Prior | None = None) -> dict[str, Any]:
     """The primary's measured best auxiliary set, recommended only when it beats training the
-    primary alone beyond noise (``prior``: the variance prior of every primary's comparison)."""
+    primary alone beyond noise (``prior``: the variance prior of every primary's comparison).
+
+    The question is one-sided (do the auxiliaries lower p's loss?), so "beyond noise" is a
+    one-sided test at 5%: the lower end of the 90% interval is above 0."""
     best, alone = finalists(contest, measured, seeds)
     primary = alone.targets[0]
-    comp = compare(measured, best, alone, seeds, prior) if best else None
+    comp = compare(measured, best, alone, seeds, prior, AUX_CONFIDENCE) if best else None
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
     chosen = partners if comp and comp.significant else []
     if chosen:

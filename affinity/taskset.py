@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
 DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
@@ -145,6 +152,13 @@ class TaskSet(_Strict):
     )
     grouping: GroupingSpec = Field(default_factory=GroupingSpec)
     auxiliary: AuxiliarySpec = Field(default_factory=AuxiliarySpec)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the file it was read from (``load_taskset``): where a relative
+        ``data.path`` lies."""
+        return self._folder
 
     @model_validator(mode="after")
     def _cross_field(self) -> TaskSet:
@@ -218,7 +232,8 @@ def parse_taskset(doc: Any) -> TaskSet:
 
 
 def load_taskset(path: str | Path) -> TaskSet:
-    """Read a task set from a YAML or JSON file."""
+    """Read a task set from a YAML or JSON file. A relative ``data.path`` is resolved against
+    the file's folder (as ``affinity run`` does), whatever the working folder."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -228,4 +243,6 @@ def load_taskset(path: str | Path) -> TaskSet:
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidTaskSet(f"task set file {str(path)!r} is not valid YAML/JSON: {exc}") from None
-    return parse_taskset(doc)
+    taskset = parse_taskset(doc)
+    taskset._folder = path.resolve().parent
+    return taskset

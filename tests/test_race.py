@@ -6,8 +6,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from affinity.race import Candidate, Contest, Measurements, compare, run_race, winner
-from affinity.recommend import baselines, grouping_entry, verdict
+from affinity.race import (
+    Candidate,
+    Contest,
+    Measurements,
+    compare,
+    run_race,
+    variance_prior,
+    winner,
+)
+from affinity.recommend import (
+    auxiliary_choice,
+    auxiliary_contest,
+    baselines,
+    grouping_entry,
+    verdict,
+)
 
 TASKS = ["a", "b", "c", "d"]
 EVERYONE = (0, 1, 2, 3)
@@ -117,3 +131,60 @@ def test_verdict_sentences():
     one_seed = {**base, "interval": None}
     assert "one seed" in verdict([one_seed])
     assert "verification is off" in verdict([{**base, "baseline": None}])
+
+
+def test_variance_prior_pools_a_family_that_agrees():
+    """Differences with one common spread: the prior is their pooled variance, worth the
+    family's degrees of freedom, and it narrows a two-seed interval."""
+    rng = np.random.default_rng(0)
+    family = [rng.normal(0.1, 0.05, 2) for _ in range(40)]
+    prior = variance_prior(family)
+    assert prior.df == pytest.approx(40, rel=0.3)
+    assert prior.variance == pytest.approx(0.05 ** 2, rel=0.5)
+    m = Measurements()
+    for s, (a, b) in enumerate([(0.85, 1.0), (0.95, 1.0)]):
+        m.add(s, [(0,), (0, 9)], np.array([[a], [b]]))
+    mine, base = Candidate(((0,),), (0,)), Candidate(((0, 9),), (0,), "alone")
+    own, pooled = compare(m, mine, base, [0, 1]), compare(m, mine, base, [0, 1], prior)
+    assert pooled.improvement == own.improvement
+    assert pooled.interval[1] - pooled.interval[0] < (own.interval[1] - own.interval[0]) / 5
+
+
+def test_variance_prior_of_a_wild_family_is_weak():
+    """Spreads that differ a thousandfold: little pooling (few prior degrees of freedom)."""
+    rng = np.random.default_rng(1)
+    family = [rng.normal(0, s, 3) for s in np.geomspace(1e-3, 1, 30)]
+    assert variance_prior(family).df < 3
+    assert variance_prior([np.array([0.1, 0.2])]) is None  # one member: no family
+
+
+def test_auxiliary_candidates_are_nested_best_partners_then_grouping_groups():
+    pair_gain = np.array([[0, 0.3, 0.1, 0], [0.2, 0, 0, 0], [0.1, 0, 0, 0], [0.05, 0, 0, 0]])
+    k2 = Contest("k=2", [Candidate(((0, 3), (1, 2)), EVERYONE)], baselines(4))
+    aux = auxiliary_contest([("pairwise/sum", pair_gain, "sum")], 0, [k2], max_aux=2)
+    assert [c.groups for c in aux.candidates] == [((0, 1),), ((0, 1, 2),), ((0, 3),)]
+    assert aux.candidates[2].sources == ["k=2"]
+    assert aux.baselines[0].kind == "alone" and aux.baselines[0].groups == ((0,),)
+
+
+def test_auxiliaries_are_recommended_only_beyond_noise_one_sided():
+    """p = task 0; with b its loss drops 10% on every seed but one: recommended. With c the
+    drop is no more than the seeds' spread: p trains alone, and the result says so."""
+    m = Measurements()
+    drops = {(0, 1): [0.10, 0.12, 0.08, 0.11], (0, 2): [0.05, -0.06, 0.04, -0.02]}
+    for s in range(4):
+        m.add(s, [(0,)], np.array([[1.0, np.nan, np.nan, np.nan]]))
+        for g, d in drops.items():
+            m.add(s, [g], np.array([[1.0 - d[s], 1.0, np.nan, np.nan]]))
+    seeds = [0, 1, 2, 3]
+    alone = Candidate(((0,),), (0,), "alone")
+    helps = Contest("aux", [Candidate(((0, 1),), (0,))], [alone])
+    noise = Contest("aux", [Candidate(((0, 2),), (0,))], [alone])
+    yes, no = auxiliary_choice(TASKS, helps, m, seeds), auxiliary_choice(TASKS, noise, m, seeds)
+    assert yes["auxiliaries"] == ["b"] and yes["significant"]
+    assert yes["improvement"] == pytest.approx(0.1025)
+    diff = np.array(drops[(0, 1)])
+    lo, _ = stats.t.interval(0.90, 3, loc=diff.mean(), scale=stats.sem(diff))
+    assert yes["interval"][0] == pytest.approx(lo, abs=1e-6)
+    assert no["auxiliaries"] == [] and no["best_measured"] == ["c"] and not no["significant"]
+    assert no["verdict"] == "train a alone: no auxiliary set beats it beyond noise"

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from affinity.cli import main
+from affinity.data import load_dataset
 from affinity.taskset import InvalidTaskSet, load_taskset, parse_taskset
 from tests.conftest import FAST_PROBE, FAST_TRAINING, digits_frame, write_taskset
 
@@ -136,6 +137,22 @@ def test_yaml_and_json_give_the_same_task_set(tmp_path):
     b = load_taskset(write_taskset(tmp_path, VALID, "t.json"))
     assert a == b
     assert a.tasks[0].source == "digit_0" and a.tasks[0].name == "a"
+
+
+def test_relative_data_path_resolves_against_the_task_set_file(tmp_path, monkeypatch):
+    """From Python as on the command line: a relative data path is the task set file's
+    neighbour, whatever the working folder; a parsed task set resolves against the working
+    folder."""
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    digits_frame(120).to_csv(tmp_path / "sets" / "data.csv", index=False)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    ts = load_taskset(write_taskset(tmp_path / "sets", VALID, "t.yaml"))
+    assert ts.folder == tmp_path / "sets" and ts.data.path == "data.csv"
+    assert load_dataset(ts).n_tasks == 3
+    assert load_dataset(ts.model_copy()).n_tasks == 3  # copies keep the folder
+    with pytest.raises(InvalidTaskSet, match="data.path: file 'data.csv' not found"):
+        load_dataset(parse_taskset(VALID))
 
 
 def test_defaults_fill_in(tmp_path):
