@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class MeasureResult:
 
     def to_dict(self) -> dict[str, list[list[float]]]:
         return {"matrix": _rounded(self.matrix), "std": _rounded(self.std)}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> MeasureResult:
+        return cls(np.asarray(doc["matrix"], dtype=float), np.asarray(doc["std"], dtype=float))
 
 
 @dataclass
@@ -54,6 +59,41 @@ class Result:
             "verification": self.verification,
             "meta": self.meta,
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Result:
+        """The inverse of ``to_dict`` (matrices as written: 6 significant digits)."""
+        try:
+            return cls(
+                tasks=list(doc["tasks"]),
+                affinity={k: MeasureResult.from_dict(v) for k, v in doc["affinity"].items()},
+                diagnostics={k: MeasureResult.from_dict(v)
+                             for k, v in doc.get("diagnostics", {}).items()},
+                groupings=doc.get("groupings", []), clusterings=doc.get("clusterings", []),
+                auxiliary=doc.get("auxiliary", {}), verification=doc.get("verification", {}),
+                verdict=doc.get("verdict", ""), meta=doc.get("meta", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a result document: {exc!r}") from None
+
+    @classmethod
+    def read(cls, path: str | Path) -> Result:
+        """A result from ``result.json`` or the folder that holds it."""
+        path = Path(path)
+        return cls.from_dict(json.loads((path / "result.json" if path.is_dir() else path)
+                                        .read_text()))
+
+    def frame(self, measure: str, what: str = "matrix") -> pd.DataFrame:
+        """One matrix (``what``: matrix or std) of a measure or diagnostic as a DataFrame:
+        index = source task, columns = target task."""
+        found = {**self.affinity, **self.diagnostics}
+        if measure not in found:
+            raise KeyError(f"no measure {measure!r}; this result has {sorted(found)}")
+        if what not in ("matrix", "std"):
+            raise ValueError(f"what must be 'matrix' or 'std'; got {what!r}")
+        frame = pd.DataFrame(getattr(found[measure], what), index=self.tasks,
+                             columns=self.tasks)
+        frame.index.name, frame.columns.name = "source", "target"
+        return frame
 
     def write(self, out_dir: str | Path) -> Path:
         """Write result.json and one CSV per matrix (and its std); return the JSON's path."""

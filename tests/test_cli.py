@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import affinity.cli
 from affinity.analysis import analyze
 from affinity.cli import main
+from affinity.result import Result
 from affinity.taskset import load_taskset
 from tests.conftest import digits_frame, write_taskset
 
@@ -71,6 +73,18 @@ def test_run_writes_the_contract_document(tmp_path):
         assert lo <= entry["improvement"] <= hi and entry["significant"] == (lo > 0)
     assert [c["task"] for c in doc["auxiliary"]["zero"]] != []
     assert set(doc["auxiliary"]) == {"zero", "label", "ink"}
+    # the written document reads back: the same fields, each matrix as a frame
+    back = Result.read(tmp_path / "out")
+    assert back.to_dict() == doc and Result.read(tmp_path / "out" / "result.json").verdict
+    frame = back.frame("cka")
+    assert list(frame.index) == list(frame.columns) == ["zero", "label", "ink"]
+    assert frame.loc["zero", "label"] == doc["affinity"]["cka"]["matrix"][0][1]
+    assert (back.frame("pairwise", "std").to_numpy() == doc["affinity"]["pairwise"]["std"]).all()
+    assert back.frame("conflict_rate").shape == (3, 3)  # diagnostics too
+    with pytest.raises(KeyError, match="no measure 'nope'"):
+        back.frame("nope")
+    with pytest.raises(ValueError, match="not a result document"):
+        Result.from_dict({"tasks": ["a"]})
 
 
 def test_failure_inside_the_analysis_exits_1(tmp_path, monkeypatch, capsys):
