@@ -132,16 +132,17 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                    seeds: list[int], k: int, prior: Prior | None = None) -> dict[str, Any]:
     """The contract's ``groupings`` entry for k from a finished race.
 
-    ``groups`` is what to train at this budget: the race's best choice of k groups when it
-    beats the better baseline beyond noise (by any margin with one seed, where there is no
-    interval), else that baseline (``kind`` says which).
+    ``groups`` is what to train at this budget: the least measured total loss over the race's
+    seeds among the race's best choice of k groups and the better baseline (``kind`` says
+    which); ``significant`` says whether the difference is beyond noise, and the verdict
+    speaks only of differences beyond noise.
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
     k groups with the better baseline over the race's seeds (paired; ``prior``: the variance
     prior of every k's comparison).
     """
     best, base = finalists(contest, measured, seeds)
     comp = compare(measured, best, base, seeds, prior) if best else None
-    chosen = best if comp and _beats(comp) else base
+    chosen = best if comp and comp.improvement > 0 else base
     mean_loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0)
                           for g in chosen.groups])  # (groups, tasks), NaN off-group
     served = {t: int(np.nanargmin(mean_loss[:, j])) for j, t in enumerate(tasks)}
@@ -170,11 +171,6 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                        "measured_total_loss": round(float(measured.scores(c, seeds).mean()), 6)}
                       for c in contest.candidates],
     }
-
-
-def _beats(c: Comparison) -> bool:
-    """Beyond noise (the 95% interval excludes 0); with one seed, by any margin."""
-    return c.significant or (c.interval is None and c.improvement > 0)
 
 
 def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
@@ -218,15 +214,13 @@ def _pct(x: float) -> str:
 
 
 def verdict(entries: list[dict[str, Any]]) -> str:
-    """One plain sentence: the best significant grouping, or which baseline to train."""
+    """One plain sentence: the best grouping beyond noise, or which baseline is as good."""
     wins = [e for e in entries if e["kind"] == "groups" and e["significant"]]
     if wins:
         e = max(wins, key=lambda e: e["improvement"])
         lo, hi = e["interval"]
-        other = "training every task alone" if e["baseline"] == "single_task" else \
-            "one network for all tasks"
         return (f"k = {e['k']} groups cut the total loss by {_pct(e['improvement'])} "
-                f"({_pct(lo)} to {_pct(hi)}) against {other}: "
+                f"({_pct(lo)} to {_pct(hi)}) against {_OTHER[e['baseline']]}: "
                 + "; ".join(", ".join(g) for g in e["groups"]))
     measured = [e for e in entries if e.get("baseline")]
     if not measured:
@@ -234,9 +228,19 @@ def verdict(entries: list[dict[str, Any]]) -> str:
     if measured[0]["interval"] is None:
         return ("too little budget to measure beyond noise (one seed): "
                 "raise budget.training_runs for a verdict")
-    if measured[0]["baseline"] == "single_task":
-        return "train every task alone: no grouping beats it beyond noise"
-    return "train all tasks in one network; grouping does not matter here beyond noise"
+    ahead = [e for e in measured if e["kind"] == "groups"]
+    if not ahead:
+        if measured[0]["baseline"] == "single_task":
+            return "train every task alone: no grouping beats it beyond noise"
+        return "train all tasks in one network; grouping does not matter here beyond noise"
+    e = max(ahead, key=lambda e: e["improvement"])
+    lo, hi = e["interval"]
+    return (f"grouping does not matter here beyond noise: the best measured, k = {e['k']} "
+            f"groups, is {_pct(e['improvement'])} lower in total loss than "
+            f"{_OTHER[e['baseline']]} ({_pct(lo)} to {_pct(hi)})")
+
+
+_OTHER = {"single_task": "training every task alone", "all_in_one": "one network for all tasks"}
 
 
 def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:

@@ -151,10 +151,11 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
              f"{meta.get('seconds', 0):.1f} s · {cost.get('training_runs', 0):.1f} of "
              f"{cost.get('budget', 0):.1f} training runs</p>"]
     if result.groupings:
-        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the best choice "
-                     "of k groups when it beats the better baseline beyond noise, else that "
-                     "baseline), and the best k groups against the baseline, with a 95% "
-                     "interval from seed-paired differences of the total validation loss.</p>")
+        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the least "
+                     "measured total loss: the best choice of k groups or the better "
+                     "baseline), and the best k groups against that baseline, with a 95% "
+                     "interval from seed-paired differences of the total validation loss. "
+                     "Where the difference is not beyond noise, either will do.</p>")
         parts.append(_table(["k", "train", "best k groups", "vs", "improvement", "95% interval",
                              "beyond noise"], [
             [str(g["k"]), e(g["kind"].replace("_", "-")),
