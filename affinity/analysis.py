@@ -24,7 +24,7 @@ from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.grouping.gain import fit_beta
 from affinity.measures import MEASURES, ProbeRun
-from affinity.models import resolve_device
+from affinity.models import check_backbone, resolve_device
 from affinity.plan import Ledger
 from affinity.probes.joint import run_joint
 from affinity.probes.subsets import SubsetProbe
@@ -80,6 +80,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     executor = executor or LocalExecutor()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
+    check_backbone(taskset.model, data.input_shape)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs)
     prog = Progress(ledger.budget, progress)

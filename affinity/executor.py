@@ -44,7 +44,8 @@ def member_bytes(taskset: TaskSet, data: Dataset) -> int:
     model = init_model(taskset, data, 0)
     weights = sum(p.numel() for p in model.parameters())
     rows = max(taskset.training.batch_size, min(len(data.x_val), 4096))
-    widths = sum(taskset.model.hidden) + sum(t.n_outputs for t in data.tasks)
+    widths = sum(taskset.model.hidden or [2 * model.head.in_features]) + \
+        sum(t.n_outputs for t in data.tasks)
     return 4 * (4 * weights + 3 * rows * widths)
 
 

@@ -1,4 +1,4 @@
-"""Hard-parameter-sharing networks: a trunk (MLP or small CNN) and one head per task.
+"""Hard-parameter-sharing networks: a trunk (a registered backbone) and one head per task.
 
 The heads of all tasks are one ``nn.Linear`` whose outputs are split per task (binary and
 regression: 1 output, multiclass: C outputs); this is the same function as separate heads
@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from affinity.backbones import get as get_backbone
 from affinity.data import TaskInfo
-from affinity.taskset import ModelSpec
+from affinity.taskset import InvalidTaskSet, ModelSpec
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -26,27 +27,30 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def build_trunk(spec: ModelSpec, input_shape: tuple[int, ...]) -> nn.Sequential:
-    """The shared layers; their output is a flat feature vector of width ``spec.hidden[-1]``."""
-    layers: list[nn.Module] = []
-    if spec.backbone == "mlp":
-        width = 1
-        for d in input_shape:
-            width *= d
-        layers.append(nn.Flatten())
-        for h in spec.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        return nn.Sequential(*layers)
-    channels, size = input_shape[0], min(input_shape[1:])
-    for h in spec.hidden:
-        layers += [nn.Conv2d(channels, h, kernel_size=3, padding=1), nn.ReLU()]
-        if size >= 4:
-            layers.append(nn.MaxPool2d(2))
-            size //= 2
-        channels = h
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    return nn.Sequential(*layers)
+def build_trunk(spec: ModelSpec, input_shape: tuple[int, ...]) -> nn.Module:
+    """The shared layers of the task set's backbone (``backbones.py``)."""
+    backbone = get_backbone(spec.backbone)
+    return backbone.build(input_shape, spec.factory_options())
+
+
+def trunk_width(trunk: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Width of the trunk's flat features, from one forward pass on two zero inputs."""
+    with torch.no_grad():
+        out = trunk(torch.zeros(2, *input_shape))
+    if out.dim() != 2:
+        raise ValueError(f"a backbone must return features of shape (N, width); got "
+                         f"{tuple(out.shape)}")
+    return int(out.shape[1])
+
+
+def check_backbone(spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
+    """Build the trunk once on the data's input shape; InvalidTaskSet naming
+    ``model.backbone`` when it cannot be built or does not return (N, width) features."""
+    try:
+        trunk_width(build_trunk(spec, input_shape), input_shape)
+    except Exception as exc:  # noqa: BLE001  # any failure of the user's module is the task set's
+        raise InvalidTaskSet(f"model.backbone: {spec.backbone!r} does not run on inputs of "
+                             f"shape {tuple(input_shape)}: {exc}") from None
 
 
 class MultiTaskNet(nn.Module):
@@ -56,7 +60,8 @@ class MultiTaskNet(nn.Module):
                  tasks: tuple[TaskInfo, ...]) -> None:
         super().__init__()
         self.trunk = build_trunk(spec, input_shape)
-        self.head = nn.Linear(spec.hidden[-1], sum(t.n_outputs for t in tasks))
+        self.head = nn.Linear(trunk_width(self.trunk, input_shape),
+                              sum(t.n_outputs for t in tasks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))

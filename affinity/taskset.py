@@ -13,6 +13,8 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -63,10 +65,45 @@ class TaskSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    backbone: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[Annotated[int, Field(gt=0, le=4096)]] = Field(
-        default_factory=lambda: [128, 64], min_length=1, max_length=8
+    backbone: Name = "mlp"
+    """A registered backbone (``GET /v1/backbones`` lists them): the built-ins
+    ``mlp`` (vectors) and ``cnn`` (images (C, H, W)), or one a package installed."""
+    hidden: list[Annotated[int, Field(gt=0, le=4096)]] | None = Field(
+        default=None, min_length=1, max_length=8
     )
+    """Widths of mlp's layers (default [128, 64]) or cnn's conv channels (default [32, 64]);
+    passed to any backbone that takes ``hidden``."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword options of the backbone, checked against what it takes."""
+
+    @field_validator("backbone")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from affinity.backbones import registry  # imports torch: only when a set is checked
+
+        if name not in registry():
+            raise ValueError(f"not a registered backbone; installed: "
+                             f"{', '.join(sorted(registry()))}")
+        return name
+
+    @field_validator("options")
+    @classmethod
+    def _taken(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from affinity.backbones import get
+
+        if "hidden" in options:
+            raise ValueError("give hidden as model.hidden, not in model.options")
+        if "backbone" in info.data:  # else the backbone's own error says why
+            hidden = info.data.get("hidden")
+            get(info.data["backbone"]).check(
+                {**options, **({"hidden": hidden} if hidden is not None else {})})
+        return options
+
+    def factory_options(self) -> dict[str, Any]:
+        """The backbone's keyword options: ``options`` plus ``hidden`` when given."""
+        if self.hidden is None:
+            return dict(self.options)
+        return {**self.options, "hidden": list(self.hidden)}
 
 
 class TrainingSpec(_Strict):

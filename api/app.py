@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.results import ResultCache
-from api.routes import datasets, health, jobs
+from api.routes import backbones, datasets, health, jobs
 from api.settings import Settings
 from api.store import Store
 
@@ -61,6 +61,6 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
     app = FastAPI(title="taskaffinity", version="0.1.0", lifespan=lifespan,
                   description="Task-affinity analysis and grouping for multi-task learning.")
     errors.install(app)
-    for router in (jobs.router, datasets.router, health.router):
+    for router in (jobs.router, datasets.router, backbones.router, health.router):
         app.include_router(router)
     return app

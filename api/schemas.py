@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -57,3 +58,14 @@ class DatasetPublic(BaseModel):
 class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
+
+
+class BackbonePublic(BaseModel):
+    name: str
+    options: dict[str, Any]
+    """Keyword options (``model.options``; ``hidden`` is ``model.hidden``) and defaults."""
+    doc: str
+
+
+class BackbonesPublic(BaseModel):
+    backbones: list[BackbonePublic]

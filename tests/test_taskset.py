@@ -67,7 +67,9 @@ INVALID = [
     ("tasks.2.type", "multiclass", None),  # ink has many values: valid multiclass, no error
     ("tasks.1.type", "regression", "tasks[1].type: regression labels of 'b' must be numeric"),
     ("tasks.0.weight", 2, "tasks[0].weight: unknown key"),
-    ("model.backbone", "resnet", "model.backbone: Input should be 'mlp' or 'cnn'"),
+    ("model.backbone", "resnet", "model.backbone: not a registered backbone; installed: "),
+    ("model.options", {"depth": 3}, "model.options: backbone 'mlp' does not take these options"),
+    ("model.options", {"hidden": [3]}, "model.options: give hidden as model.hidden"),
     ("model.backbone", "cnn", "model.backbone: cnn needs image arrays"),
     ("model.hidden", [0], "model.hidden[0]: Input should be greater than 0"),
     ("model.hidden", [], "model.hidden: List should have at least 1 item"),
@@ -161,7 +163,7 @@ def test_defaults_fill_in(tmp_path):
                                   {"name": "digit_1", "type": "binary"}]})
     assert ts.measures == ["grad_cosine", "lookahead", "cka", "transfer", "pairwise"]
     assert ts.budgets == [1, 2]  # default 1..3, capped at the number of tasks
-    assert ts.model.hidden == [128, 64] and ts.probe.seeds is None  # the planner's choice
+    assert ts.model.hidden is None and ts.probe.seeds is None  # backbone default; planner
     assert ts.training.epochs == 200 and ts.training.patience == 5  # to convergence
     assert ts.training_runs == 10.0  # 2.5 per task, at least 10
     eight = ts.model_copy(update={"tasks": ts.tasks * 4})

@@ -1,0 +1,20 @@
+"""/v1/backbones: the trunks installed on this server that a task set may name."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from affinity.backbones import registry
+from api.deps import OwnerDep
+from api.schemas import BackbonePublic, BackbonesPublic
+
+router = APIRouter(prefix="/v1", tags=["backbones"])
+
+
+@router.get("/backbones", response_model=BackbonesPublic)
+def list_backbones(_owner: OwnerDep) -> BackbonesPublic:
+    """Every registered backbone (entry-point group ``taskaffinity.backbones``), with its
+    keyword options (``model.options``) and their defaults."""
+    return BackbonesPublic(backbones=[
+        BackbonePublic(name=b.name, options=b.options, doc=b.doc)
+        for b in sorted(registry().values(), key=lambda b: b.name)])

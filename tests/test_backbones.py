@@ -1,0 +1,97 @@
+"""Backbones from the registry: the built-ins and the example package in examples/backbones
+(installed by the set-up command), in the library and over HTTP."""
+
+from __future__ import annotations
+
+import io
+from importlib.metadata import entry_points
+
+import httpx
+import numpy as np
+import pytest
+
+from affinity.analysis import analyze
+from affinity.backbones import GROUP, registry
+from affinity.data import load_dataset
+from affinity.probes.reference import naive_subsets
+from affinity.probes.subsets import run_subsets
+from affinity.taskset import InvalidTaskSet, parse_taskset
+from api.settings import Settings
+from tests.conftest import digits_frame
+from tests.service_helpers import LiveServer, store_url, wait_for
+
+TASKS = [{"name": "zero", "column": "digit_0", "type": "binary"},
+         {"name": "one", "column": "digit_1", "type": "binary"},
+         {"name": "ink", "type": "regression"}]
+RESNET = {"backbone": "small-resnet", "options": {"channels": 8, "blocks": 1}}
+
+
+@pytest.fixture
+def images(tmp_path):
+    """300 digits as 1x8x8 images with three task columns, as an NPZ file."""
+    frame = digits_frame(300)
+    x = frame[[f"pixel_{i}" for i in range(64)]].to_numpy().reshape(-1, 1, 8, 8)
+    path = tmp_path / "digits.npz"
+    np.savez(path, X=x, digit_0=frame["digit_0"].to_numpy(),
+             digit_1=frame["digit_1"].to_numpy(), ink=frame["ink"].to_numpy())
+    return path
+
+
+def test_registry_holds_the_builtins_and_the_installed_example():
+    """The built-ins are registered through the entry-point group like any package's."""
+    assert {"mlp", "cnn", "small-resnet"} <= {ep.name for ep in entry_points(group=GROUP)}
+    backbones = registry()
+    assert {"mlp", "cnn", "small-resnet"} <= set(backbones)
+    assert backbones["small-resnet"].options == {"channels": 16, "blocks": 2, "groups": 4}
+    assert backbones["mlp"].options == {"hidden": None}
+    assert "residual" in backbones["small-resnet"].doc
+
+
+def test_a_registered_backbone_trains_stacked_as_alone(images, device):
+    ts = parse_taskset({"data": {"path": str(images)}, "tasks": TASKS, "model": RESNET,
+                        "training": {"epochs": 3, "batch_size": 64, "patience": 1}})
+    data = load_dataset(ts).to(device)
+    members = [(0,), (1,), (2,), (0, 1), (0, 1, 2)]
+    fast = run_subsets(ts, data, members, 0, device)
+    slow = naive_subsets(ts, data, members, 0, device)
+    np.testing.assert_allclose(fast.val_loss, slow, rtol=3e-4, atol=1e-6)
+    assert fast.params["trunk.0.weight"].shape == (5, 8, 1, 3, 3)  # channels option taken
+
+
+def test_a_backbone_that_does_not_fit_the_data_is_an_invalid_task_set(tmp_path, device):
+    digits_frame(120).to_csv(tmp_path / "d.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"),
+                                 "features": [f"pixel_{i}" for i in range(64)]},
+                        "tasks": TASKS, "model": RESNET})
+    with pytest.raises(InvalidTaskSet, match=r"model.backbone: 'small-resnet' does not run on "
+                                             r"inputs of shape \(64,\): small-resnet needs"):
+        analyze(ts, device=device)
+    with pytest.raises(InvalidTaskSet, match="model.options: backbone 'small-resnet' does not "
+                                             "take these options"):
+        parse_taskset({"data": {"builtin": "digits"}, "tasks": TASKS,
+                       "model": {"backbone": "small-resnet", "options": {"width": 3}}})
+
+
+def test_service_lists_backbones_and_runs_a_job_on_one(tmp_path, images):
+    settings = Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
+                        poll_seconds=0.05, device="cpu")
+    with LiveServer(settings, worker_thread=True) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
+        listed = client.get("/v1/backbones").json()["backbones"]
+        assert {"mlp", "cnn", "small-resnet"} <= {b["name"] for b in listed}
+        resnet = next(b for b in listed if b["name"] == "small-resnet")
+        assert resnet["options"] == {"channels": 16, "blocks": 2, "groups": 4}
+        ds = client.post("/v1/datasets", files={"file": ("digits.npz", io.BytesIO(
+            images.read_bytes()), "application/octet-stream")}).json()
+        job = {"data": {"dataset": ds["id"]}, "tasks": TASKS, "model": RESNET,
+               "training": {"epochs": 1}, "probe": {"seeds": 1, "transfer_steps": 10},
+               "budget": {"training_runs": 1000}}
+        bad = client.post("/v1/jobs", json={**job, "model": {"backbone": "resnet50"}})
+        assert bad.status_code == 422 and "model.backbone" in bad.text
+        submitted = client.post("/v1/jobs", json=job)
+        assert submitted.status_code == 202, submitted.text
+        done = wait_for(client, submitted.json()["id"], {"succeeded", "failed"})
+        assert done["status"] == "succeeded", done
+        result = client.get(f"/v1/jobs/{done['id']}/result").json()
+        assert result["meta"]["taskset"]["model"]["backbone"] == "small-resnet"
+        assert len(result["groupings"]) == 3
