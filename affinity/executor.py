@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.probes.common import init_model
+from affinity.memory import available_bytes, plan
 from affinity.probes.subsets import SubsetProbe, run_subsets
-from affinity.taskset import TaskSet
+from affinity.taskset import InvalidTaskSet, TaskSet
 
 Members = Sequence[tuple[int, ...]]
 
@@ -31,22 +31,38 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """All members as one batched model in this process."""
+    """The members as batched models in this process: one stack when they fit the device's
+    memory (RAM on the CPU), else chunks trained one after another (``memory.plan``). A chunk
+    that runs out of CUDA memory anyway is halved and retried.
+
+    memory_budget : bytes a run may use; default: what the device has free (a share of it).
+    """
+
+    def __init__(self, memory_budget: int | None = None) -> None:
+        self.memory_budget = memory_budget
+        self.last_chunks: list[int] = []  # chunk sizes of the latest call, for reports
 
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
                 device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
-        return run_subsets(taskset, data, members, seed, device, tick=tick)
-
-
-def member_bytes(taskset: TaskSet, data: Dataset) -> int:
-    """Rough device memory of one member while it trains: weights, gradients and Adam's two
-    moments (4 copies), plus the activations of one batch and of one validation chunk."""
-    model = init_model(taskset, data, 0)
-    weights = sum(p.numel() for p in model.parameters())
-    rows = max(taskset.training.batch_size, min(len(data.x_val), 4096))
-    widths = sum(taskset.model.hidden or [2 * model.head.in_features]) + \
-        sum(t.n_outputs for t in data.tasks)
-    return 4 * (4 * weights + 3 * rows * widths)
+        budget = self.memory_budget or available_bytes(device)
+        sizing = plan(taskset, data, len(members), budget)
+        todo = chunk(members, sizing.chunk)
+        parts, self.last_chunks = [], []
+        while todo:
+            part = todo.pop(0)
+            try:
+                parts.append(run_subsets(taskset, data, part, seed, device, tick=tick,
+                                         eval_rows=sizing.eval_rows))
+                self.last_chunks.append(len(part))
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if len(part) == 1:
+                    raise InvalidTaskSet(
+                        "training.batch_size: one network does not fit the GPU's free memory; "
+                        "lower training.batch_size or the backbone's size") from None
+                half = len(part) // 2
+                todo[:0] = [part[:half], part[half:]]
+        return parts[0] if len(parts) == 1 else merge(parts, device)
 
 
 def chunk(members: Members, size: int) -> list[list[tuple[int, ...]]]:
@@ -105,7 +121,7 @@ class RayExecutor:
 
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
                 device: torch.device, tick: Callable[[], None] | None = None) -> SubsetProbe:
-        per_member = member_bytes(taskset, data)
+        per_member = plan(taskset, data, len(members), None).member_bytes
         size = max(1, self.memory_budget // per_member)
         if self.max_chunk_members:
             size = min(size, self.max_chunk_members)

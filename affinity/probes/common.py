@@ -39,12 +39,13 @@ EVAL_ROWS = 4096  # validation rows per forward, to bound memory
 
 
 def validation_loss(forward: Callable[[torch.Tensor], torch.Tensor], losses: TaskLosses,
-                    data: Dataset) -> torch.Tensor:
-    """Mean validation loss per task of ``forward``'s outputs, shape (..., n_tasks)."""
+                    data: Dataset, rows: int = EVAL_ROWS) -> torch.Tensor:
+    """Mean validation loss per task of ``forward``'s outputs, shape (..., n_tasks), over
+    chunks of at most ``rows`` validation rows."""
     total = 0.0
     with torch.no_grad():
-        for start in range(0, len(data.x_val), EVAL_ROWS):
-            sums, _ = losses.sums(forward(data.x_val[start:start + EVAL_ROWS]),
-                                  data.y_val[start:start + EVAL_ROWS])
+        for start in range(0, len(data.x_val), rows):
+            sums, _ = losses.sums(forward(data.x_val[start:start + rows]),
+                                  data.y_val[start:start + rows])
             total = total + sums
     return total / (~torch.isnan(data.y_val)).sum(0).clamp(min=1)

@@ -28,7 +28,7 @@ from torch.func import stack_module_state
 
 from affinity.data import Dataset
 from affinity.models import MultiTaskNet, TaskLosses, stacked_call
-from affinity.probes.common import init_model, validation_loss
+from affinity.probes.common import EVAL_ROWS, init_model, validation_loss
 from affinity.taskset import TaskSet
 from affinity.training import EarlyStopping, Minibatches, compact, make_optimizer, own_rows
 
@@ -74,11 +74,12 @@ def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
 
 def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ...]], seed: int,
                 device: torch.device, *, tick: Callable[[int], None] | None = None,
-                keep_params: bool = True) -> SubsetProbe:
+                keep_params: bool = True, eval_rows: int = EVAL_ROWS) -> SubsetProbe:
     """Train one network per subset in ``members``, all at once, by the task set's recipe.
 
     ``tick(n)`` is called after every step with the number of networks still training.
-    Networks that stop early leave the stack, so the step cost falls as they do.
+    Networks that stop early leave the stack, so the step cost falls as they do. Validation
+    runs over chunks of ``eval_rows`` rows (``memory.py`` sizes them to the device).
     """
     spec = taskset.training
     members = [tuple(sorted(m)) for m in members]
@@ -111,7 +112,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
         ending = params if ends.all() else {k: v[ends] for k, v in params.items()}
         val = torch.full((len(active), data.n_tasks), torch.nan, device=device)
         val[ends] = validation_loss(functools.partial(stacked_call, initial, ending), losses,
-                                    data)
+                                    data, eval_rows)
         improved, stopped = stopper.update((val * mask).sum(1) / mask.sum(1), ends)
         stopped |= ends & (epochs[active] >= spec.epochs)
         if improved.any():

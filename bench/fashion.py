@@ -1,0 +1,100 @@
+"""An image-sized run: Fashion-MNIST (Debian's dataset-fashion-mnist) with eight binary
+attribute tasks, the built-in cnn backbone at its defaults, the default budget. Prints wall
+time, peak memory, training runs spent against the budget and the memory plan; exits 1 when
+the run spends more than its budget (in wall-time run-equivalents) or more memory than the
+machine's RAM share.
+
+    python bench/fashion.py [--rows 6000] [--budget RUNS] [--backbone cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from affinity.analysis import analyze  # noqa: E402
+from affinity.data import load_dataset  # noqa: E402
+from affinity.executor import LocalExecutor  # noqa: E402
+from affinity.memory import available_bytes, plan  # noqa: E402
+from affinity.taskset import parse_taskset  # noqa: E402
+from affinity.threads import limited_threads  # noqa: E402
+
+ROOT = Path("/usr/share/datasets/fashion-mnist")
+# classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker,
+# 8 bag, 9 ankle boot
+ATTRIBUTES = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "bag": [8], "long_sleeve": [2, 4, 6],
+              "lower_body": [1], "dress": [3], "open_shoe": [5], "boot": [9]}
+
+
+def read(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    with gzip.open(ROOT / "train-images-idx3-ubyte.gz") as fh:
+        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(ROOT / "train-labels-idx1-ubyte.gz") as fh:
+        y = np.frombuffer(fh.read(), np.uint8, offset=8)
+    return x[:rows].astype(np.float32) / 255, y[:rows]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--budget", type=float)
+    parser.add_argument("--backbone", default="cnn")
+    args = parser.parse_args()
+    if not ROOT.is_dir():
+        print(f"needs {ROOT}: apt install dataset-fashion-mnist")
+        return 1
+    x, label = read(args.rows)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fashion.npz"
+        np.savez(path, X=x, **{k: np.isin(label, v).astype(float)
+                               for k, v in ATTRIBUTES.items()})
+        doc = {"name": "fashion", "data": {"path": str(path)},
+               "tasks": [{"name": k, "type": "binary"} for k in ATTRIBUTES],
+               "model": {"backbone": args.backbone}}
+        if args.budget:
+            doc["budget"] = {"training_runs": args.budget}
+        taskset = parse_taskset(doc)
+        data = load_dataset(taskset)
+    device = torch.device("cpu")
+    sizing = plan(taskset, data, 40, available_bytes(device))
+    print(f"{len(data.x_train)} training images, {taskset.model.backbone} backbone; one member "
+          f"{sizing.member_bytes / 2**20:.0f} MiB; 40 members in chunks of {sizing.chunk}, "
+          f"validation {sizing.eval_rows} rows a forward", flush=True)
+    started, seen = time.perf_counter(), set()
+
+    def stages(stage: str, done: float, total: float) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            print(f"  {time.perf_counter() - started:6.0f} s  {done:5.1f}/{total:.0f} runs  "
+                  f"{stage}", flush=True)
+
+    with limited_threads(None):
+        result = analyze(taskset, data=data, device=device, executor=LocalExecutor(),
+                         progress=stages)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    cost = result.meta["cost"]
+    print(f"\n{result.verdict}\nwall {seconds:.0f} s; peak memory {peak:.2f} GiB; "
+          f"{cost['training_runs']:.1f} of {cost['budget']:.1f} training runs "
+          f"({cost['wall_run_equivalents']:.1f} wall-time run-equivalents; one run "
+          f"{cost['unit_seconds']:.1f} s)")
+    for s in cost["stages"]:
+        print(f"  {s['stage']:40} {s['networks']:3d} networks {s['seconds']:7.1f} s "
+              f"{s['training_runs']:5.1f} runs")
+    over = cost["wall_run_equivalents"] > 1.25 * cost["budget"]
+    print("missed: the run spent more than its budget" if over else "within budget")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
