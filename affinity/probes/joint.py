@@ -68,10 +68,8 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
         p.grad = g.sum(0)
         if name.startswith("trunk."):
             trunk[name.removeprefix("trunk.")] = g
+    cosine, dots, valid = gradient_products(list(trunk.values()))
     with torch.no_grad():
-        dots = sum(g.reshape(n_tasks, -1) @ g.reshape(n_tasks, -1).T for g in trunk.values())
-        norms = dots.diagonal().sqrt()
-        cosine = dots / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
         base = per_task.detach()
         if exact:
             shifted = {k: torch.add(model.trunk.get_parameter(k), g, alpha=-eta)
@@ -81,9 +79,20 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
         else:  # first order: L_j(theta - eta g_i) ~ L_j(theta) - eta g_i . g_j
             after = base[None, :] - eta * dots
         lookahead = 1 - after / base.clamp(min=1e-30)[None, :]
-        has = norms > 0
-        valid = has[:, None] & has[None, :]
     return AffinitySample(cosine, lookahead, valid)
+
+
+def gradient_products(grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
+                                                               torch.Tensor]:
+    """Cosines (T, T) and dot products (T, T) of per-task gradients, given as tensors of
+    shape (T, *parameter shape), and where both tasks had a gradient (bool (T, T))."""
+    with torch.no_grad():
+        n_tasks = grads[0].shape[0]
+        dots = sum(g.reshape(n_tasks, -1) @ g.reshape(n_tasks, -1).T for g in grads)
+        norms = dots.diagonal().sqrt()
+        cosine = dots / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
+        has = norms > 0
+    return cosine, dots, has[:, None] & has[None, :]
 
 
 def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, *,
