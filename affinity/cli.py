@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import traceback
@@ -19,6 +20,7 @@ from affinity.models import resolve_device
 from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet, load_taskset
 from affinity.threads import limited_threads
+from affinity.tracking import log_to_mlflow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--mlflow", action="store_true",
+                     help="also log the run to MLflow (MLFLOW_TRACKING_URI; the mlflow extra)")
+    run.add_argument("--mlflow-experiment", help="MLflow experiment name (default: MLflow's)")
     run.add_argument("--threads", type=int, default=0,
                      help="CPU threads (default: all cores but one)")
     exh = sub.add_parser("exhaustive", help="train every subset of the tasks (ground truth)")
@@ -98,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     taskset = load_taskset(args.taskset)
     if (device := _device(args.device)) is None:
         return 2
+    if args.mlflow and importlib.util.find_spec("mlflow") is None:
+        print("--mlflow needs MLflow: pip install 'taskaffinity[mlflow]'", file=sys.stderr)
+        return 2
     with limited_threads(args.threads or None), _progress_bar(args.quiet) as bar:
         result = analyze(taskset, base_dir=args.taskset.resolve().parent, device=device,
                          progress=_report(bar))
@@ -116,6 +124,9 @@ def _run(args: argparse.Namespace) -> int:
     cost = result.meta["cost"]
     print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
           f"of {cost['budget']:.1f} training runs)")
+    if args.mlflow:
+        run_id = log_to_mlflow(result, args.out, args.mlflow_experiment)
+        print(f"logged to MLflow run {run_id}")
     return 0
 
 

@@ -116,3 +116,40 @@ def test_progress_reports_stages_up_to_the_total(tmp_path):
     assert stages[-1] == "done" and any(s.startswith("race: ") for s in stages)
     dones = [done for _, done, _ in seen]
     assert dones == sorted(dones) and seen[-1][1] == seen[-1][2] > 0
+
+
+def test_run_logs_to_a_local_mlflow_store(tmp_path, monkeypatch):
+    """--mlflow: the verdict, each k's improvement and groups, the cost and every output
+    file land in one MLflow run (a local file store)."""
+    mlflow = pytest.importorskip("mlflow")
+    store = f"file://{tmp_path / 'mlruns'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    digits_frame(300).to_csv(tmp_path / "d.csv", index=False)
+    path = write_taskset(tmp_path, DOC)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                 "--mlflow", "--mlflow-experiment", "tests"]) == 0
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    client = mlflow.tracking.MlflowClient(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.data.tags["verdict"] == doc["verdict"]
+    assert run.data.params["tasks"] == "zero,label,ink" and run.data.params["n_tasks"] == "3"
+    for entry in doc["groupings"]:
+        assert run.data.metrics[f"improvement_k{entry['k']}"] == \
+            pytest.approx(entry["improvement"])
+        assert run.data.tags[f"groups_k{entry['k']}"] == \
+            " | ".join(", ".join(g) for g in entry["groups"])
+    assert run.data.metrics["training_runs"] == pytest.approx(doc["meta"]["cost"]["training_runs"])
+    files = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"result.json", "report.html", "matrices", "figures"} <= files
+
+
+def test_mlflow_flag_without_mlflow_exits_2(tmp_path, monkeypatch, capsys):
+    real = affinity.cli.importlib.util.find_spec
+    monkeypatch.setattr(affinity.cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlflow" else real(name, *a))
+    digits_frame(120).to_csv(tmp_path / "d.csv", index=False)
+    path = write_taskset(tmp_path, DOC)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--mlflow"]) == 2
+    assert "pip install 'taskaffinity[mlflow]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any training
