@@ -12,12 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import numpy as np
 import torch
 
 from affinity.data import Dataset
 from affinity.memory import available_bytes, plan
-from affinity.probes.subsets import SubsetProbe, run_subsets
+from affinity.probes.subsets import SubsetProbe, merge_probes, run_subsets
 from affinity.taskset import InvalidTaskSet, TaskSet
 
 Members = Sequence[tuple[int, ...]]
@@ -62,26 +61,13 @@ class LocalExecutor:
                         "lower training.batch_size or the backbone's size") from None
                 half = len(part) // 2
                 todo[:0] = [part[:half], part[half:]]
-        return parts[0] if len(parts) == 1 else merge(parts, device)
+        return parts[0] if len(parts) == 1 else merge_probes(parts, device)
 
 
 def chunk(members: Members, size: int) -> list[list[tuple[int, ...]]]:
     """Split ``members`` into consecutive chunks of at most ``size``."""
     size = max(1, size)
     return [list(members[i:i + size]) for i in range(0, len(members), size)]
-
-
-def merge(parts: list[SubsetProbe], device: torch.device | str = "cpu") -> SubsetProbe:
-    """One SubsetProbe on ``device`` from the chunks' (same seed: same initial network)."""
-    return SubsetProbe(
-        members=[m for p in parts for m in p.members],
-        val_loss=np.concatenate([p.val_loss for p in parts]),
-        params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
-        initial=parts[0].initial.to(device),
-        epochs=np.concatenate([p.epochs for p in parts]),
-        steps=sum(p.steps for p in parts),
-        network_steps=sum(p.network_steps for p in parts),
-    )
 
 
 def _train_chunk(taskset_doc: dict, data: Dataset, members: list[tuple[int, ...]],
@@ -92,7 +78,7 @@ def _train_chunk(taskset_doc: dict, data: Dataset, members: list[tuple[int, ...]
     taskset = TaskSet.model_validate(taskset_doc)
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
     probe = run_subsets(taskset, data.to(device), members, seed, device)
-    return merge([probe])  # moved to the CPU for the trip back
+    return merge_probes([probe])  # moved to the CPU for the trip back
 
 
 class RayExecutor:
@@ -136,7 +122,7 @@ class RayExecutor:
         parts = self.ray.get([task.remote(doc, data_ref, c, seed) for c in chunks])
         if tick:
             tick()
-        return merge(parts, device)
+        return merge_probes(parts, device)
 
 
 def _gpu_memory() -> int:

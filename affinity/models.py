@@ -34,9 +34,13 @@ def build_trunk(spec: ModelSpec, input_shape: tuple[int, ...]) -> nn.Module:
 
 
 def trunk_width(trunk: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Width of the trunk's flat features, from one forward pass on two zero inputs."""
+    """Width of the trunk's flat features, from one forward pass on two zero inputs (in eval
+    mode: running statistics stay as they are)."""
+    was = trunk.training
+    trunk.eval()
     with torch.no_grad():
         out = trunk(torch.zeros(2, *input_shape))
+    trunk.train(was)
     if out.dim() != 2:
         raise ValueError(f"a backbone must return features of shape (N, width); got "
                          f"{tuple(out.shape)}")
@@ -68,19 +72,27 @@ class MultiTaskNet(nn.Module):
 
 
 def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
-                 per_member: bool = False) -> torch.Tensor:
+                 per_member: bool = False, training: bool = False) -> torch.Tensor:
     """Run ``module`` once per stacked parameter set, all on the same input ``x`` (or, with
     ``per_member``, each on its own: ``x`` of shape (K, n_rows, ...)).
 
-    params : tensors of shape (K, *parameter shape), named as in ``module``
+    params : tensors of shape (K, *shape), named as in ``module``; buffers may be among them
+        (BatchNorm's running statistics, one set per member)
+    training : run the module in train mode (the stacked buffers are updated in place);
+        else in eval mode
     Returns shape (K, n_rows, ...). Stacks of Linear/ReLU/Flatten (the MLP) run as batched
-    matmuls; anything else (the CNN) through ``vmap(functional_call)``. Both give the same
-    numbers; the matmuls skip vmap's per-call overhead, which dominates small models.
+    matmuls; anything else through ``vmap(functional_call)``. Both give the same numbers; the
+    matmuls skip vmap's per-call overhead, which dominates small models.
     """
     leaves = [(name, m) for name, m in module.named_modules() if not list(m.children())]
     if not all(isinstance(m, nn.Linear | nn.ReLU | nn.Flatten) for _, m in leaves):
-        return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
-            module, params, (x,))
+        was = module.training
+        module.train(training)
+        try:
+            return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
+                module, params, (x,))
+        finally:
+            module.train(was)
     k = next(iter(params.values())).shape[0]
     h = x.flatten(2) if per_member else x.flatten(1).expand(k, -1, -1)
     for name, layer in leaves:

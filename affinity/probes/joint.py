@@ -74,7 +74,10 @@ def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: t
         if exact:
             shifted = {k: torch.add(model.trunk.get_parameter(k), g, alpha=-eta)
                        for k, g in trunk.items()}
-            feats = stacked_call(model.trunk, shifted, x)
+            # in train mode, as the step itself; running statistics go to throwaway copies
+            shifted.update({k: b.expand(n_tasks, *b.shape).clone()
+                            for k, b in model.trunk.named_buffers()})
+            feats = stacked_call(model.trunk, shifted, x, training=True)
             after = losses(model.head(feats), y)  # (T sources, T targets)
         else:  # first order: L_j(theta - eta g_i) ~ L_j(theta) - eta g_i . g_j
             after = base[None, :] - eta * dots

@@ -40,8 +40,8 @@ class SubsetProbe:
     ``val_loss[m, t]`` is member m's validation loss on task t at m's checkpoint (the epoch
     of its least mean validation loss over its tasks), NaN where t is not in the member.
     ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows); ``params``
-    are the stacked checkpoint weights (empty when not kept). ``steps`` counts the stack's
-    steps, ``network_steps`` the steps of every member summed.
+    are the stacked checkpoint weights and buffers (empty when not kept). ``steps`` counts
+    the stack's steps, ``network_steps`` the steps of every member summed.
     """
 
     members: list[tuple[int, ...]]
@@ -64,6 +64,19 @@ class SubsetProbe:
             return stacked_call(self.initial.trunk, trunk, x)
 
 
+def merge_probes(parts: list[SubsetProbe], device: torch.device | str = "cpu") -> SubsetProbe:
+    """One SubsetProbe on ``device`` from parts of one seed (same initial network)."""
+    return SubsetProbe(
+        members=[m for p in parts for m in p.members],
+        val_loss=np.concatenate([p.val_loss for p in parts]),
+        params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
+        initial=parts[0].initial.to(device),
+        epochs=np.concatenate([p.epochs for p in parts]),
+        steps=sum(p.steps for p in parts),
+        network_steps=sum(p.network_steps for p in parts),
+    )
+
+
 def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
                 device: torch.device) -> torch.Tensor:
     mask = torch.zeros(len(members), n_tasks, device=device)
@@ -83,23 +96,42 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     """
     spec = taskset.training
     members = [tuple(sorted(m)) for m in members]
-    initial = init_model(taskset, data, seed).to(device)
-    params, _ = stack_module_state([copy.deepcopy(initial) for _ in members])  # no buffers
+    initial = init_model(taskset, data, seed).to(device).eval()  # a template: state is stacked
+    params, buffers = stack_module_state([copy.deepcopy(initial) for _ in members])
     losses = TaskLosses(data.tasks)
     mask = member_mask(members, data.n_tasks, device)
-    batches = Minibatches(own_rows(data.y_train, mask), spec.batch_size, seed)
+    own = own_rows(data.y_train, mask)
+    if buffers and not bool((own == own[:1]).all()):
+        # running statistics would see the padding of a stack with rows of its own: train
+        # the members with the same rows together, one such group after another
+        groups: dict[bytes, list[int]] = {}
+        for m, r in enumerate(own.cpu().numpy()):
+            groups.setdefault(np.packbits(r).tobytes(), []).append(m)
+        parts = [run_subsets(taskset, data, [members[m] for m in g], seed, device, tick=tick,
+                             keep_params=keep_params, eval_rows=eval_rows)
+                 for g in groups.values()]
+        merged = merge_probes(parts, device)
+        order = np.argsort([m for g in groups.values() for m in g])
+        return SubsetProbe(members, merged.val_loss[order],
+                           {k: v[torch.as_tensor(order, device=v.device)]
+                            for k, v in merged.params.items()},
+                           merged.initial, merged.epochs[order], merged.steps,
+                           merged.network_steps)
+    batches = Minibatches(own, spec.batch_size, seed)
     opt = make_optimizer(params.values(), spec)
     stopper = EarlyStopping(len(members), spec.patience, device, spec.min_delta)
     active = torch.arange(len(members), device=device)
     val_loss = torch.full((len(members), data.n_tasks), torch.nan, device=device)
-    best = {k: v.detach().clone() for k, v in params.items()} if keep_params else {}
+    best = {k: v.detach().clone() for k, v in {**params, **buffers}.items()} \
+        if keep_params else {}
     epochs = torch.zeros(len(members), dtype=torch.long, device=device)
     steps = network_steps = 0
     while len(active):
         batch = batches.next(active)
         x, y = batch.select(data.x_train, data.y_train)
         opt.zero_grad(set_to_none=True)
-        out = stacked_call(initial, params, x, per_member=batch.valid is not None)
+        out = stacked_call(initial, {**params, **buffers}, x,
+                           per_member=batch.valid is not None, training=True)
         (losses(out, y) * mask).sum().backward()
         opt.step()
         steps, network_steps = steps + 1, network_steps + len(active)
@@ -109,7 +141,8 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
             continue
         ends = batch.ends
         epochs[active[ends]] += 1
-        ending = params if ends.all() else {k: v[ends] for k, v in params.items()}
+        state = {**params, **buffers}
+        ending = state if ends.all() else {k: v[ends] for k, v in state.items()}
         val = torch.full((len(active), data.n_tasks), torch.nan, device=device)
         val[ends] = validation_loss(functools.partial(stacked_call, initial, ending), losses,
                                     data, eval_rows)
@@ -119,12 +152,13 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
             rows = active[improved]
             val_loss[rows] = torch.where(mask[improved].bool(), val[improved], torch.nan)
             for k in best:
-                best[k][rows] = params[k].detach()[improved]
+                best[k][rows] = state[k].detach()[improved]
         if stopped.all():
             break
         if stopped.any():
             keep = ~stopped
             params, opt = compact(params, opt, keep)
+            buffers = {k: v[keep] for k, v in buffers.items()}
             active, mask = active[keep], mask[keep]
             stopper.keep(keep)
     return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy(),
