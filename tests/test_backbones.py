@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,6 +25,7 @@ from api.settings import Settings
 from tests.conftest import digits_frame
 from tests.service_helpers import LiveServer, store_url, wait_for
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_backbone.py"
 TASKS = [{"name": "zero", "column": "digit_0", "type": "binary"},
          {"name": "one", "column": "digit_1", "type": "binary"},
          {"name": "ink", "type": "regression"}]
@@ -116,3 +121,13 @@ def test_service_lists_backbones_and_runs_a_job_on_one(tmp_path, images):
         result = client.get(f"/v1/jobs/{done['id']}/result").json()
         assert result["meta"]["taskset"]["model"]["backbone"] == "small-resnet"
         assert len(result["groupings"]) == 3
+
+
+def test_the_own_backbone_example_runs_as_written(tmp_path):
+    proc = subprocess.run([sys.executable, str(EXAMPLE), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["verdict"] in proc.stdout and (tmp_path / "out" / "report.html").exists()
+    assert doc["meta"]["taskset"]["model"]["backbone"] == "small-resnet"
+    assert len(doc["verification"]["seeds"]) >= 2  # the budget buys a measured verdict
