@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
@@ -26,8 +27,8 @@ from affinity.grouping.gain import fit_beta
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import check_backbone, resolve_device
 from affinity.plan import Ledger
-from affinity.probes.joint import run_joint
-from affinity.probes.subsets import SubsetProbe
+from affinity.probes.joint import JointProbe, run_joint
+from affinity.probes.subsets import SubsetProbe, run_subsets
 from affinity.progress import Progress, ProgressCallback
 from affinity.race import Group, Measurements, run_race
 from affinity.recommend import (
@@ -47,6 +48,8 @@ from affinity.result import MeasureResult, Result
 from affinity.taskset import TaskSet
 
 MAX_RACE_SEEDS = 8
+PROBE_SHARE = 0.5  # of what is left after the all-in-one network, for the subset probes
+CALIBRATION_STEPS = 8  # steps of the probe stack timed before it trains (2 warm up)
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
@@ -66,6 +69,35 @@ def probe_members(needs: set[str], n_tasks: int, sampled: int = 0) -> list[Group
             members.append(group)
             sampled -= 1
     return members
+
+
+def affordable(members: list[Group], n_tasks: int, most: int, joint: JointProbe) -> list[Group]:
+    """The probe members to train when no more than ``most`` fit: every single-task network
+    (the baselines), then the pairs the joint run's affinities rank highest (mean rank of
+    gradient cosine and lookahead, both directions); sampled larger groups go first."""
+    if len(members) <= most:
+        return members
+    singles = members[:n_tasks]
+    pairs = [g for g in members[n_tasks:] if len(g) == 2]
+    sym = [joint.grad_cosine + joint.grad_cosine.T, joint.lookahead + joint.lookahead.T]
+    ranks = [rankdata([-m[g] for g in pairs]) for m in sym]
+    order = np.argsort(np.mean(ranks, axis=0), kind="stable")
+    return singles + [pairs[i] for i in order[:max(0, most - n_tasks)]]
+
+
+def _step_seconds(taskset: TaskSet, data: Dataset, members: list[Group],
+                  device: torch.device) -> float:
+    """Median wall time of one step of the stacked members (warm-up steps left out)."""
+    marks: list[float] = []
+
+    def mark(_n: int) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        marks.append(time.perf_counter())
+
+    run_subsets(taskset, data, members, 0, device, tick=mark, keep_params=False,
+                max_steps=CALIBRATION_STEPS)
+    return float(np.median(np.diff(marks[2:]))) if len(marks) > 3 else 0.0
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
@@ -115,6 +147,11 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             ledger.set_unit(joint.unit_seconds, joint.steps)
         measured.add(seed, [everyone], joint.val_loss[None])
         conflicts.append(joint.conflict_rate)
+        if seed == 0 and len(members) > n:
+            with ledger.stage("calibration", len(members), seed):
+                step = _step_seconds(taskset, data, members, dev)
+            ledger.calibrate(len(members), step)
+            members = affordable(members, n, ledger.most_networks(PROBE_SHARE), joint)
         subsets = train(members, seed, f"{len(members)} subset networks {label}")
         run = ProbeRun(taskset, data, seed, joint, subsets)
         for m in measures:
@@ -135,6 +172,11 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     result.auxiliary = ranked_auxiliaries(result, taskset)
     result.meta.update(driving_measure=taskset.driver, fitted_beta=beta,
                        predictors=[s[0] for s in sources])
+    if "pairs" in needs:
+        untrained = [[result.tasks[i], result.tasks[j]]
+                     for i, j in itertools.combinations(range(n), 2) if (i, j) not in members]
+        if untrained:  # the budget could not train every pair (see ``affordable``)
+            result.meta["untrained_pairs"] = untrained
     if taskset.verify:
         _race(result, taskset, sources, measured, probe_seeds, train, ledger, prog.enter)
     else:

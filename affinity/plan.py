@@ -71,6 +71,21 @@ class Ledger:
         alpha, beta = nnls(design, seconds)[0]
         return float(alpha), float(max(beta, 1e-12))
 
+    def calibrate(self, n_networks: int, step_seconds: float) -> None:
+        """A measured step time of a stack of ``n_networks`` (a few steps timed before a
+        stage): the cost model fits it with the stages run so far."""
+        self.stages.append({"stage": "calibration", "networks": n_networks, "seed": -1,
+                            "steps": 1, "network_steps": n_networks,
+                            "seconds": step_seconds, "training_runs": 0.0, "timing_only": True})
+
+    def most_networks(self, share: float) -> int:
+        """The most networks a stacked stage may hold within ``share`` of what is left."""
+        if not self.unit_seconds:
+            return 1 << 30
+        alpha, beta = self._step_model()
+        per_step = share * self.remaining * self.unit_seconds / self.unit_steps
+        return int(max(0.0, (per_step - alpha) / beta + 1e-9))
+
     def affords(self, n_networks: int, share: float = 1.0) -> bool:
         """Whether a stacked stage of ``n_networks`` fits in ``share`` of what is left."""
         return self.estimate(n_networks) <= share * self.remaining + 1e-9

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from affinity.analysis import analyze, probe_members
+from affinity.analysis import affordable, analyze, probe_members
 from affinity.data import load_dataset
 from affinity.measures import MEASURES, linear_cka
 from affinity.measures.base import ProbeRun
 from affinity.measures.pairwise import pairwise_gain
+from affinity.probes.joint import JointProbe
 from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import parse_taskset
@@ -107,6 +108,30 @@ def test_pairwise_measure_agrees_with_naive_training(tmp_path, device):
                 alone = loss[members.index((j,)), j]
                 expected[i, j] = (alone - loss[members.index(tuple(sorted((i, j)))), j]) / alone
     np.testing.assert_allclose(pairwise_gain(run), expected, rtol=1e-3, atol=1e-5)
+    # without the pair (1, 2): each of its gains is the mean of its target's trained pairs
+    some = run_subsets(ts, data, [m for m in members if m != (1, 2)], 0, device)
+    partial = pairwise_gain(ProbeRun(ts, data, 0, None, some))
+    assert partial[1, 2] == pytest.approx(partial[0, 2]) and partial[2, 1] == \
+        pytest.approx(partial[0, 1])
+    np.testing.assert_allclose(partial[1:, 0], expected[1:, 0], rtol=1e-3, atol=1e-5)
+
+
+def test_a_tight_budget_trains_the_singles_and_the_best_ranked_pairs():
+    """The joint run ranks pair (0, 1) first, (2, 3) second: with room for the four singles
+    and two more networks, those two pairs are trained; sampled groups go first."""
+    n = 4
+    cos = np.zeros((n, n))
+    look = np.zeros((n, n))
+    cos[0, 1] = cos[1, 0] = 0.9
+    look[0, 1] = 0.5
+    cos[2, 3] = 0.5
+    look[3, 2] = 0.4
+    joint = JointProbe(cos, cos * 0, look, 1, np.zeros(n), 1, 1.0, 1)
+    members = probe_members({"pairs"}, n, sampled=2)
+    assert len(members) == 4 + 6 + 2
+    assert affordable(members, n, 6, joint) == [(0,), (1,), (2,), (3,), (0, 1), (2, 3)]
+    assert affordable(members, n, 2, joint) == [(0,), (1,), (2,), (3,)]  # baselines stay
+    assert affordable(members, n, 12, joint) == members
 
 
 def naive_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -136,3 +161,19 @@ def test_linear_cka_agrees_with_hsic_reference():
     b = torch.nn.functional.pad(b, (0, 3))  # widths must match to stack; zero columns are inert
     got = linear_cka(torch.stack([a, b]))[0, 1].item()
     assert got == pytest.approx(naive_cka(a.double().numpy(), b.double().numpy()), rel=1e-9)
+
+
+def test_a_run_whose_pairs_do_not_fit_says_which_were_left_out(tmp_path):
+    frame = digits_frame(600)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS},
+                        "tasks": [{"name": f"d{d}", "column": f"digit_{d}", "type": "binary"}
+                                  for d in range(6)],
+                        "model": {"hidden": [16]}, "training": {"epochs": 5},
+                        "budget": {"training_runs": 2.0}, "probe": {"transfer_steps": 20}})
+    result = analyze(ts, device="cpu")
+    assert [s["stage"] for s in result.meta["cost"]["stages"]][1] == "calibration"
+    untrained = result.meta["untrained_pairs"]
+    assert 0 < len(untrained) <= 15
+    assert np.isfinite(result.affinity["pairwise"].matrix).all()
+    assert [e["k"] for e in result.groupings] == [1, 2, 3]

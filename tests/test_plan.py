@@ -33,3 +33,17 @@ def test_costs_are_counted_in_training_runs_of_the_unit_network():
     assert cost["training_runs"] == pytest.approx(15.5) and cost["budget"] == 20
     assert cost["network_trainings"] == pytest.approx(30.0)
     assert cost["stages"][0]["training_runs"] == pytest.approx(15.5)
+
+
+def test_a_timed_step_calibrates_how_many_networks_fit():
+    """One network's step 0.01 s (the unit: 100 steps in 1 s); a stack of 10, timed, 0.03 s:
+    alpha = 0.07/9, beta = 0.02/9. With 10 runs left and half of them to spend (a step may
+    cost 0.05 s), a stage may hold (0.05 - alpha) / beta = 19 networks."""
+    ledger = Ledger(budget=11)
+    ledger.set_unit(seconds=1.0, steps=100)
+    ledger.seconds = 1.0  # the all-in-one network
+    ledger.calibrate(10, 0.03)
+    assert ledger.spent == pytest.approx(1.0)  # a timing, not a cost
+    assert ledger.estimate(10) == pytest.approx(3.0)
+    assert ledger.most_networks(0.5) == 19
+    assert ledger.affords(19, 0.5) and not ledger.affords(20, 0.5)

@@ -87,12 +87,14 @@ def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
 
 def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ...]], seed: int,
                 device: torch.device, *, tick: Callable[[int], None] | None = None,
-                keep_params: bool = True, eval_rows: int = EVAL_ROWS) -> SubsetProbe:
+                keep_params: bool = True, eval_rows: int = EVAL_ROWS,
+                max_steps: int | None = None) -> SubsetProbe:
     """Train one network per subset in ``members``, all at once, by the task set's recipe.
 
     ``tick(n)`` is called after every step with the number of networks still training.
     Networks that stop early leave the stack, so the step cost falls as they do. Validation
     runs over chunks of ``eval_rows`` rows (``memory.py`` sizes them to the device).
+    ``max_steps`` stops the stack after that many steps (to time it).
     """
     spec = taskset.training
     members = [tuple(sorted(m)) for m in members]
@@ -137,6 +139,8 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
         steps, network_steps = steps + 1, network_steps + len(active)
         if tick:
             tick(len(active))
+        if max_steps is not None and steps >= max_steps:
+            break
         if not batch.ends.any():
             continue
         ends = batch.ends
