@@ -49,7 +49,8 @@ from affinity.taskset import TaskSet
 
 MAX_RACE_SEEDS = 8
 PROBE_SHARE = 0.5  # of what is left after the all-in-one network, for the subset probes
-CALIBRATION_STEPS = 8  # steps of the probe stack timed before it trains (2 warm up)
+CALIBRATION_STEPS = 8  # steps of a probe stack timed before the probes train (2 warm up)
+CALIBRATION_NETWORKS = 8  # networks in that stack (the cost model extrapolates to more)
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
@@ -148,9 +149,10 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         measured.add(seed, [everyone], joint.val_loss[None])
         conflicts.append(joint.conflict_rate)
         if seed == 0 and len(members) > n:
-            with ledger.stage("calibration", len(members), seed):
-                step = _step_seconds(taskset, data, members, dev)
-            ledger.calibrate(len(members), step)
+            timed = members[:CALIBRATION_NETWORKS]
+            with ledger.stage("calibration", len(timed), seed):
+                step = _step_seconds(taskset, data, timed, dev)
+            ledger.calibrate(len(timed), step)
             members = affordable(members, n, ledger.most_networks(PROBE_SHARE), joint)
         subsets = train(members, seed, f"{len(members)} subset networks {label}")
         run = ProbeRun(taskset, data, seed, joint, subsets)

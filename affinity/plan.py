@@ -74,7 +74,7 @@ class Ledger:
     def calibrate(self, n_networks: int, step_seconds: float) -> None:
         """A measured step time of a stack of ``n_networks`` (a few steps timed before a
         stage): the cost model fits it with the stages run so far."""
-        self.stages.append({"stage": "calibration", "networks": n_networks, "seed": -1,
+        self.stages.append({"stage": "step time", "networks": n_networks, "seed": -1,
                             "steps": 1, "network_steps": n_networks,
                             "seconds": step_seconds, "training_runs": 0.0, "timing_only": True})
 
@@ -115,5 +115,6 @@ class Ledger:
             "unit_seconds": round(self.unit_seconds, 4),
             "seconds": round(self.seconds, 3),
             "stages": [{**s, "training_runs": round(s["seconds"] / self.unit_seconds, 3)
-                        if self.unit_seconds else 0.0} for s in self.stages],
+                        if self.unit_seconds and not s.get("timing_only") else 0.0}
+                       for s in self.stages],
         }

@@ -33,6 +33,7 @@ def constructed(tmp_path_factory):
            "tasks": [{"name": n, "column": c, "type": "binary"} for n, c in tasks],
            "model": {"hidden": [64, 32]},
            "training": {"epochs": 4, "batch_size": 64},
+           "budget": {"training_runs": 1000},  # every pair, whatever the machine's speed
            "probe": {"seeds": 2, "transfer_steps": 50}}
     return doc, analyze(parse_taskset(doc), device="cpu")
 

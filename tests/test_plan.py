@@ -47,3 +47,4 @@ def test_a_timed_step_calibrates_how_many_networks_fit():
     assert ledger.estimate(10) == pytest.approx(3.0)
     assert ledger.most_networks(0.5) == 19
     assert ledger.affords(19, 0.5) and not ledger.affords(20, 0.5)
+    assert ledger.cost()["stages"][0]["training_runs"] == 0.0  # listed, not counted

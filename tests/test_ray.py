@@ -46,6 +46,9 @@ def twenty(tmp_path_factory):
                           "measures": ["pairwise", "cka", "transfer"],
                           "grouping": {"verify": False},  # no race: one subset stage
                           "training": {"epochs": 1},
+                          # 1-epoch networks: set-up costs more than training; a budget that
+                          # never drops pairs keeps the comparison free of timing
+                          "budget": {"training_runs": 1000},
                           "probe": {"seeds": 1, "transfer_steps": 20}})
 
 
@@ -111,6 +114,7 @@ def test_api_job_on_the_ray_executor_matches_the_local_executor(cluster, tmp_pat
     doc = {"data": {"builtin": "digits"}, "model": {"hidden": [16]},
            "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in (1, 4, 7, 8)],
            "training": {"epochs": 1}, "probe": {"seeds": 2, "transfer_steps": 20},
+           "budget": {"training_runs": 1000},  # which pairs fit follows measured time
            "grouping": {"verify": False}}  # the race's rounds follow measured time
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 's.db'}",
                         executor="ray", device="cpu", poll_seconds=0.05)
