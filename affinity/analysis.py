@@ -48,7 +48,7 @@ from affinity.result import MeasureResult, Result
 from affinity.taskset import TaskSet
 
 MAX_RACE_SEEDS = 8
-PROBE_SHARE = 0.5  # of what is left after the all-in-one network, for the subset probes
+PROBE_SHARE = 0.75  # of what is left after the all-in-one network, for the subset probes
 CALIBRATION_STEPS = 8  # steps of a probe stack timed before the probes train (2 warm up)
 CALIBRATION_NETWORKS = 8  # networks in that stack (the cost model extrapolates to more)
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
