@@ -90,10 +90,7 @@ class Result:
             raise KeyError(f"no measure {measure!r}; this result has {sorted(found)}")
         if what not in ("matrix", "std"):
             raise ValueError(f"what must be 'matrix' or 'std'; got {what!r}")
-        frame = pd.DataFrame(getattr(found[measure], what), index=self.tasks,
-                             columns=self.tasks)
-        frame.index.name, frame.columns.name = "source", "target"
-        return frame
+        return matrix_frame(getattr(found[measure], what), self.tasks)
 
     def write(self, out_dir: str | Path) -> Path:
         """Write result.json and one CSV per matrix (and its std); return the JSON's path."""
@@ -107,6 +104,13 @@ class Result:
         tmp.write_text(json.dumps(self.to_dict(), indent=2))
         tmp.replace(path)
         return path
+
+
+def matrix_frame(matrix: np.ndarray, tasks: list[str]) -> pd.DataFrame:
+    """A (T, T) matrix as a DataFrame: index = source task, columns = target task."""
+    frame = pd.DataFrame(matrix, index=tasks, columns=tasks)
+    frame.index.name, frame.columns.name = "source", "target"
+    return frame
 
 
 def _rounded(a: np.ndarray) -> list[list[float]]:

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from affinity.probes.joint import gradient_products
-from affinity.result import MeasureResult
+from affinity.result import MeasureResult, matrix_frame
 
 
 class AffinityTracker:
@@ -94,10 +94,7 @@ class AffinityTracker:
 
     def frame(self, measure: str = "lookahead") -> pd.DataFrame:
         """One mean matrix as a DataFrame (index = source task, columns = target task)."""
-        frame = pd.DataFrame(self.result()[measure].matrix, index=self.tasks,
-                             columns=self.tasks)
-        frame.index.name, frame.columns.name = "source", "target"
-        return frame
+        return matrix_frame(self.result()[measure].matrix, self.tasks)
 
     def write(self, path: str | Path, measure: str = "lookahead") -> Path:
         """The mean matrix as an evidence CSV for ``affinity group PATH --k ...``."""
