@@ -4,7 +4,7 @@ choices and verdict out.
 1. Probes, per probe seed: the all-in-one network (the joint probe, which samples gradient
    and lookahead affinities along its run) and one stacked model of every single-task
    network, every pair (when ``pairwise`` is asked for) and a few sampled larger groups
-   (to fit the gain rule to groups of 3+). All train by the task set's recipe.
+   (to fit the per-task surrogate of group gains). All train by the task set's recipe.
 2. Measures from the probes; candidates from every predictor.
 3. The race (``race.py``) spends what the budget has left over new seeds; the groupings,
    auxiliary choices and verdict come from its seed-paired measurements.
@@ -23,7 +23,7 @@ from scipy.stats import rankdata
 
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
-from affinity.grouping.gain import fit_beta
+from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import check_backbone, resolve_device
 from affinity.plan import Ledger
@@ -115,7 +115,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     data = (data or load_dataset(taskset, base_dir)).to(dev)
     check_backbone(taskset.model, data.input_shape)
     n = data.n_tasks
-    ledger = Ledger(taskset.training_runs)
+    ledger = Ledger(taskset.training_runs)  # its clock starts after the import above
     prog = Progress(ledger.budget, progress)
     measures = [MEASURES[name] for name in taskset.measures]
     needs = set().union(*(m.needs for m in measures))
@@ -168,12 +168,14 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
               "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__},
     )
     prog.enter("clusterings and candidates")
-    beta = _fitted_beta(result, measured, members, probe_seeds)
-    sources = predictors(result, taskset, beta)
+    surrogate = _fitted_surrogate(result, measured, members, probe_seeds)
+    sources = predictors(result, taskset, surrogate)
     result.clusterings = clusterings(result, taskset)
     result.auxiliary = ranked_auxiliaries(result, taskset)
-    result.meta.update(driving_measure=taskset.driver, fitted_beta=beta,
-                       predictors=[s[0] for s in sources])
+    result.meta.update(driving_measure=taskset.driver, predictors=[s[0] for s in sources])
+    if surrogate:
+        result.meta["surrogate_slopes"] = dict(zip(result.tasks, surrogate.slopes.round(6).tolist(),
+                                                   strict=True))
     if "pairs" in needs:
         untrained = [[result.tasks[i], result.tasks[j]]
                      for i, j in itertools.combinations(range(n), 2) if (i, j) not in members]
@@ -193,9 +195,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     return result
 
 
-def _fitted_beta(result: Result, measured: Measurements, members: list[Group],
-                 seeds: int) -> float | None:
-    """The gain rule's beta fitted to the trained groups of 3+ tasks (pair gains as input)."""
+def _fitted_surrogate(result: Result, measured: Measurements, members: list[Group],
+                      seeds: int) -> Surrogate | None:
+    """The surrogate of group gains fitted to the pair gains and the trained groups of 3+."""
     if "pairwise" not in result.affinity:
         return None
     big = [g for g in members if len(g) >= 3]
@@ -204,7 +206,7 @@ def _fitted_beta(result: Result, measured: Measurements, members: list[Group],
     single = np.array([np.mean([measured.loss[(t,), s][t] for s in range(seeds)])
                        for t in range(len(result.tasks))])
     loss = np.array([np.mean([measured.loss[g, s] for s in range(seeds)], axis=0) for g in big])
-    return fit_beta(result.affinity["pairwise"].matrix, big, (single - loss) / single)
+    return fit_surrogate(result.affinity["pairwise"].matrix, big, (single - loss) / single)
 
 
 def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,

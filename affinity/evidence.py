@@ -2,9 +2,10 @@
 or a table of trained subsets with each member's gain (or loss) in each.
 
 A subset table needs every single task and every pair; larger subsets are optional. Pair
-gains give the affinity matrix; the trained larger subsets fit the gain rule's beta
-(``grouping/gain.py``); groups that were trained keep their measured gains, all others get
-predicted ones, and the same selection as ``affinity run`` chooses k groups.
+gains give the affinity matrix; with trained larger subsets, a per-task surrogate fitted to
+them and the pairs predicts every other group (``grouping/surrogate.py``), without them the
+pair gains under the rule of ``DEFAULT_RULE``; groups that were trained keep their measured
+gains, and the same selection as ``affinity run`` chooses k groups.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affinity.grouping.gain import Rule, fit_beta, group_gains
+from affinity.grouping.gain import Rule, group_gains
 from affinity.grouping.select import MAX_EXACT_TASKS, all_subsets, choose_groups, pruned_pool
+from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.taskset import InvalidTaskSet
 
 DEFAULT_RULE: Rule = 0.5
 """Beta for a bare matrix or a table without larger subsets: between sum (0) and mean (1);
-the best beta on the benchmark's five truths was 0.3 to 0.9 (README, "Measured")."""
+the best beta on the benchmark's five truths was 0.3 to 2.0 (README, "Measured")."""
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,9 @@ class Evidence:
     groups: list[tuple[int, ...]]
     gains: np.ndarray
 
-    @property
-    def beta(self) -> float | None:
-        return fit_beta(self.matrix, self.groups, self.gains) if self.groups else None
+    def surrogate(self) -> Surrogate | None:
+        """The per-task surrogate fitted to the pairs and the trained larger subsets."""
+        return fit_surrogate(self.matrix, self.groups, self.gains) if self.groups else None
 
 
 def read_evidence(source: str | Path | pd.DataFrame, *, loss: bool = False) -> Evidence:
@@ -113,13 +115,14 @@ def _subset_table(frame: pd.DataFrame, loss: bool) -> Evidence:
 def group_evidence(evidence: Evidence, ks: list[int], *,
                    rule: Rule | None = None) -> list[dict[str, Any]]:
     """The best choice of k groups for each k: measured gains where a group was trained,
-    predicted ones (pair gains under ``rule``, default the fitted beta) elsewhere."""
+    predicted ones elsewhere (by ``rule``; default: the surrogate when larger subsets were
+    trained, else ``DEFAULT_RULE``)."""
     n = len(evidence.tasks)
     for k in ks:
         if not 1 <= k <= n:
             raise InvalidTaskSet(f"--k: k={k} must be between 1 and the number of tasks ({n})")
-    beta = evidence.beta
-    rule = rule if rule is not None else (beta if beta is not None else DEFAULT_RULE)
+    if rule is None:
+        rule = evidence.surrogate() or DEFAULT_RULE
     exact = n <= MAX_EXACT_TASKS
     pool = all_subsets(n) if exact else sorted(set(pruned_pool(evidence.matrix, rule))
                                                | set(evidence.groups),
@@ -129,7 +132,7 @@ def group_evidence(evidence: Evidence, ks: list[int], *,
     for p, g in enumerate(pool):
         if g in measured:
             gains[p] = np.where(np.isnan(gains[p]), np.nan, evidence.gains[measured[g]])
-    name = f"fitted(beta={beta:g})" if rule == beta and beta is not None else str(rule)
+    name = "surrogate" if isinstance(rule, Surrogate) else str(rule)
     out = []
     for k in ks:
         sel = choose_groups([tuple(range(n))] if k == 1 else pool,

@@ -4,7 +4,9 @@ The unit is one full training of one network on this data by the recipe: the wal
 the all-in-one network of the first seed (its affinity sampling left out). A stage that
 trains M networks as one stacked model is estimated from the stages run so far, where a step
 costs alpha + beta * M seconds; the planner (``analysis`` and ``race``) runs a stage only
-when its estimate fits in what is left.
+when its estimate fits in what is left. What is left counts the wall time since the analysis
+started where that is more than the stages' own (measures, candidate selection and the
+rest between stages are spent too).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Ledger:
     seconds: float = 0.0
     network_steps: float = 0.0
     stages: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    """When the analysis started (``time.perf_counter``)."""
     _stage_started: float | None = None
 
     def set_unit(self, seconds: float, steps: int) -> None:
@@ -48,8 +52,14 @@ class Ledger:
         return (self.seconds + running) / self.unit_seconds if self.unit_seconds else 0.0
 
     @property
+    def wall_spent(self) -> float:
+        """Wall time since the analysis started, in training runs (0 until the unit is known)."""
+        return (time.perf_counter() - self.started) / self.unit_seconds if self.unit_seconds \
+            else 0.0
+
+    @property
     def remaining(self) -> float:
-        return self.budget - self.spent
+        return self.budget - max(self.spent, self.wall_spent)
 
     def estimate(self, n_networks: int) -> float:
         """Training runs a stacked stage of ``n_networks`` would cost, each trained as long as

@@ -53,16 +53,26 @@ class Measurements:
     def has(self, group: Group, seed: int) -> bool:
         return (group, seed) in self.loss
 
-    def task_losses(self, candidate: Candidate, seed: int) -> np.ndarray:
-        """Loss of each target task at its best group of the candidate, shape (targets,)."""
-        rows = np.stack([self.loss[g, seed] for g in candidate.groups])
-        return np.array([np.nanmin(rows[:, j]) for j in candidate.targets])
+    def task_losses(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+        """Loss of each target task on each seed, shape (seeds, targets), each task served by
+        one group of the candidate: the one of its least mean loss over ``seeds``. (A task's
+        least loss on each seed would favour every task in two groups by the luck of its
+        better seed.)"""
+        rows = self._rows(candidate, seeds)
+        return rows[:, self.served(candidate, seeds), list(candidate.targets)]
 
-    def score(self, candidate: Candidate, seed: int) -> float:
-        return float(self.task_losses(candidate, seed).sum())
+    def served(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+        """For each target, the index of the candidate's group of its least mean loss."""
+        mean = self._rows(candidate, seeds).mean(axis=0)
+        return np.nanargmin(mean[:, list(candidate.targets)], axis=0)
+
+    def _rows(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+        """Losses of shape (seeds, groups, tasks), NaN off-group."""
+        return np.stack([[self.loss[g, s] for g in candidate.groups] for s in seeds])
 
     def scores(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
-        return np.array([self.score(candidate, s) for s in seeds])
+        """Total loss of the candidate's targets on each seed, shape (seeds,)."""
+        return self.task_losses(candidate, seeds).sum(axis=1)
 
 
 @dataclass

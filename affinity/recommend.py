@@ -2,9 +2,10 @@
 result's groupings, auxiliary choices, clusterings and verdict once the race has run.
 
 Candidates come from every predictor: each affinity measure under each gain rule (sum,
-mean) and, when groups of 3+ tasks were trained, the pair gains under the fitted rule
-(``grouping/gain.py``). Their best choices for each k are interleaved by rank, so the race
-meets every predictor's favourite before any predictor's runner-up.
+mean; ``grouping/gain.py``) and, when groups of 3+ tasks were trained, the surrogate fitted
+to them and the pair gains (``grouping/surrogate.py``). Their best choices for each k are
+interleaved by rank, so the race meets every predictor's favourite before any predictor's
+runner-up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
 from affinity.grouping.gain import RULES, Rule
 from affinity.grouping.select import top_groupings
+from affinity.grouping.surrogate import Surrogate
 from affinity.race import (
     Candidate,
     Comparison,
@@ -36,13 +38,14 @@ Source = tuple[str, np.ndarray, Rule]
 AUX_CONFIDENCE = 0.90  # two-sided; its lower end is the one-sided 95% bound
 
 
-def predictors(result: Result, taskset: TaskSet, beta: float | None) -> list[Source]:
-    """(name, matrix, rule) of every predictor, the task set's driver and rule first."""
+def predictors(result: Result, taskset: TaskSet,
+               surrogate: Surrogate | None) -> list[Source]:
+    """(name, matrix, rule) of every predictor: the surrogate (its matrix: the fitted partner
+    weights) when there is one, then the task set's driver and rule, then the rest."""
     first = [(f"{taskset.driver}/{taskset.grouping.rule}", result.affinity[taskset.driver].matrix,
               taskset.grouping.rule)]
-    if beta is not None and "pairwise" in result.affinity:
-        first.insert(0, (f"pairwise/fitted(beta={beta:g})", result.affinity["pairwise"].matrix,
-                         beta))
+    if surrogate is not None:
+        first.insert(0, ("pairwise/surrogate", surrogate.weights, surrogate))
     rest = [(f"{name}/{rule}", m.matrix, rule) for name, m in result.affinity.items()
             for rule in RULES]
     seen, out = set(), []
@@ -143,13 +146,11 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     best, base = finalists(contest, measured, seeds)
     comp = compare(measured, best, base, seeds, prior) if best else None
     chosen = best if comp and comp.improvement > 0 else base
-    mean_loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0)
-                          for g in chosen.groups])  # (groups, tasks), NaN off-group
-    served = {t: int(np.nanargmin(mean_loss[:, j])) for j, t in enumerate(tasks)}
+    served = dict(zip(tasks, measured.served(chosen, seeds).tolist(), strict=True))
     together, single = baselines(len(tasks))
 
     def per_task(c: Candidate) -> np.ndarray:
-        return np.mean([measured.task_losses(c, s) for s in seeds], axis=0)
+        return measured.task_losses(c, seeds).mean(axis=0)
 
     mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
     return {

@@ -12,7 +12,7 @@ import pytest
 from affinity.cli import main
 from affinity.evidence import group, read_evidence
 from affinity.grouping.gain import group_gains
-from affinity.grouping.select import select_groups
+from affinity.grouping.select import all_subsets, select_groups
 from affinity.taskset import InvalidTaskSet
 
 TASKS = ["a", "b", "c", "d", "e"]
@@ -44,16 +44,20 @@ def test_matrix_csv_gives_the_planted_blocks(tmp_path, capsys):
     assert "k=2: a, b, c | d, e  (predicted total gain" in capsys.readouterr().out
 
 
-def test_subset_table_fits_the_rule_and_keeps_measured_gains():
+def test_subset_table_fits_the_surrogate_and_keeps_measured_gains():
     truth = blocks()
     pairs = [(t,) for t in range(5)] + list(itertools.combinations(range(5), 2))
     bigger = [(0, 1, 2), (0, 3, 4), (1, 2, 3), (2, 3, 4), (0, 1, 3)]
     frame = subset_table(lambda g, j: group_gains(truth, [g], 0.6)[0, j], pairs + bigger)
     evidence = read_evidence(frame)
     np.testing.assert_allclose(evidence.matrix, truth)
-    assert evidence.beta == pytest.approx(0.6)
+    every = all_subsets(5)
+    error = {name: np.nanmean((group_gains(truth, every, rule) - group_gains(truth, every, 0.6))
+                              ** 2) for name, rule in (("surrogate", evidence.surrogate()),
+                                                       ("sum", "sum"))}
+    assert error["surrogate"] < 0.75 * error["sum"]  # the larger subsets taught it shrinkage
     entries = group(frame, [2])
-    assert entries[0]["rule"] == "fitted(beta=0.6)" and entries[0]["measured_groups"] == 5
+    assert entries[0]["rule"] == "surrogate" and entries[0]["measured_groups"] == 5
     assert sorted(map(sorted, entries[0]["groups"])) == [["a", "b", "c"], ["d", "e"]]
 
 

@@ -48,3 +48,17 @@ def test_a_timed_step_calibrates_how_many_networks_fit():
     assert ledger.most_networks(0.5) == 19
     assert ledger.affords(19, 0.5) and not ledger.affords(20, 0.5)
     assert ledger.cost()["stages"][0]["training_runs"] == 0.0  # listed, not counted
+
+
+def test_time_between_stages_counts_against_the_budget():
+    """Wall time since the start beyond the stages' own (measures, selection) is spent too;
+    the reported training runs stay the stages'."""
+    import time
+
+    ledger = Ledger(budget=20, started=time.perf_counter() - 5.0)
+    ledger.set_unit(seconds=1.0, steps=100)
+    stage(ledger, 1, 100, 100, 1.0)
+    assert ledger.spent == pytest.approx(1.0, abs=1e-3)
+    assert ledger.remaining == pytest.approx(15.0, abs=0.5)
+    assert not ledger.affords(1, share=0.06)  # 0.9 of 15 runs left (of 19 by the stages alone)
+    assert ledger.cost()["training_runs"] == pytest.approx(1.0, abs=1e-3)

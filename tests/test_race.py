@@ -212,3 +212,19 @@ def test_auxiliaries_are_recommended_only_beyond_noise_one_sided():
     assert yes["interval"][0] == pytest.approx(lo, abs=1e-6)
     assert no["auxiliaries"] == [] and no["best_measured"] == ["c"] and not no["significant"]
     assert no["verdict"] == "train a alone: no auxiliary set beats it beyond noise"
+
+
+def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():
+    """Task a in {a, b} and {a, c}: 1 then 3 in one, 3 then 1 in the other. Its loss is 2 on
+    average in either; the least of the two on each seed (1, 1) would be luck, not a gain."""
+    measured = Measurements()
+    rows = {(0, 1): ([1.0, 1.0, np.nan], [3.0, 1.0, np.nan]),
+            (0, 2): ([3.0, np.nan, 1.0], [1.0, np.nan, 1.0])}
+    for group, per_seed in rows.items():
+        for seed, loss in enumerate(per_seed):
+            measured.add(seed, [group], np.array([loss]))
+    both = Candidate(((0, 1), (0, 2)), (0, 1, 2))
+    np.testing.assert_allclose(measured.scores(both, [0, 1]), [3.0, 5.0])  # not [3, 3]
+    assert measured.served(both, [0, 1]).tolist() == [0, 0, 1]
+    assert measured.served(both, [0]).tolist() == [0, 0, 1]
+    assert measured.served(both, [1]).tolist() == [1, 0, 1]

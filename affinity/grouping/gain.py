@@ -7,16 +7,25 @@ members onto j, divided by (|g| - 1) ** beta. A task alone gains 0.
   ``pairwise`` matrix this is Standley et al.'s higher-order approximation.
 - a number beta in between (or beyond): diminishing returns of more partners, fitted to the
   groups of 3+ tasks that were trained (``fit_beta``).
+A rule may also be a fitted gain model (``surrogate.py``): anything with
+``predict(groups) -> (n_groups, n_tasks)``, which then gives the gains itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+
+@runtime_checkable
+class GainModel(Protocol):
+    def predict(self, groups: Sequence[Sequence[int]]) -> np.ndarray: ...
+
+
 RULES = ("sum", "mean")
-Rule = str | float
+Rule = str | float | GainModel
 BETAS = np.round(np.arange(0.0, 2.01, 0.1), 2)  # the grid fit_beta searches
 
 
@@ -44,6 +53,8 @@ def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]],
     affinity : ndarray of shape (n_tasks, n_tasks), row = source i, column = target j
     Returns an ndarray of shape (n_groups, n_tasks), NaN where the task is not in the group.
     """
+    if isinstance(rule, GainModel):
+        return rule.predict(groups)
     beta = exponent(rule)
     affinity = np.asarray(affinity, dtype=float)
     member = membership(groups, len(affinity)).astype(float)

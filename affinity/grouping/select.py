@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
-from affinity.grouping.gain import group_gains
+from affinity.grouping.gain import Rule, group_gains
 
 MAX_EXACT_TASKS = 10
 
@@ -47,7 +47,7 @@ def all_subsets(n_tasks: int) -> list[tuple[int, ...]]:
     return [s for r in range(1, n_tasks + 1) for s in itertools.combinations(range(n_tasks), r)]
 
 
-def pruned_pool(affinity: np.ndarray, rule: str) -> list[tuple[int, ...]]:
+def pruned_pool(affinity: np.ndarray, rule: Rule) -> list[tuple[int, ...]]:
     """Singles, pairs, the whole set, and for each pair the groups met while growing it
     greedily (adding the task that most raises the group's summed gain, while it rises)."""
     n = len(affinity)
@@ -68,7 +68,7 @@ def pruned_pool(affinity: np.ndarray, rule: str) -> list[tuple[int, ...]]:
     return sorted(pool, key=lambda g: (len(g), g))
 
 
-def select_groups(affinity: np.ndarray, k: int, *, rule: str = "sum",
+def select_groups(affinity: np.ndarray, k: int, *, rule: Rule = "sum",
                   max_exact_tasks: int = MAX_EXACT_TASKS) -> Selection:
     """The best choice of ``k`` groups under ``rule`` (see ``gain.py``) on ``affinity``.
 
@@ -77,7 +77,7 @@ def select_groups(affinity: np.ndarray, k: int, *, rule: str = "sum",
     return top_groupings(affinity, k, rule=rule, max_exact_tasks=max_exact_tasks)[0]
 
 
-def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: str = "sum",
+def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: Rule = "sum",
                   max_exact_tasks: int = MAX_EXACT_TASKS) -> list[Selection]:
     """The best choice of ``k`` groups, then up to ``n_best - 1`` runners-up, best first.
 
@@ -109,7 +109,7 @@ def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: str = 
 MAX_PARTITIONS = 200_000
 
 
-def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: str) -> list[Selection]:
+def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> list[Selection]:
     """The ``n_best`` partitions into k disjoint groups with the highest summed gain, found by
     enumerating them all (as restricted growth strings); empty when there are too many."""
     n = len(affinity)
