@@ -58,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     grp.add_argument("--k", type=int, nargs="+", required=True, help="numbers of groups")
     grp.add_argument("--loss", action="store_true",
                      help="the subset table's cells are validation losses, not gains")
-    grp.add_argument("--rule", help="gain rule: sum, mean or a number beta (default: fitted "
-                                    "to the table's larger subsets, else 0.5)")
+    grp.add_argument("--rule", help="pair rule: sum, mean or a number beta (default: a "
+                                    "surrogate fitted to the table's larger subsets, else 0.5)")
     grp.add_argument("--json", action="store_true", help="print the groupings entries as JSON")
     score = sub.add_parser("score", help="score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")

@@ -69,7 +69,7 @@ def test_a_registered_backbone_trains_stacked_as_alone(images, device, norm, own
     ts = parse_taskset({"data": {"path": str(images)}, "tasks": TASKS,
                         "model": {**RESNET, "options": {**RESNET["options"], "norm": norm}},
                         "training": {"epochs": 3, "batch_size": 64, "patience": 1,
-                                     "optimizer": "sgd", "lr": 0.05}})
+                                     "optimizer": "sgd", "lr": 0.02}})
     data = load_dataset(ts).to(device)
     members = [(0,), (1,), (2,), (0, 1), (0, 1, 2)]
     fast = run_subsets(ts, data, members, 0, device)

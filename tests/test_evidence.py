@@ -76,8 +76,8 @@ def test_losses_become_gains_over_training_alone(tmp_path, capsys):
 
 def test_large_evidence_uses_the_pruned_pool():
     rng = np.random.default_rng(0)
-    a = rng.normal(scale=0.2, size=(12, 12))
-    names = [f"t{i}" for i in range(12)]
+    a = rng.normal(scale=0.2, size=(13, 13))
+    names = [f"t{i}" for i in range(13)]
     entries = group(pd.DataFrame(a, index=names, columns=names).rename_axis("task")
                     .reset_index(), [3])
     assert entries[0]["method"] == "pruned"
