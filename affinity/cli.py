@@ -18,15 +18,26 @@ from affinity.evidence import group
 from affinity.exhaustive import ExhaustiveTable, exhaustive
 from affinity.models import resolve_device
 from affinity.report import write_report
+from affinity.result import Result
 from affinity.taskset import InvalidTaskSet, load_taskset
 from affinity.threads import limited_threads
 from affinity.tracking import log_to_mlflow
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("taskaffinity")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="affinity", description=__doc__,
         epilog="Service commands (with the [service] extra): affinity serve, affinity worker.")
+    parser.add_argument("--version", action="version", version=f"affinity {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="analyse a task set and write result.json and a report")
     run.add_argument("taskset", type=Path, help="task-set file (YAML or JSON)")
@@ -61,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     grp.add_argument("--rule", help="pair rule: sum, mean or a number beta (default: a "
                                     "surrogate fitted to the table's larger subsets, else 0.5)")
     grp.add_argument("--json", action="store_true", help="print the groupings entries as JSON")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--server", help="the service's URL (default: TASKAFFINITY_SERVER, else "
+                                         "http://127.0.0.1:8000); the bearer token is "
+                                         "TASKAFFINITY_TOKEN")
+    submit = sub.add_parser("submit", parents=[server],
+                            help="queue a task set on the service (a local data file is "
+                                 "uploaded first)")
+    submit.add_argument("taskset", type=Path, help="task-set file (YAML or JSON)")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job to its end and print what to train")
+    status = sub.add_parser("status", parents=[server], help="a job's status, stage and progress")
+    status.add_argument("job", help="job id")
+    fetch = sub.add_parser("fetch", parents=[server],
+                           help="write a succeeded job's result.json, matrices and report")
+    fetch.add_argument("job", help="job id")
+    fetch.add_argument("--out", type=Path, required=True, help="output folder")
+    cancel = sub.add_parser("cancel", parents=[server], help="cancel a queued or running job")
+    cancel.add_argument("job", help="job id")
     score = sub.add_parser("score", help="score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")
     score.add_argument("--result", type=Path, help="result.json whose groupings to score")
@@ -111,6 +140,18 @@ def _run(args: argparse.Namespace) -> int:
                          progress=_report(bar))
     path = result.write(args.out)
     report = write_report(result, args.out)
+    _print_recommendation(result)
+    cost = result.meta["cost"]
+    print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
+          f"of {cost['budget']:.1f} training runs)")
+    if args.mlflow:
+        run_id = log_to_mlflow(result, args.out, args.mlflow_experiment)
+        print(f"logged to MLflow run {run_id}")
+    return 0
+
+
+def _print_recommendation(result: Result) -> None:
+    """The verdict, then what to train for each k with its measured lead."""
     print(result.verdict)
     for entry in result.groupings:
         extra = ""
@@ -121,12 +162,51 @@ def _run(args: argparse.Namespace) -> int:
                      f"{100 * hi:+.1f}%)")
         print(f"k={entry['k']}: {entry['kind'].replace('_', '-'):11} "
               f"{' | '.join(', '.join(g) for g in entry['groups'])}{extra}")
-    cost = result.meta["cost"]
-    print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
-          f"of {cost['budget']:.1f} training runs)")
-    if args.mlflow:
-        run_id = log_to_mlflow(result, args.out, args.mlflow_experiment)
-        print(f"logged to MLflow run {run_id}")
+
+
+def _job_line(job: dict) -> str:
+    line = f"{job['id']}  {job['status']:9}  {job['progress']:5.1f}%  {job['stage']}"
+    return line + (f"\n  error: {job['error']}" if job.get("error") else "")
+
+
+def _client(args: argparse.Namespace):
+    from affinity.client import Client
+
+    return Client(args.server)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.submit(args.taskset)
+        print(f"submitted {job['id']}: {client.url}/v1/jobs/{job['id']}", flush=True)
+        if not args.wait:
+            return 0
+        job = client.wait(job)
+        print(_job_line(job))
+        if job["status"] != "succeeded":
+            return 1
+        _print_recommendation(client.result(job))
+        print(f"report: {client.url}/v1/jobs/{job['id']}/report")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(_job_line(client.job(args.job)))
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        path = client.fetch(args.job, args.out)
+        _print_recommendation(Result.read(path))
+    print(f"wrote {path} and {args.out / 'report.html'}")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(_job_line(client.cancel(args.job)))
     return 0
 
 
@@ -177,16 +257,24 @@ def _group(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group}
+COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group,
+            "submit": _submit, "status": _status, "fetch": _fetch, "cancel": _cancel}
+INVALID_STATUS = (400, 404, 409, 413, 422)
+"""Service answers that mean the request was wrong (exit 2), not that the service failed."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    from affinity.client import ServiceError
+
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except InvalidTaskSet as exc:
         print(f"invalid task set: {exc}", file=sys.stderr)
         return 2
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if exc.status in INVALID_STATUS else 1
     except Exception as exc:  # noqa: BLE001 - the CLI's contract is exit code 1 on failure
         traceback.print_exc()
         print(f"error: analysis failed: {exc}", file=sys.stderr)

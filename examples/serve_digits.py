@@ -1,6 +1,7 @@
 """The service end to end on the embedded defaults: start `affinity serve` (SQLite store,
-one local worker), submit the bundled digits task set over HTTP, follow its progress, print
-the recommended groups and where the report is. The service stops when this script ends.
+one local worker), submit the bundled digits task set with `affinity.client.Client`, follow
+its progress, print the recommended groups and where the report is. The service stops when
+this script ends.
 
     python examples/serve_digits.py [--port 8000] [--keep]
 """
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
+
+from affinity.client import Client
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,19 +36,16 @@ def main() -> int:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        taskset = yaml.safe_load((HERE / "digits.yaml").read_text())
-        with httpx.Client(base_url=base, timeout=60) as client:
-            job = client.post("/v1/jobs", json=taskset).raise_for_status().json()
-            print(f"submitted {job['id']}: {base}/v1/jobs/{job['id']}")
-            while job["status"] in ("queued", "running"):
-                time.sleep(1)
-                job = client.get(f"/v1/jobs/{job['id']}").json()
-                print(f"  {job['status']:9} {job['progress']:5.1f}%  {job['stage']}")
+        with Client(base) as client:
+            job = client.submit(HERE / "digits.yaml")
+            print(f"submitted {job['id']}: {base}/v1/jobs/{job['id']}", flush=True)
+            job = client.wait(job)
             if job["status"] != "succeeded":
                 print(f"job {job['status']}: {job['error']}", file=sys.stderr)
                 return 1
-            print(client.get(f"/v1/jobs/{job['id']}/result").json()["verdict"])
-            for entry in client.get(f"/v1/jobs/{job['id']}/groupings").json():
+            result = client.result(job)
+            print(result.verdict)
+            for entry in result.groupings:
                 groups = " | ".join(", ".join(g) for g in entry["groups"])
                 spread = ("one seed, no interval" if entry["interval"] is None else
                           "95% {:+.1f}% to {:+.1f}%".format(*(100 * v for v in entry["interval"])))
