@@ -106,11 +106,6 @@ def test_runner_up_partitions_match_brute_force():
     assert len({frozenset(sel.groups) for sel in ranked}) == len(ranked) == 4
     assert [stirling2(n, k) for n, k in [(4, 2), (10, 3), (12, 4)]] == [7, 9330, 611501]
     assert top_partitions(np.zeros((12, 12)), 4, 3, "sum") == []  # too many to enumerate
-    disjoint = top_groupings(a, 2, n_best=4, overlap=False)  # partitions only: no program
-    np.testing.assert_allclose([sel.total_gain for sel in disjoint], expected[:4])
-    assert all(sorted(sum(sel.groups, ())) == list(range(6)) for sel in disjoint)
-    big = np.random.default_rng(1).normal(size=(12, 12))  # too many partitions: the program
-    assert top_groupings(big, 4, overlap=False)[0].method == "pruned"
 
 
 def test_selection_recovers_planted_blocks_and_is_deterministic():

@@ -78,22 +78,17 @@ def select_groups(affinity: np.ndarray, k: int, *, rule: Rule = "sum",
 
 
 def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: Rule = "sum",
-                  max_exact_tasks: int = MAX_EXACT_TASKS,
-                  overlap: bool = True) -> list[Selection]:
+                  max_exact_tasks: int = MAX_EXACT_TASKS) -> list[Selection]:
     """The best choice of ``k`` groups, then up to ``n_best - 1`` runners-up, best first.
 
     The runners-up are the best partitions of the tasks into k disjoint groups (enumerated
     when there are at most ``MAX_PARTITIONS`` of them), so that verification can compare a
     few good alternatives; with more partitions than that, only the best choice is returned.
-    Without ``overlap``, only those partitions (no integer program: an enumeration is cheap
-    where the program over every subset is not) unless there are too many of them.
     """
     affinity = np.asarray(affinity, dtype=float)
     n = len(affinity)
     if affinity.shape != (n, n) or not np.isfinite(affinity).all():
         raise ValueError(f"affinity must be a finite square matrix; got shape {affinity.shape}")
-    if not overlap and k > 1 and (partitions := top_partitions(affinity, k, n_best, rule)):
-        return partitions
     exact = n <= max_exact_tasks
     if k == 1:  # one group must serve every task: the whole set is the only choice
         pool = [tuple(range(n))]
