@@ -1,10 +1,37 @@
-"""taskaffinity: which tasks to train together, from probe runs trained the way you train."""
+"""taskaffinity: which tasks to train together, from probe runs trained the way you train.
 
-from affinity.analysis import analyze
-from affinity.evidence import group
-from affinity.result import MeasureResult, Result
-from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
-from affinity.tracker import AffinityTracker
+The public names load on first use (PEP 562), so that ``import affinity.client`` or the
+``affinity`` command's help need not import torch."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {"analyze": "affinity.analysis", "group": "affinity.evidence",
+          "MeasureResult": "affinity.result", "Result": "affinity.result",
+          "InvalidTaskSet": "affinity.taskset", "TaskSet": "affinity.taskset",
+          "load_taskset": "affinity.taskset", "parse_taskset": "affinity.taskset",
+          "AffinityTracker": "affinity.tracker"}
 
 __all__ = ["AffinityTracker", "InvalidTaskSet", "MeasureResult", "Result", "TaskSet", "analyze",
            "group", "load_taskset", "parse_taskset"]
+
+if TYPE_CHECKING:
+    from affinity.analysis import analyze
+    from affinity.evidence import group
+    from affinity.result import MeasureResult, Result
+    from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
+    from affinity.tracker import AffinityTracker
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'affinity' has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,20 +8,10 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from affinity.analysis import analyze
-from affinity.data import load_dataset
-from affinity.evidence import group
-from affinity.exhaustive import ExhaustiveTable, exhaustive
-from affinity.models import resolve_device
-from affinity.report import write_report
-from affinity.result import Result
-from affinity.taskset import InvalidTaskSet, load_taskset
-from affinity.threads import limited_threads
-from affinity.tracking import log_to_mlflow
+# Heavy libraries (torch, pandas, the service) are imported by the commands that use them,
+# so that `affinity --help` and the service client commands start fast.
 
 
 def _version() -> str:
@@ -33,34 +23,47 @@ def _version() -> str:
         return "unknown"
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help line (flags and required options left out)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="affinity", description=__doc__,
-        epilog="Service commands (with the [service] extra): affinity serve, affinity worker.")
+    parser = argparse.ArgumentParser(prog="affinity", description=__doc__,
+                                     formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"affinity {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="analyse a task set and write result.json and a report")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=_Help,
+                              **kwargs)
+
+    run = command("run", "analyse a task set and write result.json and a report")
     run.add_argument("taskset", type=Path, help="task-set file (YAML or JSON)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
-    run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--mlflow", action="store_true",
                      help="also log the run to MLflow (MLFLOW_TRACKING_URI; the mlflow extra)")
     run.add_argument("--mlflow-experiment", help="MLflow experiment name (default: MLflow's)")
     run.add_argument("--threads", type=int, default=0,
-                     help="CPU threads (default: all cores but one)")
-    exh = sub.add_parser("exhaustive", help="train every subset of the tasks (ground truth)")
+                     help="CPU threads (0: all cores but one)")
+    exh = command("exhaustive", "train every subset of the tasks (ground truth)")
     exh.add_argument("taskset", type=Path, help="task-set file (YAML or JSON), at most 10 tasks")
     exh.add_argument("--out", type=Path, required=True, help="output folder")
-    exh.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    exh.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     exh.add_argument("--quiet", action="store_true", help="no progress bar")
     exh.add_argument("--seeds", type=int, default=3, help="seeds to train every subset on")
     exh.add_argument("--first-seed", type=int, default=1000,
-                     help="first seed (default 1000: none of the analysis' own seeds)")
+                     help="first seed (none of the analysis' own seeds)")
     exh.add_argument("--threads", type=int, default=0,
-                     help="CPU threads (default: all cores but one)")
-    grp = sub.add_parser("group", help="groupings from evidence you already have: an affinity "
-                                       "matrix or a table of trained subsets")
+                     help="CPU threads (0: all cores but one)")
+    grp = command("group", "groupings from evidence you already have: an affinity matrix or a "
+                           "table of trained subsets")
     grp.add_argument("evidence", type=Path,
                      help="CSV: a TxT matrix (header row and first column = task names; row = "
                           "source, column = target) or a subset table (header = task names; a "
@@ -76,35 +79,48 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--server", help="the service's URL (default: TASKAFFINITY_SERVER, else "
                                          "http://127.0.0.1:8000); the bearer token is "
                                          "TASKAFFINITY_TOKEN")
-    submit = sub.add_parser("submit", parents=[server],
-                            help="queue a task set on the service (a local data file is "
-                                 "uploaded first)")
+    submit = command("submit", "queue a task set on the service (a local data file is "
+                               "uploaded first)", parents=[server])
     submit.add_argument("taskset", type=Path, help="task-set file (YAML or JSON)")
     submit.add_argument("--wait", action="store_true",
                         help="follow the job to its end and print what to train")
-    status = sub.add_parser("status", parents=[server], help="a job's status, stage and progress")
+    status = command("status", "a job's status, stage and progress", parents=[server])
     status.add_argument("job", help="job id")
-    fetch = sub.add_parser("fetch", parents=[server],
-                           help="write a succeeded job's result.json, matrices and report")
+    fetch = command("fetch", "write a succeeded job's result.json, matrices and report",
+                    parents=[server])
     fetch.add_argument("job", help="job id")
     fetch.add_argument("--out", type=Path, required=True, help="output folder")
-    cancel = sub.add_parser("cancel", parents=[server], help="cancel a queued or running job")
+    cancel = command("cancel", "cancel a queued or running job", parents=[server])
     cancel.add_argument("job", help="job id")
-    score = sub.add_parser("score", help="score groupings against an exhaustive table")
+    score = command("score", "score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")
     score.add_argument("--result", type=Path, help="result.json whose groupings to score")
+    serve = command("serve", "the REST service with one local worker (the service extra)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    worker = command("worker", "run queued jobs: one job at a time per device; with several "
+                               "GPUs, one process per GPU (the service extra)")
+    worker.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: "
+                                         "TASKAFFINITY_DEVICE)")
     return parser
 
 
-def _progress_bar(quiet: bool) -> tqdm:
-    """A bar on a terminal; in a log (not a TTY), a line at most every 30 s."""
+LOG_SECONDS = 10
+"""Without a terminal (a log, CI), progress is a line at most this often."""
+
+
+def _progress_bar(quiet: bool):
+    """A bar on a terminal; in a log (not a TTY), a line at most every LOG_SECONDS."""
+    from tqdm import tqdm
+
     interactive = sys.stderr.isatty()
     return tqdm(total=1, disable=quiet, unit="run", dynamic_ncols=True,
-                mininterval=0.1 if interactive else 30,
+                mininterval=0.1 if interactive else LOG_SECONDS,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
 
-def _report(bar: tqdm):
+def _report(bar):
     """A progress callback for ``bar``; a new stage is always shown (one line in a log)."""
     shown = [""]
 
@@ -120,7 +136,10 @@ def _report(bar: tqdm):
     return progress
 
 
-def _device(name: str) -> torch.device | None:
+def _device(name: str):
+    """The torch device of ``--device``, or None (after saying why) when there is none."""
+    from affinity.models import resolve_device
+
     try:
         return resolve_device(name)
     except (ValueError, RuntimeError) as exc:
@@ -129,6 +148,12 @@ def _device(name: str) -> torch.device | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from affinity.analysis import analyze
+    from affinity.report import write_report
+    from affinity.taskset import load_taskset
+    from affinity.threads import limited_threads
+    from affinity.tracking import log_to_mlflow
+
     taskset = load_taskset(args.taskset)
     if (device := _device(args.device)) is None:
         return 2
@@ -150,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_recommendation(result: Result) -> None:
+def _print_recommendation(result) -> None:
     """The verdict, then what to train for each k with its measured lead."""
     print(result.verdict)
     for entry in result.groupings:
@@ -197,6 +222,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from affinity.result import Result
+
     with _client(args) as client:
         path = client.fetch(args.job, args.out)
         _print_recommendation(Result.read(path))
@@ -211,6 +238,11 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _exhaustive(args: argparse.Namespace) -> int:
+    from affinity.data import load_dataset
+    from affinity.exhaustive import exhaustive
+    from affinity.taskset import load_taskset
+    from affinity.threads import limited_threads
+
     taskset = load_taskset(args.taskset)
     if (device := _device(args.device)) is None:
         return 2
@@ -223,6 +255,9 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from affinity.exhaustive import ExhaustiveTable
+    from affinity.taskset import InvalidTaskSet
+
     try:
         table = ExhaustiveTable.read(args.table)
     except (OSError, ValueError, KeyError) as exc:
@@ -240,6 +275,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _group(args: argparse.Namespace) -> int:
+    from affinity.evidence import group
+    from affinity.taskset import InvalidTaskSet
+
     rule: str | float | None = args.rule
     if rule is not None and rule not in ("sum", "mean"):
         try:
@@ -257,16 +295,34 @@ def _group(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from api.cli import serve
+
+    return serve(args.host, args.port, args.access_log)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from api.cli import worker
+
+    return worker(args.device)
+
+
 COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group,
-            "submit": _submit, "status": _status, "fetch": _fetch, "cancel": _cancel}
+            "submit": _submit, "status": _status, "fetch": _fetch, "cancel": _cancel,
+            "serve": _serve, "worker": _worker}
 INVALID_STATUS = (400, 404, 409, 413, 422)
 """Service answers that mean the request was wrong (exit 2), not that the service failed."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    from affinity.client import ServiceError
-
     args = _parser().parse_args(argv)
+    if args.command in ("serve", "worker") and importlib.util.find_spec("fastapi") is None:
+        print(f"affinity {args.command} needs the service: pip install 'taskaffinity[service]'",
+              file=sys.stderr)
+        return 2
+    from affinity.client import ServiceError
+    from affinity.taskset import InvalidTaskSet
+
     try:
         return COMMANDS[args.command](args)
     except InvalidTaskSet as exc:

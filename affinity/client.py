@@ -18,13 +18,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import yaml
 
-from affinity.result import Result
-from affinity.taskset import TaskSet
+if TYPE_CHECKING:  # imported on use: the client and the shell commands start fast
+    from affinity.result import Result
+    from affinity.taskset import TaskSet
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -134,6 +135,8 @@ class Client:
 
     def result(self, job: Job | str) -> Result:
         """The succeeded job's result (409 ServiceError before that)."""
+        from affinity.result import Result
+
         return Result.from_dict(self._call("GET", f"/v1/jobs/{_id(job)}/result").json())
 
     def report(self, job: Job | str, path: str | Path) -> Path:
@@ -158,6 +161,8 @@ def _id(job: Job | str) -> str:
 
 def _document(taskset: TaskSet | dict[str, Any] | str | Path) -> tuple[dict[str, Any], Path]:
     """The task set as a JSON document, and the folder its relative data path is read from."""
+    from affinity.taskset import TaskSet
+
     if isinstance(taskset, TaskSet):
         return (taskset.model_dump(mode="json", exclude_defaults=True),
                 taskset.folder or Path.cwd())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -134,7 +135,15 @@ def _pct(v: float) -> str:
 
 
 def write_report(result: Result, out_dir: str | Path) -> Path:
-    """Write ``report.html`` and ``figures/*.png`` into ``out_dir``; return the HTML path."""
+    """Write ``report.html`` and ``figures/*.png`` into ``out_dir``; return the HTML path.
+    The plotting libraries' layout warnings (long task names, a flat dendrogram) are kept
+    from the terminal: the figures are drawn regardless."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _write_report(result, out_dir)
+
+
+def _write_report(result: Result, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)

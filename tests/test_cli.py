@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+import affinity.analysis
 import affinity.cli
 from affinity.analysis import analyze
 from affinity.cli import main
@@ -94,7 +95,7 @@ def test_failure_inside_the_analysis_exits_1(tmp_path, monkeypatch, capsys):
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(affinity.cli, "analyze", boom)
+    monkeypatch.setattr(affinity.analysis, "analyze", boom)  # the command imports it on use
     assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "out of memory" in capsys.readouterr().err
 
@@ -153,3 +154,21 @@ def test_mlflow_flag_without_mlflow_exits_2(tmp_path, monkeypatch, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--mlflow"]) == 2
     assert "pip install 'taskaffinity[mlflow]'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before any training
+
+
+def test_the_report_keeps_plotting_warnings_from_the_terminal(tmp_path):
+    """Long task names and a flat matrix (a dendrogram of zero height) draw without a
+    warning reaching the user."""
+    import warnings
+
+    from affinity.report import write_report
+    from affinity.result import MeasureResult, Result
+
+    tasks = [f"a_rather_long_task_name_number_{i}" for i in range(6)]
+    flat = MeasureResult.from_seeds([np.zeros((6, 6))])
+    result = Result(tasks=tasks, affinity={"pairwise": flat, "lookahead": flat},
+                    meta={"driving_measure": "pairwise"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = write_report(result, tmp_path)
+    assert 'alt="pairwise"' in path.read_text()

@@ -118,3 +118,17 @@ def test_version_and_help(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert all(verb in text for verb in ("run", "group", "submit", "status", "fetch", "cancel"))
+
+
+def test_help_starts_without_the_heavy_libraries():
+    """`affinity --help` and the client commands import neither torch nor pandas."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from affinity.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "import affinity.client\n"
+            "print(sorted(m for m in ('torch', 'pandas', 'fastapi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().endswith("[]")
