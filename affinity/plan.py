@@ -4,9 +4,10 @@ The unit is one full training of one network on this data by the recipe: the wal
 the all-in-one network of the first seed (its affinity sampling left out). A stage that
 trains M networks as one stacked model is estimated from the stages run so far, where a step
 costs alpha + beta * M seconds; the planner (``analysis`` and ``race``) runs a stage only
-when its estimate fits in what is left. What is left counts the wall time since the analysis
-started where that is more than the stages' own (measures, candidate selection and the
-rest between stages are spent too).
+when its estimate fits in what is left. What is left also counts the wall time between the
+stages (the measures, the candidate selection), up to ``OVERHEAD_SHARE`` of the budget: on
+data so small that one training takes milliseconds, those fixed costs would otherwise leave
+nothing for the race.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
+
+OVERHEAD_SHARE = 0.25
+"""The most of the budget that time between stages may take from the stages' share."""
 
 STACK_SPEEDUP_GUESS = 3.0
 """Before any stacked stage ran: one more network in a stack costs 1/3 of a network alone
@@ -59,7 +63,8 @@ class Ledger:
 
     @property
     def remaining(self) -> float:
-        return self.budget - max(self.spent, self.wall_spent)
+        overhead = max(0.0, self.wall_spent - self.spent)
+        return self.budget - self.spent - min(overhead, OVERHEAD_SHARE * self.budget)
 
     def estimate(self, n_networks: int) -> float:
         """Training runs a stacked stage of ``n_networks`` would cost, each trained as long as

@@ -171,6 +171,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             for contest in contests:
                 contest.candidates = _halve(contest.candidates, measured, used)
         share = 1.0 / max(1, planned_rounds - r)
+        before = [list(contest.candidates) for contest in contests]
         while True:
             needed = sorted({g for c in contests for g in c.alive_groups()
                              if not measured.has(g, seed)}, key=lambda g: (len(g), g))
@@ -185,8 +186,8 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             if r >= min_seeds:
                 break
             needed = []  # nothing affordable: measure what is already trained on this seed
-            for contest in contests:
-                contest.candidates = [c for c in contest.candidates
+            for contest, candidates in zip(contests, before, strict=True):
+                contest.candidates = [c for c in candidates
                                       if all(measured.has(g, seed) for g in c.groups)]
             if not all(measured.has(g, seed) for c in contests for b in c.baselines
                        for g in b.groups):

@@ -51,8 +51,8 @@ def test_a_timed_step_calibrates_how_many_networks_fit():
 
 
 def test_time_between_stages_counts_against_the_budget():
-    """Wall time since the start beyond the stages' own (measures, selection) is spent too;
-    the reported training runs stay the stages'."""
+    """Wall time since the start beyond the stages' own (measures, selection) is spent too,
+    up to a quarter of the budget; the reported training runs stay the stages'."""
     import time
 
     ledger = Ledger(budget=20, started=time.perf_counter() - 5.0)
@@ -62,3 +62,5 @@ def test_time_between_stages_counts_against_the_budget():
     assert ledger.remaining == pytest.approx(15.0, abs=0.5)
     assert not ledger.affords(1, share=0.06)  # 0.9 of 15 runs left (of 19 by the stages alone)
     assert ledger.cost()["training_runs"] == pytest.approx(1.0, abs=1e-3)
+    ledger.started -= 45.0  # 49 s between stages: counted up to a quarter of the budget
+    assert ledger.remaining == pytest.approx(20 - 1 - 5, abs=1e-3)

@@ -228,3 +228,16 @@ def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():
     assert measured.served(both, [0, 1]).tolist() == [0, 0, 1]
     assert measured.served(both, [0]).tolist() == [0, 0, 1]
     assert measured.served(both, [1]).tolist() == [1, 0, 1]
+
+
+def test_with_nothing_affordable_the_race_keeps_whatever_seed_0_trained():
+    """The probes trained the baselines and only the groups of the last candidate in
+    priority order; with no budget left for anything, that candidate is measured, not the
+    ones the trimming would have kept."""
+    measured = Measurements()
+    trained = [(0,), (1,), (2,), (3,), EVERYONE, (0, 3), (1, 2)]
+    measured.add(0, trained, np.stack([planted(0, g) for g in trained]))
+    race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
+    used = run_race([race], measured, range(3), trainer(measured, []), lambda n, share: n == -1)
+    assert used == [0]
+    assert [c.groups for c in race.candidates] == [((0, 3), (1, 2))]
