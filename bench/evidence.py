@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from affinity.evidence import Evidence, group_evidence, read_evidence  # noqa: E402
 from affinity.grouping.gain import fit_beta  # noqa: E402
 from bench.datasets import DATASETS  # noqa: E402
-from bench.grouping import KS, Truth  # noqa: E402
+from bench.grouping import KS, Truth, verdict  # noqa: E402
 
 TARGET_IN_SAMPLE = 0.30
 SAMPLE_SEED = 100
@@ -128,11 +128,7 @@ def main() -> int:
     best = min(means, key=lambda v: means[v][0])
     if best != default:
         missed.append(f"{best} beats the default in-sample ({means[best][0]:.2f})")
-    if missed:
-        print("\nmissed:\n  " + "\n  ".join(missed))
-        return 1
-    print("\nall targets met")
-    return 0
+    return verdict(missed)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,11 @@ def main() -> int:
     aux = float(np.mean([r["aux"] for r in rows]))
     if aux > TARGET_AUX_REGRET:
         missed.append(f"mean auxiliary regret {aux:.2f} > {TARGET_AUX_REGRET}")
+    return verdict(missed)
+
+
+def verdict(missed: list[str]) -> int:
+    """Print the missed targets (or that all were met); the benchmark's exit code."""
     if missed:
         print("\nmissed:\n  " + "\n  ".join(missed))
         return 1
