@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from api.store import DatasetRow, JobRow
+from api.store import DatasetRow, JobRow, JobStatus
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A stored timestamp in UTC with its zone (SQLite hands them back without one)."""
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 class JobPublic(BaseModel):
     id: str
     name: str | None
-    status: str
+    status: JobStatus
     stage: str
     progress: float  # percent
     attempts: int
@@ -32,8 +37,9 @@ class JobPublic(BaseModel):
         return cls(id=row.id, name=row.name, status=row.status, stage=row.stage,
                    progress=round(100 * row.progress, 1), attempts=row.attempts,
                    error=row.error, dataset_id=row.dataset_id,
-                   cancel_requested=row.cancel_requested, created_at=row.created_at,
-                   started_at=row.started_at, finished_at=row.finished_at, run_seconds=run)
+                   cancel_requested=row.cancel_requested, created_at=_aware(row.created_at),
+                   started_at=_aware(row.started_at), finished_at=_aware(row.finished_at),
+                   run_seconds=run)
 
 
 class JobsPublic(BaseModel):
@@ -52,7 +58,7 @@ class DatasetPublic(BaseModel):
     @classmethod
     def of(cls, row: DatasetRow) -> DatasetPublic:
         return cls(id=row.id, filename=row.filename, size=row.size, n_rows=row.n_rows,
-                   columns=row.columns, created_at=row.created_at)
+                   columns=row.columns, created_at=_aware(row.created_at))
 
 
 class DatasetsPublic(BaseModel):

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
-class JobStatus(str, Enum):
+class JobStatus(str, Enum):  # noqa: UP042  # str() stays the member name: StrEnum would change it
     queued = "queued"
     running = "running"
     succeeded = "succeeded"

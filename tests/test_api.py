@@ -54,6 +54,10 @@ def test_submit_progress_result_round_trip(settings):
         job = wait_for(client, job_id, {"succeeded", "failed"})
         assert job["status"] == "succeeded", job["error"]
         assert job["progress"] == 100 and job["run_seconds"] > 0 and job["attempts"] == 1
+        for moment in ("created_at", "started_at", "finished_at"):  # with their zone, as POST's
+            assert job[moment].endswith("Z"), job[moment]
+        assert submitted.json()["created_at"] == job["created_at"]
+        assert client.get("/v1/datasets").json()["data"][0]["created_at"].endswith("Z")
         result = client.get(f"/v1/jobs/{job_id}/result").json()
         assert result["tasks"] == ["zero", "label", "ink"]
         assert set(result["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer",
