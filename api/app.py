@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.settings = settings
         app.state.owners = owners
-        app.state.store = Store(settings.url)
+        app.state.store = Store(settings.url, migrate=settings.migrate)
         app.state.results = ResultCache()
         process = None
         if start_worker:

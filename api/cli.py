@@ -16,6 +16,19 @@ def _logging() -> None:
                                                    "%(message)s")
 
 
+def _store_ready(settings) -> bool:
+    """Migrate the store (or, with TASKAFFINITY_MIGRATE=false, check it is up to date)
+    before anything starts; False, having said why, when it cannot be used."""
+    from api.store import Store, StoreOutdated
+
+    try:
+        Store(settings.url, migrate=settings.migrate).dispose()
+    except StoreOutdated as exc:
+        print(exc, file=sys.stderr)
+        return False
+    return True
+
+
 def serve(host: str, port: int, access_log: bool = False) -> int:
     """The REST API (and, by the settings, its embedded worker) on ``host:port``."""
     import uvicorn
@@ -24,7 +37,10 @@ def serve(host: str, port: int, access_log: bool = False) -> int:
     from api.settings import Settings
 
     _logging()
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="info",
+    settings = Settings()
+    if not _store_ready(settings):
+        return 2
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=access_log, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     return 0
 
@@ -40,6 +56,8 @@ def worker(device: str | None = None) -> int:
 
     _logging()
     settings = Settings(**({"device": device} if device else {}))
+    if not _store_ready(settings):
+        return 2
     gpus = torch.cuda.device_count() if settings.device == "auto" else 0
     if gpus <= 1:
         work(settings)

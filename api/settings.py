@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0)
     embedded_worker: bool = True
     """`affinity serve` starts one worker process beside the API."""
+    migrate: bool = True
+    """At start, bring the store's schema to this release's (Alembic migrations, jobs and
+    results kept); false: refuse to start on an outdated store, saying so."""
     device: str = "auto"
     torch_threads: int = Field(default=0, ge=0)
     """CPU threads of a worker's torch; 0: torch's default, or all cores but one for the

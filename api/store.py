@@ -11,11 +11,17 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     DateTime,
     Float,
     Integer,
@@ -24,10 +30,12 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
     update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
 class JobStatus(str, Enum):  # noqa: UP042  # str() stays the member name: StrEnum would change it
@@ -58,11 +66,6 @@ def now() -> datetime:
 
 class Base(DeclarativeBase):
     pass
-
-
-class SchemaVersion(Base):
-    __tablename__ = "schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class DatasetRow(Base):
@@ -101,35 +104,63 @@ class JobRow(Base):
     output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-def _create_v1(session: Session) -> None:
-    Base.metadata.create_all(session.get_bind())
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LEGACY_TABLE = "schema_version"
+"""How releases before Alembic versioned the schema (their version 1 is revision 0001)."""
+MIGRATION_LOCK = 7_350_001  # PostgreSQL advisory lock: one process migrates at a time
 
 
-MIGRATIONS = [_create_v1]
-"""Schema versions in order; version n is reached by running MIGRATIONS[n - 1]."""
+class StoreOutdated(RuntimeError):
+    """The store's schema is older than this release's and migrating was not allowed."""
+
+
+def _alembic(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
 
 
 class Store:
-    """All reads and writes of datasets and jobs; each call is one transaction."""
+    """All reads and writes of datasets and jobs; each call is one transaction.
 
-    def __init__(self, url: str) -> None:
+    On opening, the schema is brought to this release's (Alembic, ``api/migrations``), or,
+    with ``migrate=False``, StoreOutdated is raised when it is behind."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, pool_pre_ping=True,
                                     connect_args={"timeout": 30} if sqlite else {})
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
-        self.migrate()
+        self.migrate(apply=migrate)
 
-    def migrate(self) -> int:
-        """Bring the schema to the newest version; return it."""
-        SchemaVersion.__table__.create(self.engine, checkfirst=True)
-        with self.session.begin() as s:
-            current = s.scalar(select(func.max(SchemaVersion.version))) or 0
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                MIGRATIONS[version - 1](s)
-                s.add(SchemaVersion(version=version))
-        return len(MIGRATIONS)
+    def migrate(self, *, apply: bool = True) -> str:
+        """Bring the schema to the newest revision (a store made before Alembic is adopted
+        as revision 0001, its jobs and results as they are); return the revision."""
+        head = ScriptDirectory.from_config(_alembic(None)).get_current_head()
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            tables = set(inspect(conn).get_table_names())
+            legacy = LEGACY_TABLE in tables and "alembic_version" not in tables
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current == head:
+                return head
+            if not apply:
+                at = ("0001, versioned by the table schema_version of releases before "
+                      "Alembic" if legacy else current or "none (an empty database)")
+                raise StoreOutdated(
+                    f"store: the schema is at revision {at}; this release needs {head}. Start "
+                    "with TASKAFFINITY_MIGRATE=true to upgrade it in place (jobs and results "
+                    "are kept)")
+            config = _alembic(conn)
+            if legacy:
+                command.stamp(config, "0001")
+                conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
+            command.upgrade(config, "head")
+        return head
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -90,7 +90,7 @@ def work(settings: Settings, stop: threading.Event | None = None, *,
     ``max_jobs`` ran). Returns the number of jobs run."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    store = Store(settings.url)
+    store = Store(settings.url, migrate=settings.migrate)
     executor = make_executor(settings)
     worker, ran = worker_name(), 0
     stop = stop or threading.Event()

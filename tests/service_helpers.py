@@ -20,7 +20,8 @@ def fresh_postgres() -> str:
     engine = create_engine(POSTGRES)
     try:
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS jobs, datasets, schema_version CASCADE"))
+            conn.execute(text("DROP TABLE IF EXISTS jobs, datasets, schema_version, "
+                              "alembic_version CASCADE"))
     except OperationalError as exc:
         pytest.skip(f"no PostgreSQL server answers at {POSTGRES} (set "
                     f"TASKAFFINITY_TEST_POSTGRES_URL): {str(exc.orig).strip().splitlines()[0]}")
