@@ -165,7 +165,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)},
         meta={"name": taskset.name, "device": str(dev), "probe_seeds": probe_seeds,
               "n_train": len(data.x_train), "n_val": len(data.x_val),
-              "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__},
+              "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__,
+              "warnings": list(data.warnings)},
     )
     prog.enter("clusterings and candidates")
     surrogate = _fitted_surrogate(result, measured, members, probe_seeds)

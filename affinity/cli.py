@@ -165,6 +165,8 @@ def _run(args: argparse.Namespace) -> int:
                          progress=_report(bar))
     path = result.write(args.out)
     report = write_report(result, args.out)
+    for warning in result.meta.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     _print_recommendation(result)
     cost = result.meta["cost"]
     print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "

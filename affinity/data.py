@@ -41,6 +41,9 @@ class Dataset:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    warnings: tuple[str, ...] = ()
+    """What in the data looks like a mistake but is not an error (e.g. a feature that gives a
+    task's label away); the result and the report repeat them."""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -62,6 +65,17 @@ class _Raw:
     x: np.ndarray  # (n_rows, ...) features
     labels: dict[str, np.ndarray]  # task source column -> 1-D labels
     split: np.ndarray | None  # 1-D split markers
+    warnings: tuple[str, ...] = ()
+
+
+MANY_CLASSES = 10
+MIN_ROWS_PER_CLASS = 5
+"""A multiclass task with more than MANY_CLASSES classes and fewer labelled rows than this a
+class on average is refused: it is most likely a numeric target declared multiclass."""
+LEAK_CORRELATION = 0.98
+LEAK_ROWS = 10_000
+"""A default feature this correlated with a task's labels (over its first LEAK_ROWS labelled
+rows) is reported as a likely leak."""
 
 
 def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
@@ -99,7 +113,8 @@ def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
             raise InvalidTaskSet(f"tasks[{i}].column: task {t.name!r} has no label on a "
                                  f"validation row")
     as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-    return Dataset(tuple(tasks), as_t(x[train]), as_t(y[train]), as_t(x[val]), as_t(y[val]))
+    return Dataset(tuple(tasks), as_t(x[train]), as_t(y[train]), as_t(x[val]), as_t(y[val]),
+                   raw.warnings)
 
 
 def _resolve_path(taskset: TaskSet, base_dir: Path, root: str | Path | None,
@@ -158,6 +173,9 @@ def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str,
     spec = taskset.data
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    if frame.empty:
+        raise InvalidTaskSet(f"data.path: {what} has no rows (columns: "
+                             f"{', '.join(columns[:8]) or 'none'})")
     for i, t in enumerate(taskset.tasks):
         if t.source not in columns:
             raise InvalidTaskSet(f"tasks[{i}].column: column {t.source!r} not found in {what}")
@@ -177,10 +195,46 @@ def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str,
             hint = "" if spec.features else (" (features default to every column not used by "
                                              "a task; list data.features to choose)")
             raise InvalidTaskSet(f"{field}: column {f!r} is not numeric{hint}")
+    missing = [f for f in features if frame[f].isna().any()]
+    if missing:
+        names = ", ".join(repr(f) for f in missing[:5]) + (" …" if len(missing) > 5 else "")
+        if spec.features:
+            raise InvalidTaskSet(f"data.features[{features.index(missing[0])}]: column "
+                                 f"{missing[0]!r} has {int(frame[missing[0]].isna().sum())} "
+                                 "missing values; features must be complete")
+        raise InvalidTaskSet(
+            f"data.features: {names} {'has' if len(missing) == 1 else 'have'} missing values. "
+            "Features default to every column not used by a task or the split, so a target "
+            "left out of tasks becomes a feature (its labels leak into the inputs): make it a "
+            "task, or list data.features")
     x = frame[features].to_numpy(dtype=np.float64)
     labels = {t.source: frame[t.source].to_numpy() for t in taskset.tasks}
     split = frame[spec.split_column].to_numpy() if spec.split_column else None
-    return _Raw(x, labels, split)
+    warnings = () if spec.features or default_features else _leaks(frame, features, taskset)
+    return _Raw(x, labels, split, warnings)
+
+
+def _leaks(frame: pd.DataFrame, features: list[str], taskset: TaskSet) -> tuple[str, ...]:
+    """Default features that all but give a task's label away (|correlation| at least
+    LEAK_CORRELATION over its labelled rows): most likely a sibling target."""
+    found = []
+    for t in taskset.tasks:
+        label = pd.to_numeric(frame[t.source], errors="coerce")
+        rows = np.flatnonzero(label.notna().to_numpy())[:LEAK_ROWS]
+        if len(rows) < 3 or label.iloc[rows].nunique() < 2:
+            continue
+        values = frame.iloc[rows][features].to_numpy(dtype=np.float64)
+        target = label.iloc[rows].to_numpy(dtype=np.float64)
+        spread = values.std(axis=0)
+        ok = spread > 1e-12
+        corr = np.zeros(len(features))
+        centred = (values[:, ok] - values[:, ok].mean(0)) * (target - target.mean())[:, None]
+        corr[ok] = centred.mean(0) / (spread[ok] * target.std())
+        for j in np.flatnonzero(np.abs(corr) >= LEAK_CORRELATION):
+            found.append(f"data.features: column {features[j]!r} has correlation "
+                         f"{corr[j]:.2f} with task {t.name!r}'s labels: if it is a target, "
+                         "list data.features without it")
+    return tuple(found)
 
 
 def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
@@ -200,6 +254,8 @@ def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
         raise InvalidTaskSet(f"data.path: array 'X' must be numeric with rows first; "
                              f"got shape {x.shape}, dtype {x.dtype}")
+    if len(x) == 0:
+        raise InvalidTaskSet(f"data.path: {path.name!r} has no rows (array 'X' is empty)")
     labels = {}
     for i, t in enumerate(taskset.tasks):
         if t.source not in arrays:
@@ -281,6 +337,11 @@ def _encode(values: np.ndarray, task: TaskSpec, i: int,
     if task.type == "binary" and len(classes) > 2:
         raise InvalidTaskSet(f"{field}.type: binary task {task.name!r} has {len(classes)} "
                              "classes; use multiclass")
+    if len(classes) > MANY_CLASSES and len(present) < MIN_ROWS_PER_CLASS * len(classes):
+        raise InvalidTaskSet(
+            f"{field}.type: multiclass task {task.name!r} has {len(classes)} classes for "
+            f"{len(present)} labelled rows (fewer than {MIN_ROWS_PER_CLASS} a class): a numeric "
+            "target with many values is a regression task")
     y[~miss] = codes
     n_out = 1 if task.type == "binary" else len(classes)
     return TaskInfo(task.name, task.source, task.type, n_out, tuple(c.item() for c in classes)), y

@@ -27,6 +27,7 @@ td,th{border:1px solid #ddd;padding:.25rem .5rem}
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{font-size:1.3rem;font-weight:600;background:#eef5ff;padding:.6rem .8rem;
   border-left:4px solid #246}
+.warning{background:#fff6e0;border-left:4px solid #c80;padding:.4rem .8rem}
 .meta{color:#666} .bad{color:#b00} .good{color:#070} img{max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1rem}
 """
@@ -154,6 +155,7 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
     seeds = result.verification.get("seeds", [])
     parts = [f"<h1>Task affinity: {e(str(meta.get('name') or 'task set'))}</h1>",
              f"<p class=verdict>{e(result.verdict)}</p>",
+             *(f"<p class=warning>Warning: {e(w)}</p>" for w in meta.get("warnings", [])),
              f"<p class=meta>{len(tasks)} tasks · {meta.get('probe_seeds')} probe seed(s), "
              f"race over {len(seeds)} seed(s) · {meta.get('n_train')} training / "
              f"{meta.get('n_val')} validation rows · device {e(str(meta.get('device')))} · "

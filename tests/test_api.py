@@ -208,3 +208,12 @@ def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
         assert server.wait(30) in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
     assert (tmp_path / "taskaffinity.db").exists()
     assert (tmp_path / "jobs" / job_id / "result.json").exists()
+
+
+def test_an_upload_without_rows_is_refused(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        empty = io.BytesIO(b"pixel_0,digit_0\n")
+        response = client.post("/v1/datasets", files={"file": ("d.csv", empty, "text/csv")})
+        assert response.status_code == 422
+        assert response.json() == {"detail": "file: 'd.csv' has no rows"}
+        assert client.get("/v1/datasets").json()["count"] == 0

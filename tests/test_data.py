@@ -85,7 +85,10 @@ def test_npz_images_and_cnn(tmp_path):
     (lambda f: f.assign(digit_0=1), "tasks[0].column: task 'zero' has a single class (1)"),
     (lambda f: f.assign(ink=5.0), "tasks[2].column: regression target 'ink' is constant"),
     (lambda f: f.assign(ink=np.inf), "tasks[2].column: task 'ink' has infinite labels"),
-    (lambda f: f.assign(pixel_3=np.nan), "data.features: 300 rows have NaN or infinite"),
+    (lambda f: f.assign(pixel_3=np.nan), "data.features[3]: column 'pixel_3' has 300 missing "
+                                         "values"),
+    (lambda f: f.assign(pixel_3=np.inf), "data.features: 300 rows have NaN or infinite"),
+    (lambda f: f.iloc[:0], "data.path: 'd.csv' has no rows (columns: pixel_0, pixel_1"),
     (lambda f: f.assign(split="train"), "data.split_column: needs at least 2 train rows and 1 "
                                          "val row; got 300 and 0"),
     (lambda f: f.assign(split="holdout"), "data.split_column: unknown value 'holdout' in row 0"),
@@ -151,3 +154,37 @@ def test_builtin_digits_matches_contract():
     y = torch.cat([data.y_train, data.y_val])
     assert torch.equal(y.sum(1), torch.ones(1797))  # one-vs-rest: exactly one positive per row
     assert pd.Series(y.sum(0).numpy()).between(170, 190).all()
+
+
+def test_a_numeric_target_declared_multiclass_is_refused(tmp_path):
+    digits_frame(300).to_csv(tmp_path / "d.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS},
+                        "tasks": [TASKS[0], {"name": "ink", "type": "multiclass"}]})
+    with pytest.raises(InvalidTaskSet, match=r"tasks\[1\]\.type: multiclass task 'ink' has "
+                                             r"\d+ classes for 300 labelled rows"):
+        load_dataset(ts)
+    load_dataset(parse_taskset({**ts.model_dump(), "tasks": [TASKS[0], TASKS[1]]}))  # 10 kept
+
+
+def test_default_features_name_a_left_out_target(tmp_path):
+    """Only some targets listed as tasks: the others would be features. One with missing
+    labels is refused, naming it; a complete one that gives a task's label away is a
+    warning in the data (and so in the result and the report)."""
+    frame = digits_frame(300).drop(columns=["label", "parity"])
+    frame["digit_1"] = frame["digit_1"].astype(float)
+    frame.loc[::4, "digit_1"] = np.nan  # a sibling target, partly labelled
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv")}, "tasks": [TASKS[0], TASKS[2]]})
+    with pytest.raises(InvalidTaskSet, match="data.features: 'digit_1' has missing values. "
+                                             "Features default to every column"):
+        load_dataset(ts)
+    frame["digit_1"] = frame["digit_1"].fillna(0)
+    frame["zero_again"] = frame["digit_0"]  # a copy of the task's own label
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    data = load_dataset(ts)
+    assert len(data.warnings) == 1
+    assert data.warnings[0].startswith("data.features: column 'zero_again' has correlation "
+                                       "1.00 with task 'zero'")
+    listed = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS},
+                            "tasks": [TASKS[0], TASKS[2]]})
+    assert load_dataset(listed).warnings == ()  # features listed by the user: no guessing

@@ -61,6 +61,8 @@ def upload(file: UploadFile, store: StoreDep, settings: SettingsDep,
                                    "limit")
                 out.write(chunk)
         n_rows, columns = describe(path, name)
+        if n_rows == 0:
+            raise InvalidTaskSet(f"file: {name!r} has no rows")
         row = store.add_dataset(owner, name, str(path), size, n_rows, columns, dataset_id)
     except BaseException:
         path.unlink(missing_ok=True)
