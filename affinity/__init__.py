@@ -6,7 +6,13 @@ The public names load on first use (PEP 562), so that ``import affinity.client``
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("taskaffinity")  # the one place: pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"
 
 _WHERE = {"analyze": "affinity.analysis", "group": "affinity.evidence",
           "MeasureResult": "affinity.result", "Result": "affinity.result",

@@ -14,15 +14,6 @@ from typing import Any
 # so that `affinity --help` and the service client commands start fast.
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("taskaffinity")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's default in its help line (flags and required options left out)."""
 
@@ -35,7 +26,9 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affinity", description=__doc__,
                                      formatter_class=_Help)
-    parser.add_argument("--version", action="version", version=f"affinity {_version()}")
+    from affinity import __version__
+
+    parser.add_argument("--version", action="version", version=f"affinity {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:

@@ -258,6 +258,12 @@ def _format_error(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}{shown}"
 
 
+def taskset_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON Schema of a task set (``docs/taskset.schema.json``, ``GET
+    /v1/schema/taskset``); ``ref_template`` places its definitions elsewhere (OpenAPI)."""
+    return TaskSet.model_json_schema(ref_template=ref_template)
+
+
 def parse_taskset(doc: Any) -> TaskSet:
     """Validate a task-set document (a mapping); raise InvalidTaskSet naming every bad field."""
     if not isinstance(doc, dict):

@@ -10,7 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from affinity import __version__
+from affinity.taskset import taskset_schema
 from api import errors
 from api.results import ResultCache
 from api.routes import backbones, datasets, health, jobs
@@ -58,9 +61,31 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
                 process.join(10)
             app.state.store.dispose()
 
-    app = FastAPI(title="taskaffinity", version="0.1.0", lifespan=lifespan,
-                  description="Task-affinity analysis and grouping for multi-task learning.")
+    # Swagger UI and ReDoc from the package's own files: /docs works without internet
+    app = FastAPIOffline(title="taskaffinity", version=__version__, lifespan=lifespan,
+                         description="Task-affinity analysis and grouping for multi-task "
+                                     "learning.")
     errors.install(app)
     for router in (jobs.router, datasets.router, backbones.router, health.router):
         app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, with the task-set model as the body of ``POST /v1/jobs`` (the
+    route reads it as a mapping, so that ``resolve`` can check it with its data and name the
+    field in its own words)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        schema = taskset_schema("#/components/schemas/{model}")
+        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["TaskSet"] = schema
+        body = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = {"$ref": "#/components/schemas/TaskSet"}
+        app.openapi_schema = doc
+    return app.openapi_schema

@@ -217,3 +217,40 @@ def test_an_upload_without_rows_is_refused(settings):
         assert response.status_code == 422
         assert response.json() == {"detail": "file: 'd.csv' has no rows"}
         assert client.get("/v1/datasets").json()["count"] == 0
+
+
+def test_docs_are_served_without_a_cdn(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for page, script in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+            html = client.get(page).text
+            assert "cdn." not in html and f"/static-offline-docs/{script}" in html
+            asset = client.get(f"/static-offline-docs/{script}")
+            assert asset.status_code == 200 and len(asset.content) > 100_000
+        import affinity
+
+        assert client.get("/openapi.json").json()["info"]["version"] == affinity.__version__
+
+
+def test_the_taskset_schema_is_served_and_is_the_jobs_body(settings):
+    import subprocess
+    import sys
+
+    import jsonschema
+    import yaml
+
+    from affinity.taskset import taskset_schema
+
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        served = client.get("/v1/schema/taskset").json()
+        document = client.get("/openapi.json").json()
+    assert served == taskset_schema()
+    body = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/TaskSet"}
+    assert {"TaskSet", "DataSpec", "TrainingSpec"} <= set(document["components"]["schemas"])
+    example = yaml.safe_load(open("examples/digits.yaml"))
+    jsonschema.validate(example, served)  # the bundled example is a valid task set
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**example, "tasks": [{"name": "a", "type": "ordinal"}] * 2}, served)
+    check = subprocess.run([sys.executable, "docs/generate.py", "--check"], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, "docs/taskset.schema.json is stale: python docs/generate.py"
