@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from affinity.backbones import register as register_backbone
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.grouping.surrogate import Surrogate, fit_surrogate
@@ -104,11 +105,23 @@ def _step_seconds(taskset: TaskSet, data: Dataset, members: list[Group],
 def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             device: str | torch.device = "auto",
             data: Dataset | None = None, progress: ProgressCallback | None = None,
-            executor: Executor | None = None) -> Result:
+            executor: Executor | None = None,
+            trunk: Callable[..., torch.nn.Module] | None = None) -> Result:
     """Probe, measure, race and decide; see the module docstring.
 
-    ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process)."""
+    ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process).
+    ``trunk``: your own shared network, a factory ``(input_shape) -> nn.Module`` mapping a
+    batch (N, *input_shape) to features (N, width) (its options: ``functools.partial``); it
+    replaces the task set's ``model``. It is registered in this process only, so it runs
+    with the local executor, not on Ray workers or the service."""
     started = time.perf_counter()
+    if trunk is not None:
+        if executor is not None and not isinstance(executor, LocalExecutor):
+            raise ValueError("trunk: a Python trunk runs in this process only; use the "
+                             "local executor, or install it as a backbone package")
+        name = register_backbone(f"python:{getattr(trunk, '__qualname__', 'trunk')}", trunk)
+        taskset = taskset.model_copy(update={"model": taskset.model.model_copy(
+            update={"backbone": name, "hidden": None, "options": {}})})
     import torch._dynamo  # noqa: F401  # the first optimizer imports it (about 1 s): not a training cost
     executor = executor or LocalExecutor()
     dev = resolve_device(device)

@@ -4,7 +4,8 @@ A backbone is a factory ``(input_shape, **options) -> nn.Module`` whose module m
 shape (N, *input_shape) to features of shape (N, width). Packages register theirs under the
 Python entry-point group ``taskaffinity.backbones`` (the name is the entry point's); the two
 built-ins, ``mlp`` and ``cnn``, are registered the same way by this package. Task sets name a
-backbone and its keyword options; they never name code to import.
+backbone and its keyword options; they never name code to import. From Python, ``register``
+adds a trunk to this process's registry (``analyze(..., trunk=factory)`` does it for you).
 """
 
 from __future__ import annotations
@@ -97,6 +98,20 @@ def registry() -> dict[str, Backbone]:
         except Exception:  # noqa: BLE001  # a broken plug-in must not take the service down
             continue
     return found
+
+
+def register(name: str, factory: Factory) -> str:
+    """Register ``factory`` ``(input_shape, **options) -> nn.Module`` under ``name`` in this
+    process (a notebook's or a script's own trunk, with no package to install); registering a
+    name again replaces it. Installed backbones keep their names. Returns the name."""
+    installed = {ep.name for ep in entry_points(group=GROUP)} | set(BUILTINS)
+    if name in installed:
+        raise ValueError(f"backbone {name!r} is installed; register yours under another name")
+    if not callable(factory):
+        raise ValueError(f"backbone {name!r}: the factory must be callable; got "
+                         f"{type(factory).__name__}")
+    registry()[name] = Backbone(name, factory)
+    return name
 
 
 def get(name: str) -> Backbone:
