@@ -14,6 +14,7 @@ from itertools import zip_longest
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
@@ -163,6 +164,8 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
         return measured.task_losses(c, seeds).mean(axis=0)
 
     mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
+    spread = _gain_halfwidths(measured.task_losses(single, seeds),
+                              measured.task_losses(chosen, seeds))
     return {
         "k": k,
         "groups": _names(tasks, chosen.groups),
@@ -173,7 +176,8 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
         "served_by": served,
         "measured": {t: {"loss": round(float(mine[j]), 6), "single_loss": round(float(alone[j]), 6),
                          "all_in_one_loss": round(float(joint[j]), 6),
-                         "gain": round(float((alone[j] - mine[j]) / max(alone[j], 1e-12)), 6)}
+                         "gain": round(float((alone[j] - mine[j]) / max(alone[j], 1e-12)), 6),
+                         "gain_halfwidth": None if spread is None else round(float(spread[j]), 6)}
                      for j, t in enumerate(tasks)},
         "measured_total_loss": round(float(mine.sum()), 6),
         "selected_by": f"race: {len(contest.candidates)} finalist(s) measured on {len(seeds)} "
@@ -182,6 +186,15 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                        "measured_total_loss": round(float(measured.scores(c, seeds).mean()), 6)}
                       for c in contest.candidates],
     }
+
+
+def _gain_halfwidths(alone: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
+    """Half-widths of 95% t-intervals of each task's gain over training alone, from the
+    seed-paired losses (seeds, tasks); None with one seed."""
+    if len(alone) < 2:
+        return None
+    diff = (alone - mine) / np.maximum(alone.mean(axis=0), 1e-12)
+    return stats.t.ppf(0.975, len(diff) - 1) * diff.std(axis=0, ddof=1) / np.sqrt(len(diff))
 
 
 def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:

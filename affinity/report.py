@@ -33,6 +33,17 @@ th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums
 """
 
 
+MAX_ANNOTATED = 12  # tasks up to which the heatmaps print each cell's value
+
+
+def _cell_scale(bound: float) -> float:
+    """A power of ten that keeps every cell's label short: 1 for values of 0.1 and more,
+    else the largest value's order (labels then read as multiples of it, one decimal)."""
+    if bound <= 0 or bound >= 0.1:
+        return 1.0
+    return float(10.0 ** np.floor(np.log10(bound)))
+
+
 def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
     n = len(tasks)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
@@ -43,13 +54,17 @@ def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
     ax.set_yticks(range(n), tasks)
     ax.set_xlabel("target task j")
     ax.set_ylabel("source task i")
-    ax.set_title(title)
-    size = 8 if n <= 10 else 6
-    for i in range(n):
-        for j in range(n):
-            v = m.matrix[i, j]
-            ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=size,
-                    color="white" if abs(v) > 0.6 * bound else "black")
+    scale = _cell_scale(bound)
+    ax.set_title(title if scale == 1 else f"{title} (cells x 1e{round(np.log10(scale))})",
+                 fontsize=10)
+    if n <= MAX_ANNOTATED:  # beyond, the cells are too small for numbers: the colours speak
+        for i in range(n):
+            for j in range(n):
+                v = m.matrix[i, j]
+                shown = round(v / scale, 1) if scale != 1 else round(v, 2)
+                ax.text(j, i, f"{shown + 0.0:.{1 if scale != 1 else 2}f}", ha="center",
+                        va="center", fontsize=7,
+                        color="white" if abs(v) > 0.6 * bound else "black")
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
@@ -59,27 +74,35 @@ def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt
     sim = similarity(matrix)
     dist = sim.max() - sim
     np.fill_diagonal(dist, 0)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 4.0))
     dendrogram(linkage(squareform(dist, checks=False), method="average"), labels=tasks, ax=ax,
-               leaf_rotation=45)
-    ax.set_title(f"average-link dendrogram of {measure} (higher join = less affinity)")
+               leaf_rotation=45, leaf_font_size=8)
+    for label in ax.get_xticklabels():  # anchored at their leaf, so long names do not collide
+        label.set_horizontalalignment("right")
+        label.set_rotation_mode("anchor")
+    ax.set_title(f"{measure}: average-link dendrogram", fontsize=10)
+    ax.set_ylabel("distance (higher join =\nless affinity)", fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
-    """Each task's measured gain (vs training it alone) in the recommended groups, or its
-    predicted gain when nothing was measured."""
+    """Each task's measured gain (vs training it alone) in the recommended groups, with its
+    95% interval over the race's seeds, or its predicted gain when nothing was measured."""
     measured = "measured" in entry
     gains = [entry["measured"][t]["gain"] if measured else entry["predicted_gain"][t]
              for t in tasks]
+    spread = [entry["measured"][t].get("gain_halfwidth") for t in tasks] if measured else []
     x = np.arange(len(tasks))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.2))
-    ax.bar(x, gains, 0.7, color=["#2a7" if g >= 0 else "#c44" for g in gains])
+    ax.bar(x, gains, 0.7, color=["#2a7" if g >= 0 else "#c44" for g in gains],
+           yerr=spread if spread and None not in spread else None, capsize=3,
+           error_kw={"elinewidth": 0.8})
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, tasks, rotation=45, ha="right")
     ax.set_ylabel("relative loss drop vs alone")
-    ax.set_title(f"k = {entry['k']}: {'measured' if measured else 'predicted'} gain per task")
+    ax.set_title(f"k = {entry['k']}: {'measured' if measured else 'predicted'} gain per task"
+                 + (" (95% intervals)" if spread and None not in spread else ""), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -179,6 +202,11 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
         if any(g.get("interval") for g in result.groupings):
             parts.append(_img(_png(budget_figure(result.groupings), figures / "budgets.png"),
                               "improvement per k"))
+        parts.append("<p><b>How to choose k.</b> Take the smallest k whose improvement is "
+                     "beyond noise (its interval above 0): each extra group is one more "
+                     "network to train and serve. When no k is beyond noise, train the "
+                     "baseline the verdict names; more seeds (a larger "
+                     "<code>budget.training_runs</code>) narrow the intervals.</p>")
         for entry in result.groupings:
             rows = []
             for gi, group in enumerate(entry["groups"]):

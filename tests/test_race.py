@@ -88,6 +88,11 @@ def test_race_finds_the_planted_grouping_and_halves():
     assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
     assert entry["served_by"] == {"a": 0, "b": 0, "c": 1, "d": 1}
     assert entry["measured"]["a"]["gain"] == pytest.approx(0.2, abs=0.05)
+    alone = np.array([planted(s, (0,))[0] for s in used])  # task a alone and with b, per seed
+    paired = np.array([planted(s, (0, 1))[0] for s in used])
+    diff = (alone - paired) / alone.mean()
+    lo, hi = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
+    assert entry["measured"]["a"]["gain_halfwidth"] == pytest.approx((hi - lo) / 2, rel=1e-4)
     assert entry["baseline"] == "single_task" and entry["significant"]
     assert entry["improvement"] == pytest.approx(0.2, abs=0.02)
     assert "k = 2 groups cut the total loss by 20%" in verdict([entry])
