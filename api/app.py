@@ -16,7 +16,7 @@ from affinity import __version__
 from affinity.taskset import taskset_schema
 from api import errors
 from api.results import ResultCache
-from api.routes import backbones, datasets, health, jobs
+from api.routes import backbones, datasets, health, jobs, pages
 from api.settings import Settings
 from api.store import Store
 
@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
                          description="Task-affinity analysis and grouping for multi-task "
                                      "learning.")
     errors.install(app)
-    for router in (jobs.router, datasets.router, backbones.router, health.router):
+    for router in (jobs.router, datasets.router, backbones.router, health.router,
+                   pages.router):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -75,3 +75,13 @@ class BackbonePublic(BaseModel):
 
 class BackbonesPublic(BaseModel):
     backbones: list[BackbonePublic]
+
+
+class TaskSetChecked(BaseModel):
+    """A task set that passed every check, with its data, and was not queued."""
+
+    taskset: dict[str, Any]
+    tasks: list[str]
+    n_train: int
+    n_val: int
+    warnings: list[str]

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
-from affinity.taskset import MEASURE_NAMES
+from affinity.taskset import MEASURE_NAMES, InvalidTaskSet
 from api.deps import OwnerDep, SettingsDep, StoreDep
 from api.errors import TooManyJobs
 from api.jobs import resolve
 from api.results import ResultCache
-from api.schemas import JobPublic, JobsPublic
+from api.schemas import JobPublic, JobsPublic, TaskSetChecked
 from api.store import Conflict, JobRow, JobStatus, NotFound, Store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -37,6 +38,23 @@ def submit(store: StoreDep, settings: SettingsDep, owner: OwnerDep,
     job = store.add_job(owner, taskset, dataset_id=parsed.data.dataset,
                         max_attempts=settings.max_attempts)
     return JobPublic.of(job)
+
+
+@router.post("/check", response_model=TaskSetChecked)
+async def check(request: Request, store: StoreDep, settings: SettingsDep,
+                owner: OwnerDep) -> TaskSetChecked:
+    """Validate a task set, YAML or JSON (any content type), with its data, without queuing
+    it; answers the task set as the JSON document ``POST /v1/jobs`` takes (the jobs page
+    sends YAML through this)."""
+    try:
+        doc = yaml.safe_load(await request.body())
+    except yaml.YAMLError as exc:
+        raise InvalidTaskSet(f"task set: not valid YAML or JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidTaskSet("task set: must be a mapping (YAML or JSON object)")
+    parsed, data = await run_in_threadpool(resolve, store, settings, owner, doc)
+    return TaskSetChecked(taskset=doc, tasks=parsed.task_names, n_train=len(data.x_train),
+                          n_val=len(data.x_val), warnings=list(data.warnings))
 
 
 @router.get("", response_model=JobsPublic)

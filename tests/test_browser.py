@@ -1,0 +1,98 @@
+"""The jobs page in a real headless browser (Debian's chromium, driven by Selenium): set the
+token, submit the bundled example, watch it reach succeeded, open its report."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from api.settings import Settings
+from tests.service_helpers import LiveServer, store_url
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="no headless browser: apt-get install chromium chromium-driver (.ci/run does)")
+TOKEN = "page-secret"
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,1800"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_until(check, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise TimeoutError("the page did not get there in time")
+
+
+def test_submit_watch_and_open_the_report(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
+                        poll_seconds=0.05, device="cpu", auth_tokens=f"pat:{TOKEN}")
+    with LiveServer(settings, worker_thread=True) as server:
+        browser.get(server.url + "/")
+        assert "taskaffinity" in browser.title
+        message = browser.find_element(By.ID, "message")
+        wait_until(lambda: "401" in message.text)  # no token yet: the page says so
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.ID, "save-token").click()
+        browser.find_element(By.ID, "example").click()
+        assert "builtin: digits" in browser.find_element(By.ID, "taskset").get_attribute("value")
+        browser.find_element(By.ID, "submit").click()
+        wait_until(lambda: message.text.startswith("submitted job_"))
+        job_id = message.text.split()[1]
+        seen = set()
+
+        def finished():
+            rows = browser.find_elements(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] .status')
+            if rows:
+                seen.add(rows[0].text)
+            return rows and rows[0].text in ("succeeded", "failed")
+
+        wait_until(finished)
+        assert "succeeded" in seen, seen
+        browser.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] a.open').click()
+        wait_until(lambda: len(browser.window_handles) == 2)
+        browser.switch_to.window(browser.window_handles[1])
+        verdict = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "p.verdict"))
+        assert verdict[0].text  # the report opened, the verdict first
+        assert browser.find_elements(By.CSS_SELECTOR, "img[alt=lookahead]")
+        browser.save_screenshot(str(tmp_path / "report.png"))
+        assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_bad_task_set_is_explained_on_the_page(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
+                        device="cpu")
+    with LiveServer(settings) as server:
+        browser.get(server.url + "/")
+        box = browser.find_element(By.ID, "taskset")
+        box.send_keys("data: {builtin: digits}\ntasks:\n  - {name: a, column: digit_0, "
+                      "type: ordinal}\n  - {name: b, column: digit_1, type: binary}\n")
+        browser.find_element(By.ID, "submit").click()
+        message = browser.find_element(By.ID, "message")
+        wait_until(lambda: "422" in message.text)
+        assert "tasks[0].type" in message.text
+        assert "err" in message.get_attribute("class")
