@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
     # Swagger UI and ReDoc from the package's own files: /docs works without internet
     app = FastAPIOffline(title="taskaffinity", version=__version__, lifespan=lifespan,
                          description="Task-affinity analysis and grouping for multi-task "
-                                     "learning.")
+                                     "learning.", responses=errors.ERROR_RESPONSES)
     errors.install(app)
     for router in (jobs.router, datasets.router, backbones.router, health.router,
                    pages.router):
@@ -74,9 +74,9 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
 
 
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document, with the task-set model as the body of ``POST /v1/jobs`` (the
-    route reads it as a mapping, so that ``resolve`` can check it with its data and name the
-    field in its own words)."""
+    """FastAPI's document, with the task-set model as the body of ``POST /v1/jobs`` and of
+    ``POST /v1/jobs/check`` (the routes read it as a mapping or as YAML text, so that
+    ``resolve`` can check it with its data and name the field in its own words)."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -88,5 +88,8 @@ def _openapi(app: FastAPI) -> dict:
         components["TaskSet"] = schema
         body = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
         body["schema"] = {"$ref": "#/components/schemas/TaskSet"}
+        doc["paths"]["/v1/jobs/check"]["post"]["requestBody"] = {"required": True, "content": {
+            kind: {"schema": {"$ref": "#/components/schemas/TaskSet"}}
+            for kind in ("application/json", "application/yaml")}}
         app.openapi_schema = doc
     return app.openapi_schema

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from affinity.taskset import InvalidTaskSet
 from api.store import Conflict, NotFound
@@ -25,6 +30,38 @@ def _field(loc: tuple) -> str:
     for p in parts:
         text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
     return text or "body"
+
+
+class ErrorBody(BaseModel):
+    """Every error response: one sentence that names the field and the problem."""
+
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (400, "the body is not valid JSON"),
+        (401, "a bearer token is required (when the service has tokens)"),
+        (403, "the token gives no access"),
+        (404, "no such id for this owner"),
+        (405, "the path does not take this method (the Allow header lists those it takes)"),
+        (409, "the request conflicts with the object's state"),
+        (413, "the upload is larger than the limit"),
+        (422, "invalid input: the detail names the field"),
+        (429, "too many queued or running jobs for this owner"),
+        (503, "the store is unavailable; try again"))}
+"""Documented on every route (the OpenAPI document's responses), with the one error shape."""
+
+
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route takes at the request's path (Starlette's own 405 names only
+    the first matching route's), found by matching the request again under each method."""
+    return [m for m in METHODS
+            if any(route.matches({**request.scope, "method": m})[0] == Match.FULL
+                   for route in app.router.routes)]
 
 
 def install(app: FastAPI) -> None:
@@ -49,3 +86,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(app, request))
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=headers)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -254,3 +254,19 @@ def test_the_taskset_schema_is_served_and_is_the_jobs_body(settings):
     check = subprocess.run([sys.executable, "docs/generate.py", "--check"], capture_output=True,
                            text=True)
     assert check.returncode == 0, "docs/taskset.schema.json is stale: python docs/generate.py"
+
+
+def test_every_error_has_the_documented_shape(settings):
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        wrong_method = client.request("OPTIONS", "/v1/jobs/job_x")
+        assert wrong_method.status_code == 405
+        assert wrong_method.headers["allow"] == "DELETE, GET"  # every route at that path
+        assert set(wrong_method.json()) == {"detail"}
+        huge = client.get("/v1/jobs", params={"offset": 10**22})
+        assert huge.status_code == 422 and huge.json()["detail"].startswith("offset:")
+        document = client.get("/openapi.json").json()
+    report = document["paths"]["/v1/jobs/{job_id}/report"]["get"]["responses"]
+    assert set(report["200"]["content"]) == {"text/html"}
+    assert report["404"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]

@@ -43,7 +43,9 @@ class StoreCollector:
                                     sum_value=sum(durations))
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}},
+                             "description": "Prometheus text format"}})
 def metrics(store: StoreDep, _owner: OwnerDep) -> Response:
     registry = CollectorRegistry()
     registry.register(StoreCollector(store))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse
 
 from affinity.taskset import MEASURE_NAMES, InvalidTaskSet
 from api.deps import OwnerDep, SettingsDep, StoreDep
@@ -60,7 +60,7 @@ async def check(request: Request, store: StoreDep, settings: SettingsDep,
 @router.get("", response_model=JobsPublic)
 def list_jobs(store: StoreDep, owner: OwnerDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> JobsPublic:
+              offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> JobsPublic:
     rows, count = store.list_jobs(owner, status, limit, offset)
     return JobsPublic(data=[JobPublic.of(r) for r in rows], count=count)
 
@@ -117,13 +117,17 @@ def get_auxiliary(job_id: str, task: str, store: StoreDep,
     return auxiliary[task]
 
 
-@router.get("/{job_id}/report", response_class=HTMLResponse)
+@router.get("/{job_id}/report", response_class=FileResponse,
+            responses={200: {"content": {"text/html": {}},
+                             "description": "the self-contained HTML report"}})
 def get_report(job_id: str, store: StoreDep, owner: OwnerDep) -> FileResponse:
     job = finished(store, owner, job_id)
     return FileResponse(Path(job.output_dir) / "report.html", media_type="text/html")
 
 
-@router.get("/{job_id}/matrices/{measure}.csv")
+@router.get("/{job_id}/matrices/{measure}.csv", response_class=FileResponse,
+            responses={200: {"content": {"text/csv": {}},
+                             "description": "source x target matrix, first column the source"}})
 def get_matrix(job_id: str, measure: str, store: StoreDep, owner: OwnerDep) -> FileResponse:
     job = finished(store, owner, job_id)
     if measure not in job.result["affinity"] and measure not in job.result["diagnostics"]:
