@@ -66,8 +66,8 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
                          description="Task-affinity analysis and grouping for multi-task "
                                      "learning.", responses=errors.ERROR_RESPONSES)
     errors.install(app)
-    for router in (jobs.router, datasets.router, backbones.router, health.router,
-                   pages.router):
+    for router in (jobs.router, jobs.tasksets, datasets.router, backbones.router,
+                   health.router, pages.router):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, worker: bool | None = None) 
 
 def _openapi(app: FastAPI) -> dict:
     """FastAPI's document, with the task-set model as the body of ``POST /v1/jobs`` and of
-    ``POST /v1/jobs/check`` (the routes read it as a mapping or as YAML text, so that
+    ``POST /v1/tasksets/check`` (the routes read it as a mapping or as YAML text, so that
     ``resolve`` can check it with its data and name the field in its own words)."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
@@ -88,7 +88,7 @@ def _openapi(app: FastAPI) -> dict:
         components["TaskSet"] = schema
         body = doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
         body["schema"] = {"$ref": "#/components/schemas/TaskSet"}
-        doc["paths"]["/v1/jobs/check"]["post"]["requestBody"] = {"required": True, "content": {
+        doc["paths"]["/v1/tasksets/check"]["post"]["requestBody"] = {"required": True, "content": {
             kind: {"schema": {"$ref": "#/components/schemas/TaskSet"}}
             for kind in ("application/json", "application/yaml")}}
         app.openapi_schema = doc

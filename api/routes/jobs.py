@@ -19,6 +19,7 @@ from api.schemas import JobPublic, JobsPublic, TaskSetChecked
 from api.store import Conflict, JobRow, JobStatus, NotFound, Store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+tasksets = APIRouter(prefix="/v1/tasksets", tags=["jobs"])
 
 TASKSET_EXAMPLE = {"name": "digits", "data": {"builtin": "digits"},
                    "tasks": [{"name": "digit_0", "type": "binary"},
@@ -40,7 +41,7 @@ def submit(store: StoreDep, settings: SettingsDep, owner: OwnerDep,
     return JobPublic.of(job)
 
 
-@router.post("/check", response_model=TaskSetChecked)
+@tasksets.post("/check", response_model=TaskSetChecked)
 async def check(request: Request, store: StoreDep, settings: SettingsDep,
                 owner: OwnerDep) -> TaskSetChecked:
     """Validate a task set, YAML or JSON (any content type), with its data, without queuing
