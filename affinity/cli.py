@@ -171,17 +171,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_recommendation(result) -> None:
-    """The verdict, then what to train for each k with its measured lead."""
-    print(result.verdict)
+    """The verdict, then a table of what to train for each k with its measured lead."""
+    from rich.console import Console
+    from rich.table import Table
+
+    print(result.verdict, flush=True)
+    table = Table(title="what to train for each number of groups k", title_justify="left")
+    for column in ("k", "train", "groups", "best k groups vs the better baseline (95%)"):
+        table.add_column(column, overflow="fold")
     for entry in result.groupings:
-        extra = ""
+        lead = "not measured"
         if entry.get("interval"):
             lo, hi = entry["interval"]
-            extra = (f"  (best {entry['k']} groups vs {entry['baseline'].replace('_', '-')}: "
-                     f"{100 * entry['improvement']:+.1f}%, 95% {100 * lo:+.1f}% to "
-                     f"{100 * hi:+.1f}%)")
-        print(f"k={entry['k']}: {entry['kind'].replace('_', '-'):11} "
-              f"{' | '.join(', '.join(g) for g in entry['groups'])}{extra}")
+            lead = (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to "
+                    f"{100 * hi:+.1f}%) vs {entry['baseline'].replace('_', '-')}"
+                    + (", beyond noise" if entry["significant"] else ""))
+        elif entry.get("baseline"):
+            lead = f"{100 * entry['improvement']:+.1f}% (one seed) vs {entry['baseline']}"
+        table.add_row(str(entry["k"]), entry["kind"].replace("_", "-"),
+                      "\n".join(", ".join(g) for g in entry["groups"]), lead)
+    Console(width=max(100, Console().width)).print(table)
 
 
 def _job_line(job: dict) -> str:

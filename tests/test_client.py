@@ -88,7 +88,8 @@ def test_cli_verbs(server, taskset_file, tmp_path, capsys, monkeypatch):
     assert main(["submit", str(taskset_file), *url, "--wait"]) == 0
     out = capsys.readouterr().out
     job_id = out.split()[1].rstrip(":")
-    assert f"{job_id}  succeeded" in out and "k=2:" in out and "/report" in out
+    assert f"{job_id}  succeeded" in out and "/report" in out
+    assert "what to train for each number of groups k" in out and "│ 2 " in out
     assert main(["status", job_id, *url]) == 0
     assert capsys.readouterr().out.startswith(f"{job_id}  succeeded  100.0%")
     assert main(["fetch", job_id, *url, "--out", str(tmp_path / "got")]) == 0
