@@ -125,6 +125,7 @@ def _resolve_path(taskset: TaskSet, base_dir: Path, root: str | Path | None,
             raise InvalidTaskSet(f"data.dataset: unknown dataset {spec.dataset!r}")
         path = datasets[spec.dataset]
     else:
+        assert spec.path is not None  # the task set names exactly one source
         path = (base_dir / spec.path).resolve()
         if root is not None and not path.is_relative_to(Path(root).resolve()):
             raise InvalidTaskSet(f"data.path: {spec.path!r} lies outside the data root")

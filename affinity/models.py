@@ -123,16 +123,17 @@ class TaskLosses:
             offset += t.n_outputs
         by_type = {k: [i for i, t in enumerate(tasks) if t.type == k] for k in
                    ("binary", "regression")}
-        self.binary = by_type["binary"]
-        self.regression = by_type["regression"]
+        self.binary: slice | list[int] = by_type["binary"]
+        self.regression: slice | list[int] = by_type["regression"]
         self.multiclass = [(i, starts[i], t.n_outputs) for i, t in enumerate(tasks)
                            if t.type == "multiclass"]
-        self.bin_cols = _as_slice([starts[i] for i in self.binary])
-        self.reg_cols = _as_slice([starts[i] for i in self.regression])
-        order = self.binary + self.regression + [i for i, _, _ in self.multiclass]
+        self.bin_cols = _as_slice([starts[i] for i in by_type["binary"]])
+        self.reg_cols = _as_slice([starts[i] for i in by_type["regression"]])
+        order = by_type["binary"] + by_type["regression"] + [i for i, _, _ in self.multiclass]
         inverse = [order.index(i) for i in range(len(tasks))]
         self.inverse = None if inverse == sorted(inverse) else inverse
-        self.binary, self.regression = _as_slice(self.binary), _as_slice(self.regression)
+        self.binary = _as_slice(by_type["binary"])
+        self.regression = _as_slice(by_type["regression"])
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = ~torch.isnan(y)

@@ -153,7 +153,7 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
     return Comparison(baseline.kind, float(diff.mean()), interval, significant)
 
 
-Train = Callable[[list[Group], int], None]
+Train = Callable[[list[Group], int], object]
 """Trains the given groups on a seed and adds them to the measurements."""
 
 
@@ -172,6 +172,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
                 contest.candidates = _halve(contest.candidates, measured, used)
         share = 1.0 / max(1, planned_rounds - r)
         before = [list(contest.candidates) for contest in contests]
+        needed: list[Group] | None
         while True:
             needed = sorted({g for c in contests for g in c.alive_groups()
                              if not measured.has(g, seed)}, key=lambda g: (len(g), g))

@@ -43,12 +43,12 @@ def predictors(result: Result, taskset: TaskSet,
                surrogate: Surrogate | None) -> list[Source]:
     """(name, matrix, rule) of every predictor: the surrogate (its matrix: the fitted partner
     weights) when there is one, then the task set's driver and rule, then the rest."""
-    first = [(f"{taskset.driver}/{taskset.grouping.rule}", result.affinity[taskset.driver].matrix,
-              taskset.grouping.rule)]
+    first: list[Source] = [(f"{taskset.driver}/{taskset.grouping.rule}",
+                            result.affinity[taskset.driver].matrix, taskset.grouping.rule)]
     if surrogate is not None:
         first.insert(0, ("pairwise/surrogate", surrogate.weights, surrogate))
-    rest = [(f"{name}/{rule}", m.matrix, rule) for name, m in result.affinity.items()
-            for rule in RULES]
+    rest: list[Source] = [(f"{name}/{rule}", m.matrix, rule)
+                          for name, m in result.affinity.items() for rule in RULES]
     seen, out = set(), []
     for source in first + rest:
         if source[0] not in seen:
@@ -156,7 +156,7 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     """
     best, base = finalists(contest, measured, seeds)
     comp = compare(measured, best, base, seeds, prior) if best else None
-    chosen = best if comp and comp.improvement > 0 else base
+    chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
     served = dict(zip(tasks, measured.served(chosen, seeds).tolist(), strict=True))
     together, single = baselines(len(tasks))
 
@@ -222,6 +222,7 @@ def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
     chosen = partners if comp and comp.significant else []
     if chosen:
+        assert comp is not None and comp.interval is not None  # significant: measured
         lo, hi = comp.interval
         sentence = (f"train {tasks[primary]} with {', '.join(chosen)}: its loss drops by "
                     f"{_pct(comp.improvement)} ({_pct(lo)} to {_pct(hi)})")

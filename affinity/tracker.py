@@ -66,16 +66,16 @@ class AffinityTracker:
         if not shared:
             raise ValueError("shared must hold the parameters that every task's loss uses")
         eye = torch.eye(len(self.tasks), device=losses.device, dtype=losses.dtype)
-        grads = torch.autograd.grad(losses, shared, grad_outputs=eye, is_grads_batched=True,
+        found = torch.autograd.grad(losses, shared, grad_outputs=eye, is_grads_batched=True,
                                     retain_graph=True, allow_unused=True)
         grads = [g if g is not None else torch.zeros(len(self.tasks), *p.shape,
                                                      device=p.device, dtype=p.dtype)
-                 for g, p in zip(grads, shared, strict=True)]
+                 for g, p in zip(found, shared, strict=True)]
         cosine, dots, valid = gradient_products(grads)
         base = losses.detach().clamp(min=1e-30)[None, :]
         lookahead = self.lr * dots / base
-        sample = torch.stack([cosine, (cosine < 0).to(cosine.dtype), lookahead])
-        sample = sample.double().cpu().numpy()
+        sample = torch.stack([cosine, (cosine < 0).to(cosine.dtype), lookahead]) \
+            .double().cpu().numpy()
         mask = valid.cpu().numpy()
         self._sum += sample * mask
         self._squares += sample ** 2 * mask

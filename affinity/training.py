@@ -143,7 +143,7 @@ def compact(params: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
     index = keep.nonzero().squeeze(1)
     n = len(keep)
     new = {k: v.detach()[index].clone().requires_grad_() for k, v in params.items()}
-    new_opt = type(opt)(new.values(), lr=opt.defaults["lr"])
+    new_opt = type(opt)(new.values(), lr=opt.defaults["lr"])  # type: ignore[call-arg]
     new_opt.param_groups[0].update({k: v for k, v in opt.param_groups[0].items() if k != "params"})
     for old, fresh in zip(params.values(), new.values(), strict=True):
         state = opt.state.get(old)

@@ -55,7 +55,7 @@ def worker(device: str | None = None) -> int:
     from api.worker import work
 
     _logging()
-    settings = Settings(**({"device": device} if device else {}))
+    settings = Settings(device=device) if device else Settings()
     if not _store_ready(settings):
         return 2
     gpus = torch.cuda.device_count() if settings.device == "auto" else 0

@@ -85,7 +85,7 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{_field(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
         return JSONResponse({"detail": detail}, status_code=422)
 
-    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
@@ -94,4 +94,4 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
                             headers=headers)
 
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel
 
 from api.store import DatasetRow, JobRow, JobStatus
 
 
+@overload
+def _aware(moment: datetime) -> datetime: ...
+@overload
+def _aware(moment: None) -> None: ...
 def _aware(moment: datetime | None) -> datetime | None:
     """A stored timestamp in UTC with its zone (SQLite hands them back without one)."""
     return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
@@ -34,7 +38,7 @@ class JobPublic(BaseModel):
     def of(cls, row: JobRow) -> JobPublic:
         run = ((row.finished_at - row.started_at).total_seconds()
                if row.finished_at and row.started_at else None)
-        return cls(id=row.id, name=row.name, status=row.status, stage=row.stage,
+        return cls(id=row.id, name=row.name, status=JobStatus(row.status), stage=row.stage,
                    progress=round(100 * row.progress, 1), attempts=row.attempts,
                    error=row.error, dataset_id=row.dataset_id,
                    cancel_requested=row.cancel_requested, created_at=_aware(row.created_at),

@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -35,7 +35,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.dml import Update
 
 
 class JobStatus(str, Enum):  # noqa: UP042  # str() stays the member name: StrEnum would change it
@@ -114,11 +116,16 @@ class StoreOutdated(RuntimeError):
     """The store's schema is older than this release's and migrating was not allowed."""
 
 
-def _alembic(connection: Connection) -> AlembicConfig:
+def _alembic(connection: Connection | None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
+
+
+def _changed(session: Session, statement: Update) -> int:
+    """Run an UPDATE; the number of rows it changed."""
+    return cast(CursorResult, session.execute(statement)).rowcount
 
 
 class Store:
@@ -139,7 +146,7 @@ class Store:
     def migrate(self, *, apply: bool = True) -> str:
         """Bring the schema to the newest revision (a store made before Alembic is adopted
         as revision 0001, its jobs and results as they are); return the revision."""
-        head = ScriptDirectory.from_config(_alembic(None)).get_current_head()
+        head = ScriptDirectory.from_config(_alembic(None)).get_current_head() or ""
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
@@ -249,7 +256,7 @@ class Store:
         with self.session() as s:
             rows = s.execute(select(JobRow.started_at, JobRow.finished_at).where(
                 JobRow.started_at.is_not(None), JobRow.finished_at.is_not(None)))
-            return [(end - start).total_seconds() for start, end in rows]
+            return [(end - start).total_seconds() for start, end in rows if start and end]
 
     def claim(self, worker: str, lease_seconds: float) -> JobRow | None:
         """Atomically take the oldest queued job, or return None."""
@@ -260,11 +267,11 @@ class Store:
                 if job_id is None:
                     return None
                 t = now()
-                won = s.execute(update(JobRow).where(
+                won = _changed(s, update(JobRow).where(
                     JobRow.id == job_id, JobRow.status == "queued").values(
                     status="running", worker=worker, stage="starting",
                     attempts=JobRow.attempts + 1, started_at=t, error=None,
-                    lease_until=t + timedelta(seconds=lease_seconds))).rowcount
+                    lease_until=t + timedelta(seconds=lease_seconds)))
             if won:
                 return self.get_job(None, job_id)
         return None
@@ -274,11 +281,11 @@ class Store:
         """Record progress and extend the lease; False when the job should stop (cancel
         requested, or the lease was lost to another worker)."""
         with self.session.begin() as s:
-            updated = s.execute(update(JobRow).where(
+            updated = _changed(s, update(JobRow).where(
                 JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running",
                 JobRow.cancel_requested.is_(False)).values(
                 stage=stage[:200], progress=progress,
-                lease_until=now() + timedelta(seconds=lease_seconds))).rowcount
+                lease_until=now() + timedelta(seconds=lease_seconds)))
         return bool(updated)
 
     def finish(self, job_id: str, worker: str, status: JobStatus, *,
@@ -293,17 +300,17 @@ class Store:
         if status is JobStatus.succeeded:
             values.update(result=result, output_dir=output_dir, progress=1.0)
         with self.session.begin() as s:
-            return bool(s.execute(update(JobRow).where(
+            return bool(_changed(s, update(JobRow).where(
                 JobRow.id == job_id, JobRow.worker == worker,
-                JobRow.status == "running").values(**values)).rowcount)
+                JobRow.status == "running").values(**values)))
 
     def cancel(self, owner: str | None, job_id: str) -> JobRow:
         """Cancel a queued job at once; ask a running one to stop; refuse a finished one."""
         job = self.get_job(owner, job_id)
         with self.session.begin() as s:
-            done = s.execute(update(JobRow).where(
+            done = _changed(s, update(JobRow).where(
                 JobRow.id == job_id, JobRow.status == "queued").values(
-                status="cancelled", stage="cancelled", finished_at=now())).rowcount
+                status="cancelled", stage="cancelled", finished_at=now()))
             if not done:
                 s.execute(update(JobRow).where(JobRow.id == job_id,
                                                JobRow.status == "running").values(
@@ -318,13 +325,13 @@ class Store:
         t = now()
         with self.session.begin() as s:
             expired = (JobRow.status == "running") & (JobRow.lease_until < t)
-            failed = s.execute(update(JobRow).where(
+            failed = _changed(s, update(JobRow).where(
                 expired, JobRow.attempts >= JobRow.max_attempts).values(
                 status="failed", stage="failed", finished_at=t, lease_until=None,
-                error="worker lost (lease expired) on the last allowed attempt")).rowcount
-            queued = s.execute(update(JobRow).where(expired).values(
+                error="worker lost (lease expired) on the last allowed attempt"))
+            queued = _changed(s, update(JobRow).where(expired).values(
                 status="queued", stage="queued", worker=None, progress=0.0,
-                lease_until=None)).rowcount
+                lease_until=None))
         return failed + queued
 
 

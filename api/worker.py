@@ -50,7 +50,7 @@ def run_job(store: Store, settings: Settings, job: JobRow, worker: str,
     """Run one claimed job to a final state (or back to the queue on a retryable error)."""
     last = 0.0
 
-    def progress(stage: str, done: int, total: int) -> None:
+    def progress(stage: str, done: float, total: float) -> None:
         nonlocal last
         if time.monotonic() - last < HEARTBEAT_SECONDS and done < total:
             return

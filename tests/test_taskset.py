@@ -64,7 +64,7 @@ INVALID = [
     ("tasks.0.type", DELETE, "tasks[0].type: Field required"),
     ("tasks.0.column", "nope", "tasks[0].column: column 'nope' not found"),
     ("tasks.0.column", "label", "tasks[0].type: binary task 'a' has 10 classes; use multiclass"),
-    ("tasks.2.type", "multiclass", None),  # ink has many values: valid multiclass, no error
+    ("tasks.2.type", "multiclass", "tasks[2].type: multiclass task 'c' has"),  # a numeric target
     ("tasks.1.type", "regression", "tasks[1].type: regression labels of 'b' must be numeric"),
     ("tasks.0.weight", 2, "tasks[0].weight: unknown key"),
     ("model.backbone", "resnet", "model.backbone: not a registered backbone; installed: "),

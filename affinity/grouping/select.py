@@ -51,7 +51,8 @@ def pruned_pool(affinity: np.ndarray, rule: Rule) -> list[tuple[int, ...]]:
     """Singles, pairs, the whole set, and for each pair the groups met while growing it
     greedily (adding the task that most raises the group's summed gain, while it rises)."""
     n = len(affinity)
-    pool = {(t,) for t in range(n)} | set(itertools.combinations(range(n), 2))
+    pool: set[tuple[int, ...]] = {(t,) for t in range(n)} | set(
+        itertools.combinations(range(n), 2))
     pool.add(tuple(range(n)))
     for pair in itertools.combinations(range(n), 2):
         group = list(pair)

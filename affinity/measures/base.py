@@ -23,6 +23,20 @@ class ProbeRun:
     joint: JointProbe | None
     subsets: SubsetProbe | None
 
+    @property
+    def joint_probe(self) -> JointProbe:
+        """The joint run, which a measure that needs ``joint`` reads."""
+        if self.joint is None:
+            raise ValueError("this measure needs the joint probe; the run has none")
+        return self.joint
+
+    @property
+    def subset_probe(self) -> SubsetProbe:
+        """The subset networks, which a measure that needs singles or pairs reads."""
+        if self.subsets is None:
+            raise ValueError("this measure needs the subset probes; the run has none")
+        return self.subsets
+
 
 @dataclass(frozen=True)
 class Measure:

@@ -25,7 +25,7 @@ def linear_cka(reps: torch.Tensor) -> torch.Tensor:
 
 
 def cka_matrix(run: ProbeRun) -> np.ndarray:
-    probe, n = run.subsets, run.data.n_tasks
+    probe, n = run.subset_probe, run.data.n_tasks
     x = run.data.x_val[:MAX_ROWS]
     feats = probe.features([probe.index([t]) for t in range(n)], x)
     return linear_cka(feats).cpu().numpy()

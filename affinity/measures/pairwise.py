@@ -11,7 +11,7 @@ from affinity.measures.base import Measure, ProbeRun
 
 
 def pairwise_gain(run: ProbeRun) -> np.ndarray:
-    probe, n = run.subsets, run.data.n_tasks
+    probe, n = run.subset_probe, run.data.n_tasks
     gain = np.full((n, n), np.nan)
     trained = set(probe.members)
     for j in range(n):

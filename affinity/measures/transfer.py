@@ -47,7 +47,7 @@ def fit_heads(train: torch.Tensor, y_train: torch.Tensor, val: torch.Tensor,
 
 
 def transfer_matrix(run: ProbeRun) -> np.ndarray:
-    probe, data, n = run.subsets, run.data, run.data.n_tasks
+    probe, data, n = run.subset_probe, run.data, run.data.n_tasks
     singles = [probe.index([t]) for t in range(n)]
     with torch.no_grad():
         start = probe.initial.trunk

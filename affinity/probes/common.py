@@ -43,23 +43,24 @@ def validation_loss(forward: Callable[[torch.Tensor], torch.Tensor], losses: Tas
                     data: Dataset, rows: int = EVAL_ROWS) -> torch.Tensor:
     """Mean validation loss per task of ``forward``'s outputs, shape (..., n_tasks), over
     chunks of at most ``rows`` validation rows (a module runs in eval mode meanwhile)."""
-    was = forward.training if isinstance(forward, nn.Module) else None
-    if was is not None:
-        forward.eval()
+    module = forward if isinstance(forward, nn.Module) else None
+    was = module.training if module is not None else False
+    if module is not None:
+        module.eval()
     try:
         total = _validation_sums(forward, losses, data, rows)
     finally:
-        if was is not None:
-            forward.train(was)
+        if module is not None:
+            module.train(was)
     return total / (~torch.isnan(data.y_val)).sum(0).clamp(min=1)
 
 
 def _validation_sums(forward: Callable[[torch.Tensor], torch.Tensor], losses: TaskLosses,
                      data: Dataset, rows: int) -> torch.Tensor:
-    total = 0.0
+    parts = []
     with torch.no_grad():
         for start in range(0, len(data.x_val), rows):
             sums, _ = losses.sums(forward(data.x_val[start:start + rows]),
                                   data.y_val[start:start + rows])
-            total = total + sums
-    return total
+            parts.append(sums)
+    return torch.stack(parts).sum(0)

@@ -91,7 +91,8 @@ def gradient_products(grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
     shape (T, *parameter shape), and where both tasks had a gradient (bool (T, T))."""
     with torch.no_grad():
         n_tasks = grads[0].shape[0]
-        dots = sum(g.reshape(n_tasks, -1) @ g.reshape(n_tasks, -1).T for g in grads)
+        dots = torch.stack([g.reshape(n_tasks, -1) @ g.reshape(n_tasks, -1).T
+                            for g in grads]).sum(0)
         norms = dots.diagonal().sqrt()
         cosine = dots / (norms[:, None] * norms[None, :]).clamp(min=1e-30)
         has = norms > 0

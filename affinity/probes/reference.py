@@ -44,7 +44,7 @@ def naive_affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor
             offset = 0
             for name, p in shifted.named_parameters():
                 if name.startswith("trunk."):
-                    p -= eta * g[i, offset:offset + p.numel()].view_as(p)
+                    p.sub_(eta * g[i, offset:offset + p.numel()].view_as(p))
                     offset += p.numel()
             after = losses(shifted(x), y)
             for j in range(n):
@@ -109,8 +109,8 @@ def naive_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, 
                   seed: int, device: torch.device) -> np.ndarray:
     """Train each subset's network on its own, one after another; checkpoint val losses (M, T)."""
     out = np.full((len(members), data.n_tasks), np.nan)
-    for m, subset in enumerate(members):
-        subset = list(subset)
+    for m, members_of in enumerate(members):
+        subset = list(members_of)
 
         def step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
                  n: int, subset: list[int] = subset) -> None:

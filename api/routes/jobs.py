@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from api.errors import TooManyJobs
 from api.jobs import resolve
 from api.results import ResultCache
 from api.schemas import JobPublic, JobsPublic, TaskSetChecked
-from api.store import Conflict, JobRow, JobStatus, NotFound, Store
+from api.store import Conflict, JobStatus, NotFound, Store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 tasksets = APIRouter(prefix="/v1/tasksets", tags=["jobs"])
@@ -77,11 +78,19 @@ def cancel_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobPublic:
     return JobPublic.of(store.cancel(owner, job_id))
 
 
-def finished(store: Store, owner: str, job_id: str) -> JobRow:
+@dataclass(frozen=True)
+class Finished:
+    """What a succeeded job produced: its result document and its output folder."""
+
+    result: dict[str, Any]
+    output_dir: Path
+
+
+def finished(store: Store, owner: str, job_id: str) -> Finished:
     job = store.get_job(owner, job_id)
-    if job.status != JobStatus.succeeded.value:
+    if job.status != JobStatus.succeeded.value or job.result is None or job.output_dir is None:
         raise Conflict(f"job {job_id!r} is {job.status}; results exist once it succeeded")
-    return job
+    return Finished(job.result, Path(job.output_dir))
 
 
 @router.get("/{job_id}/result")
@@ -123,7 +132,7 @@ def get_auxiliary(job_id: str, task: str, store: StoreDep,
                              "description": "the self-contained HTML report"}})
 def get_report(job_id: str, store: StoreDep, owner: OwnerDep) -> FileResponse:
     job = finished(store, owner, job_id)
-    return FileResponse(Path(job.output_dir) / "report.html", media_type="text/html")
+    return FileResponse(job.output_dir / "report.html", media_type="text/html")
 
 
 @router.get("/{job_id}/matrices/{measure}.csv", response_class=FileResponse,
@@ -134,5 +143,5 @@ def get_matrix(job_id: str, measure: str, store: StoreDep, owner: OwnerDep) -> F
     if measure not in job.result["affinity"] and measure not in job.result["diagnostics"]:
         raise NotFound(f"measure: {measure!r} is not in this result (measures: "
                        f"{', '.join(m for m in MEASURE_NAMES if m in job.result['affinity'])})")
-    return FileResponse(Path(job.output_dir) / "matrices" / f"{measure}.csv",
+    return FileResponse(job.output_dir / "matrices" / f"{measure}.csv",
                         media_type="text/csv")
