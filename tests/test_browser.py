@@ -35,9 +35,16 @@ def browser():
 
 
 def wait_until(check, timeout: float = 180):
+    """Poll ``check`` until it returns something true; an element the page redrew meanwhile
+    (it redraws the jobs table when a job changes) counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
+        try:
+            found = check()
+        except StaleElementReferenceException:
+            found = None
         if found:
             return found
         time.sleep(0.3)
@@ -71,7 +78,11 @@ def test_submit_watch_and_open_the_report(browser, tmp_path):
 
         wait_until(finished)
         assert "succeeded" in seen, seen
-        browser.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] a.open').click()
+        def open_report():
+            browser.find_element(By.CSS_SELECTOR, f'tr[data-job="{job_id}"] a.open').click()
+            return True
+
+        wait_until(open_report)
         wait_until(lambda: len(browser.window_handles) == 2)
         browser.switch_to.window(browser.window_handles[1])
         verdict = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "p.verdict"))
