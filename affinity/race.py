@@ -59,12 +59,11 @@ class Measurements:
         least loss on each seed would favour every task in two groups by the luck of its
         better seed.)"""
         rows = self._rows(candidate, seeds)
-        return rows[:, self.served(candidate, seeds), list(candidate.targets)]
+        return rows[:, _serving(rows, candidate), list(candidate.targets)]
 
     def served(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
         """For each target, the index of the candidate's group of its least mean loss."""
-        mean = self._rows(candidate, seeds).mean(axis=0)
-        return np.nanargmin(mean[:, list(candidate.targets)], axis=0)
+        return _serving(self._rows(candidate, seeds), candidate)
 
     def _rows(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
         """Losses of shape (seeds, groups, tasks), NaN off-group."""
@@ -73,6 +72,11 @@ class Measurements:
     def scores(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
         """Total loss of the candidate's targets on each seed, shape (seeds,)."""
         return self.task_losses(candidate, seeds).sum(axis=1)
+
+
+def _serving(rows: np.ndarray, candidate: Candidate) -> np.ndarray:
+    """Per target, the group (index) of least mean loss in ``rows`` (seeds, groups, tasks)."""
+    return np.nanargmin(rows.mean(axis=0)[:, list(candidate.targets)], axis=0)
 
 
 @dataclass
