@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.store import DatasetRow, JobRow, JobStatus
 
@@ -89,3 +89,48 @@ class TaskSetChecked(BaseModel):
     n_train: int
     n_val: int
     warnings: list[str]
+
+
+class _Open(BaseModel):
+    """A documented shape whose further fields pass through (results carry more than the
+    contract's fields; docs/taskset.md lists them all)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class GroupingPublic(_Open):
+    """One ``groupings`` entry: what to train for k groups and how it measured."""
+
+    k: int
+    groups: list[list[str]]
+    kind: str | None = None
+    baseline: str | None = None
+    improvement: float | None = None
+    interval: list[float] | None = None
+    significant: bool = False
+
+
+class AuxiliaryPublic(_Open):
+    """One candidate auxiliary task of a primary task, best first."""
+
+    task: str
+    score: float
+    std: float | None = None
+    harmful: bool | None = None
+    selected: bool | None = None
+
+
+class MeasurePublic(BaseModel):
+    matrix: list[list[float | None]]
+    std: list[list[float | None]]
+
+
+class ResultPublic(_Open):
+    """The result document (``result.json``)."""
+
+    tasks: list[str]
+    verdict: str
+    affinity: dict[str, MeasurePublic]
+    groupings: list[GroupingPublic]
+    auxiliary: dict[str, list[AuxiliaryPublic]]
+    meta: dict[str, Any]

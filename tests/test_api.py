@@ -60,6 +60,9 @@ def test_submit_progress_result_round_trip(settings):
         assert client.get("/v1/datasets").json()["data"][0]["created_at"].endswith("Z")
         result = client.get(f"/v1/jobs/{job_id}/result").json()
         assert result["tasks"] == ["zero", "label", "ink"]
+        from api.schemas import ResultPublic
+
+        ResultPublic.model_validate(result)  # the documented shape of the result route
         assert set(result["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer",
                                            "pairwise"}
         two = client.get(f"/v1/jobs/{job_id}/groupings", params={"k": 2}).json()

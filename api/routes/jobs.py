@@ -16,7 +16,14 @@ from api.deps import OwnerDep, SettingsDep, StoreDep
 from api.errors import TooManyJobs
 from api.jobs import resolve
 from api.results import ResultCache
-from api.schemas import JobPublic, JobsPublic, TaskSetChecked
+from api.schemas import (
+    AuxiliaryPublic,
+    GroupingPublic,
+    JobPublic,
+    JobsPublic,
+    ResultPublic,
+    TaskSetChecked,
+)
 from api.store import Conflict, JobStatus, NotFound, Store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -93,7 +100,7 @@ def finished(store: Store, owner: str, job_id: str) -> Finished:
     return Finished(job.result, Path(job.output_dir))
 
 
-@router.get("/{job_id}/result")
+@router.get("/{job_id}/result", responses={200: {"model": ResultPublic}})
 async def get_result(job_id: str, request: Request, owner: OwnerDep) -> Response:
     """The result document. A succeeded job never changes, so its serialised result is
     cached and served without touching the store or the thread pool."""
@@ -105,7 +112,7 @@ async def get_result(job_id: str, request: Request, owner: OwnerDep) -> Response
     return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}/groupings")
+@router.get("/{job_id}/groupings", response_model=list[GroupingPublic])
 def get_groupings(job_id: str, store: StoreDep, owner: OwnerDep,
                   k: Annotated[int | None, Query(ge=1)] = None) -> list[dict[str, Any]]:
     groupings = finished(store, owner, job_id).result["groupings"]
@@ -118,7 +125,7 @@ def get_groupings(job_id: str, store: StoreDep, owner: OwnerDep,
     return chosen
 
 
-@router.get("/{job_id}/auxiliary/{task}")
+@router.get("/{job_id}/auxiliary/{task}", response_model=list[AuxiliaryPublic])
 def get_auxiliary(job_id: str, task: str, store: StoreDep,
                   owner: OwnerDep) -> list[dict[str, Any]]:
     auxiliary = finished(store, owner, job_id).result["auxiliary"]
