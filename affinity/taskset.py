@@ -34,7 +34,8 @@ class InvalidTaskSet(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # attribute docstrings become the fields' descriptions (JSON Schema, /docs, docs/)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DataSpec(_Strict):
