@@ -146,18 +146,17 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                    seeds: list[int], k: int, prior: Prior | None = None) -> dict[str, Any]:
     """The contract's ``groupings`` entry for k from a finished race.
 
-    ``groups`` is what to train at this budget: the race's best choice of k groups when it
-    beats the better baseline beyond noise, else that baseline (``kind`` says which). The
-    winner of a race among many candidates is flattered by its own selection (it won partly
-    on its seeds' luck), so a lead within noise is not enough to leave a baseline for it.
+    ``groups`` is what to train at this budget: the least measured total loss over the race's
+    seeds among the race's best choice of k groups and the better baseline (``kind`` says
+    which); ``significant`` says whether the difference is beyond noise, and the verdict
+    speaks only of differences beyond noise.
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
     k groups with the better baseline over the race's seeds (paired; ``prior``: the variance
     prior of every k's comparison).
     """
     best, base = finalists(contest, measured, seeds)
     comp = compare(measured, best, base, seeds, prior) if best else None
-    chosen = best if best is not None and comp is not None and comp.significant \
-        and comp.improvement > 0 else base
+    chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
     served = dict(zip(tasks, measured.served(chosen, seeds).tolist(), strict=True))
     together, single = baselines(len(tasks))
 
@@ -254,16 +253,16 @@ def verdict(entries: list[dict[str, Any]]) -> str:
     if measured[0]["interval"] is None:
         return ("too little budget to measure beyond noise (one seed): "
                 "raise budget.training_runs for a verdict")
-    sentence = ("train every task alone: no grouping beats it beyond noise"
-                if measured[0]["baseline"] == "single_task" else
-                "train all tasks in one network; grouping does not matter here beyond noise")
-    ahead = [e for e in measured if e["improvement"] is not None and e["improvement"] > 0]
+    ahead = [e for e in measured if e["kind"] == "groups"]
     if not ahead:
-        return sentence
+        if measured[0]["baseline"] == "single_task":
+            return "train every task alone: no grouping beats it beyond noise"
+        return "train all tasks in one network; grouping does not matter here beyond noise"
     e = max(ahead, key=lambda e: e["improvement"])
     lo, hi = e["interval"]
-    return (f"{sentence} (the best measured, k = {e['k']} groups, is {_pct(e['improvement'])} "
-            f"lower in total loss, {_pct(lo)} to {_pct(hi)}: within noise)")
+    return (f"grouping does not matter here beyond noise: the best measured, k = {e['k']} "
+            f"groups, is {_pct(e['improvement'])} lower in total loss than "
+            f"{_OTHER[e['baseline']]} ({_pct(lo)} to {_pct(hi)})")
 
 
 _OTHER = {"single_task": "training every task alone", "all_in_one": "one network for all tasks"}
