@@ -18,16 +18,17 @@ _WHERE = {"analyze": "affinity.analysis", "group": "affinity.evidence",
           "MeasureResult": "affinity.result", "Result": "affinity.result",
           "InvalidTaskSet": "affinity.taskset", "TaskSet": "affinity.taskset",
           "load_taskset": "affinity.taskset", "parse_taskset": "affinity.taskset",
-          "AffinityTracker": "affinity.tracker"}
+          "AffinityTracker": "affinity.tracker", "tensors": "affinity.tensors"}
 
 __all__ = ["AffinityTracker", "InvalidTaskSet", "MeasureResult", "Result", "TaskSet", "analyze",
-           "group", "load_taskset", "parse_taskset"]
+           "group", "load_taskset", "parse_taskset", "tensors"]
 
 if TYPE_CHECKING:
     from affinity.analysis import analyze
     from affinity.evidence import group
     from affinity.result import MeasureResult, Result
     from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
+    from affinity.tensors import tensors
     from affinity.tracker import AffinityTracker
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.measures import MEASURES, ProbeRun
-from affinity.models import check_backbone, resolve_device
+from affinity.models import HeadFactory, LossFn, check_backbone, own_heads, resolve_device
 from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe, run_joint
 from affinity.probes.subsets import SubsetProbe, run_subsets
@@ -46,7 +46,7 @@ from affinity.recommend import (
     verdict,
 )
 from affinity.result import MeasureResult, Result
-from affinity.taskset import TaskSet
+from affinity.taskset import InvalidTaskSet, TaskSet
 
 MAX_RACE_SEEDS = 8
 PROBE_SHARE = 0.75  # of what is left after the all-in-one network, for the subset probes
@@ -106,19 +106,26 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             device: str | torch.device = "auto",
             data: Dataset | None = None, progress: ProgressCallback | None = None,
             executor: Executor | None = None,
-            trunk: Callable[..., torch.nn.Module] | None = None) -> Result:
+            trunk: Callable[..., torch.nn.Module] | None = None,
+            heads: Mapping[str, HeadFactory] | None = None,
+            losses: Mapping[str, LossFn] | None = None) -> Result:
     """Probe, measure, race and decide; see the module docstring.
 
+    ``data``: the data instead of the task set's ``data`` (``affinity.tensors``).
     ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process).
     ``trunk``: your own shared network, a factory ``(input_shape) -> nn.Module`` mapping a
     batch (N, *input_shape) to features (N, width) (its options: ``functools.partial``); it
-    replaces the task set's ``model``. It is registered in this process only, so it runs
-    with the local executor, not on Ray workers or the service."""
+    replaces the task set's ``model``. ``heads``: per task, a factory ``(width) -> nn.Module``
+    mapping features (N, width) to outputs (N, *shape); ``losses``: per task, ``(outputs,
+    targets) -> losses`` per row or per element (``reduction="none"``). Others keep a linear
+    head and their type's loss. Python code runs in this process only: with the local
+    executor, not on Ray workers or the service."""
     started = time.perf_counter()
+    own_code = {k for k, v in (("trunk", trunk), ("heads", heads), ("losses", losses)) if v}
+    if own_code and executor is not None and not isinstance(executor, LocalExecutor):
+        raise ValueError(f"{', '.join(sorted(own_code))}: Python code runs in this process "
+                         "only; use the local executor, or install a backbone package")
     if trunk is not None:
-        if executor is not None and not isinstance(executor, LocalExecutor):
-            raise ValueError("trunk: a Python trunk runs in this process only; use the "
-                             "local executor, or install it as a backbone package")
         name = register_backbone(f"python:{getattr(trunk, '__qualname__', 'trunk')}", trunk)
         taskset = taskset.model_copy(update={"model": taskset.model.model_copy(
             update={"backbone": name, "hidden": None, "options": {}})})
@@ -127,6 +134,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
     check_backbone(taskset.model, data.input_shape)
+    if heads or losses:
+        data = own_heads(taskset.model, data, heads or {}, losses or {})
+    _check_tasks(taskset, data)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs)  # its clock starts after the import above
     prog = Progress(ledger.budget, progress)
@@ -207,6 +217,13 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     result.meta["seconds"] = round(seconds, 3)
     prog.finish()
     return result
+
+
+def _check_tasks(taskset: TaskSet, data: Dataset) -> None:
+    """The data given from Python holds the task set's tasks, in its order."""
+    if [t.name for t in data.tasks] != taskset.task_names:
+        raise InvalidTaskSet(f"data: its tasks {[t.name for t in data.tasks]} are not the task "
+                             f"set's {taskset.task_names}")
 
 
 def _fitted_surrogate(result: Result, measured: Measurements, members: list[Group],

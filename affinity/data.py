@@ -1,15 +1,19 @@
 """Load a task set's data: CSV, Parquet, NPZ or a bundled set; split, encode, standardise.
 
-Labels of all tasks are kept in one float matrix ``y`` of shape (n_rows, n_tasks) where NaN
-means "no label for this task on this row"; such rows still train the other tasks.
-Binary labels are 0/1, multiclass labels are class indices, regression targets are
-standardised with the training rows' mean and standard deviation.
+Labels of all tasks are kept in one float matrix ``y`` of shape (n_rows, n_columns): one
+column per task with a scalar label, or ``prod(shape)`` columns for a task whose target has a
+shape (a per-pixel map, from ``affinity.tensors``); NaN means "no label for this task on this
+row", and such rows still train the other tasks. Binary labels are 0/1, multiclass labels are
+class indices, scalar regression targets are standardised with the training rows' mean and
+standard deviation.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +27,60 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """One task as the model sees it."""
+    """One task as the model sees it.
+
+    ``shape`` is the shape of one row's target (() for a scalar label), stored in
+    ``prod(shape)`` columns of ``y``; ``n_outputs`` the head's outputs. ``head`` and ``loss``
+    are the user's own (``analyze(heads=..., losses=...)``): ``head(width)`` builds a module
+    mapping features (N, width) to outputs (N, *out_shape), ``loss(pred, target)`` gives
+    per-row or elementwise losses (``reduction="none"``); None: a linear head and the
+    type's loss.
+    """
 
     name: str
     column: str
     type: str
     n_outputs: int
     classes: tuple | None = None
+    shape: tuple[int, ...] = ()
+    head: Callable[[int], torch.nn.Module] | None = None
+    out_shape: tuple[int, ...] | None = None
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def n_columns(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def outputs_shape(self) -> tuple[int, ...]:
+        """One row's head output: ``out_shape`` of an own head, else the target's shape
+        (multiclass: the class scores)."""
+        if self.out_shape is not None:
+            return self.out_shape
+        return (self.n_outputs,) if self.type == "multiclass" else self.shape
+
+    @property
+    def shaped(self) -> bool:
+        """Scored by the per-task path of ``TaskLosses`` (a target with a shape, or an own
+        loss) rather than the batched scalar one."""
+        return bool(self.shape) or self.loss is not None or self.head is not None
+
+
+def column_starts(tasks: tuple[TaskInfo, ...]) -> list[int]:
+    """The first column of each task in ``y``."""
+    starts, offset = [], 0
+    for t in tasks:
+        starts.append(offset)
+        offset += t.n_columns
+    return starts
+
+
+def label_mask(y: torch.Tensor, tasks: tuple[TaskInfo, ...]) -> torch.Tensor:
+    """(..., rows, n_tasks) bool: whether each row has a label for each task (its target's
+    first column is not NaN; ``tensors`` refuses targets that are NaN only in part)."""
+    if y.shape[-1] == len(tasks):
+        return ~torch.isnan(y)
+    return ~torch.isnan(y[..., column_starts(tasks)])
 
 
 @dataclass(frozen=True)
@@ -52,6 +103,10 @@ class Dataset:
     @property
     def n_tasks(self) -> int:
         return len(self.tasks)
+
+    def labelled(self, y: torch.Tensor) -> torch.Tensor:
+        """``label_mask`` of labels ``y`` of this data."""
+        return label_mask(y, self.tasks)
 
     def to(self, device: torch.device | str) -> Dataset:
         return replace(
@@ -89,6 +144,10 @@ def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
     uploaded dataset ids to files.
     """
     spec = taskset.data
+    if spec.in_memory:
+        raise InvalidTaskSet("data.in_memory: this task set's data comes from Python "
+                             "(affinity.tensors); give data.path, data.dataset or data.builtin "
+                             "to load it here")
     if spec.builtin is not None:
         raw = _load_builtin(spec.builtin, taskset)
     else:

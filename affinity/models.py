@@ -1,11 +1,16 @@
 """Hard-parameter-sharing networks: a trunk (a registered backbone) and one head per task.
 
 The heads of all tasks are one ``nn.Linear`` whose outputs are split per task (binary and
-regression: 1 output, multiclass: C outputs); this is the same function as separate heads
-and lets every head run in one matmul. ``TaskLosses`` computes the masked per-task losses.
+regression: 1 output, multiclass: C outputs, a target of shape S: prod(S) outputs); this is
+the same function as separate heads and lets every head run in one matmul. Tasks with a head
+of their own (``analyze(heads=...)``) run it beside that matmul (``Heads``). ``TaskLosses``
+computes the masked per-task losses.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +18,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from affinity.backbones import get as get_backbone
-from affinity.data import TaskInfo
+from affinity.data import Dataset, TaskInfo, column_starts, label_mask
 from affinity.taskset import InvalidTaskSet, ModelSpec
 
 
@@ -57,15 +62,113 @@ def check_backbone(spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
                              f"shape {tuple(input_shape)}: {exc}") from None
 
 
+HeadFactory = Callable[[int], nn.Module]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
+              losses: Mapping[str, LossFn]) -> Dataset:
+    """``data`` with the user's heads and losses on its tasks, each tried once: a head on
+    features of the trunk's width, its loss on two training rows labelled for the task.
+    InvalidTaskSet naming ``heads[...]``/``losses[...]`` when one does not run."""
+    names = [t.name for t in data.tasks]
+    for field, given in (("heads", heads), ("losses", losses)):
+        for name, fn in given.items():
+            if name not in names:
+                raise InvalidTaskSet(f"{field}[{name!r}]: not a task ({', '.join(names)})")
+            if not callable(fn):
+                raise InvalidTaskSet(f"{field}[{name!r}]: must be callable; got "
+                                     f"{type(fn).__name__}")
+    width = trunk_width(build_trunk(spec, data.input_shape), data.input_shape)
+    tasks = []
+    for t in data.tasks:
+        if t.name in heads:
+            try:
+                with torch.no_grad():
+                    out = heads[t.name](width).eval()(torch.zeros(2, width))
+            except Exception as exc:  # noqa: BLE001  # the user's module: any failure is theirs
+                raise InvalidTaskSet(f"heads[{t.name!r}]: does not run on features of shape "
+                                     f"(2, {width}): {exc}") from None
+            t = replace(t, head=heads[t.name], out_shape=tuple(out.shape[1:]),
+                        n_outputs=int(out[0].numel()))
+        tasks.append(replace(t, loss=losses.get(t.name)))
+    data = replace(data, tasks=tuple(tasks))
+    _try_losses(spec, data, set(heads) | set(losses))
+    return data
+
+
+def _try_losses(spec: ModelSpec, data: Dataset, names: set[str]) -> None:
+    """Each named task's head and loss, once, on two of its training rows."""
+    net = MultiTaskNet(spec, data.input_shape, data.tasks).eval()
+    losses = TaskLosses(data.tasks)
+    labelled = data.labelled(data.y_train)
+    for i, t in enumerate(data.tasks):
+        if t.name not in names:
+            continue
+        rows = labelled[:, i].nonzero().squeeze(1)[:2]
+        field = "losses" if t.loss is not None else "heads"
+        try:
+            with torch.no_grad():
+                value = losses(net(data.x_train[rows]), data.y_train[rows])[i]
+        except Exception as exc:  # noqa: BLE001
+            what = "its loss" if t.loss is not None else f"the {t.type} loss"
+            raise InvalidTaskSet(
+                f"{field}[{t.name!r}]: {what} does not run on the head's outputs "
+                f"{(len(rows), *t.outputs_shape)} and targets {(len(rows), *t.shape)}: "
+                f"{exc}") from None
+        if not torch.isfinite(value):
+            raise InvalidTaskSet(f"{field}[{t.name!r}]: the loss is {value.item()} on two "
+                                 "training rows; it must be finite")
+
+
+class Heads(nn.Module):
+    """Every task's head on features (..., width): one ``nn.Linear`` (``linear``) for the
+    tasks without a head of their own, and each own head (``own``, a ``ModuleDict`` by task
+    position); their outputs flattened per row and concatenated in task order."""
+
+    def __init__(self, width: int, tasks: tuple[TaskInfo, ...]) -> None:
+        super().__init__()
+        self.width = width
+        self.sizes = [t.n_outputs for t in tasks]
+        self.linear_tasks = [i for i, t in enumerate(tasks) if t.head is None]
+        n_linear = sum(self.sizes[i] for i in self.linear_tasks)
+        self.linear = nn.Linear(width, n_linear) if n_linear else None
+        self.own = nn.ModuleDict({str(i): t.head(width) for i, t in enumerate(tasks)
+                                  if t.head is not None})
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        lead, flat = h.shape[:-1], h.reshape(-1, self.width)
+        linear = self.linear(flat) if self.linear is not None else flat[:, :0]
+        parts, offset = [], 0
+        for i, size in enumerate(self.sizes):
+            if str(i) in self.own:
+                parts.append(self.own[str(i)](flat).reshape(len(flat), size))
+            else:
+                parts.append(linear[:, offset:offset + size])
+                offset += size
+        return torch.cat(parts, dim=-1).reshape(*lead, -1)
+
+
 class MultiTaskNet(nn.Module):
-    """Trunk plus the concatenated task heads; ``forward`` returns all heads' outputs."""
+    """Trunk plus the concatenated task heads; ``forward`` returns all heads' outputs.
+
+    ``head`` is one ``nn.Linear`` when no task has a head of its own, else ``Heads``."""
 
     def __init__(self, spec: ModelSpec, input_shape: tuple[int, ...],
                  tasks: tuple[TaskInfo, ...]) -> None:
         super().__init__()
         self.trunk = build_trunk(spec, input_shape)
-        self.head = nn.Linear(trunk_width(self.trunk, input_shape),
-                              sum(t.n_outputs for t in tasks))
+        self.width = trunk_width(self.trunk, input_shape)
+        self.head: nn.Module = (Heads(self.width, tasks) if any(t.head for t in tasks)
+                                else nn.Linear(self.width, sum(t.n_outputs for t in tasks)))
+
+    @property
+    def linear_head(self) -> nn.Linear | None:
+        """The linear part of the heads (all of them when no task has its own)."""
+        if isinstance(self.head, Heads):
+            return self.head.linear
+        assert isinstance(self.head, nn.Linear)
+        return self.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
@@ -81,20 +184,28 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     training : run the module in train mode (the stacked buffers are updated in place);
         else in eval mode
     Returns shape (K, n_rows, ...). Stacks of Linear/ReLU/Flatten (the MLP) run as batched
-    matmuls; anything else through ``vmap(functional_call)``. Both give the same numbers; the
-    matmuls skip vmap's per-call overhead, which dominates small models.
+    matmuls; anything else through ``vmap(functional_call)``, or, for a module that vmap
+    cannot run (data-dependent control flow, ``.item()``, in-place updates of a tensor it did
+    not get), member after member (``functional_call`` on each member's slices, whose buffers
+    it updates in place). All three give the same numbers; the matmuls skip vmap's per-call
+    overhead, which dominates small models, and the loop gives up batching.
     """
-    leaves = [(name, m) for name, m in module.named_modules() if not list(m.children())]
-    if not all(isinstance(m, nn.Linear | nn.ReLU | nn.Flatten) for _, m in leaves):
+    if not _plain(module):
         was = module.training
         module.train(training)
         try:
-            return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
-                module, params, (x,))
+            if vmappable(module, params, x, per_member):
+                return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
+                    module, params, (x,))
+            k = next(iter(params.values())).shape[0]
+            return torch.stack([functional_call(module, {n: v[m] for n, v in params.items()},
+                                                (x[m] if per_member else x,))
+                                for m in range(k)])
         finally:
             module.train(was)
     k = next(iter(params.values())).shape[0]
     h = x.flatten(2) if per_member else x.flatten(1).expand(k, -1, -1)
+    leaves = [(name, m) for name, m in module.named_modules() if not list(m.children())]
     for name, layer in leaves:
         if isinstance(layer, nn.Linear):
             weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
@@ -106,59 +217,119 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     return h
 
 
+def _plain(module: nn.Module) -> bool:
+    """Whether ``module`` is Linear/ReLU/Flatten layers applied one after another (its
+    forward is its leaves in order), which ``stacked_call`` runs as batched matmuls."""
+    if isinstance(module, nn.Linear | nn.ReLU | nn.Flatten):
+        return True
+    if isinstance(module, MultiTaskNet):
+        return _plain(module.trunk) and _plain(module.head)
+    return type(module) is nn.Sequential and all(_plain(m) for m in module.children())
+
+
+def vmappable(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
+              per_member: bool) -> bool:
+    """Whether ``vmap`` runs ``module`` (tried once per module on two rows and copies of the
+    parameters, in the module's current mode; the answer is kept on the module)."""
+    known = module.__dict__.get("_vmappable")
+    if known is None:
+        trial = {k: v.detach()[:1].clone() for k, v in params.items()}
+        rows = x[:1, :2] if per_member else x[:2]
+        try:
+            with torch.no_grad():
+                vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
+                    module, trial, (rows,))
+            known = True
+        except Exception:  # noqa: BLE001  # whatever vmap refuses, the loop runs
+            known = False
+        module.__dict__["_vmappable"] = known
+    return bool(known)
+
+
 class TaskLosses:
-    """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression).
+    """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression),
+    or the task's own loss; over every element of a target with a shape, mean per row.
 
     ``sums(out, y)`` takes ``out`` of shape (..., n_rows, n_outputs) and ``y`` of shape
-    (n_rows, n_tasks), or one per network (..., n_rows, n_tasks), with NaN for missing
+    (n_rows, n_columns), or one per network (..., n_rows, n_columns), with NaN for missing
     labels; it returns the per-task loss sums of shape (..., n_tasks) and the label counts
     of shape (n_tasks,) or (..., n_tasks). ``__call__`` returns the means
-    (0 for a task with no label in ``y``).
+    (0 for a task with no label in ``y``). Scalar tasks of the built-in types are scored
+    together, a few batched operations for all of them.
     """
 
     def __init__(self, tasks: tuple[TaskInfo, ...]) -> None:
-        starts, offset = [], 0
+        self.tasks = tasks
+        cols = column_starts(tasks)
+        outs = [0]
         for t in tasks:
-            starts.append(offset)
-            offset += t.n_outputs
-        by_type = {k: [i for i, t in enumerate(tasks) if t.type == k] for k in
-                   ("binary", "regression")}
-        self.binary: slice | list[int] = by_type["binary"]
-        self.regression: slice | list[int] = by_type["regression"]
-        self.multiclass = [(i, starts[i], t.n_outputs) for i, t in enumerate(tasks)
-                           if t.type == "multiclass"]
-        self.bin_cols = _as_slice([starts[i] for i in by_type["binary"]])
-        self.reg_cols = _as_slice([starts[i] for i in by_type["regression"]])
-        order = by_type["binary"] + by_type["regression"] + [i for i, _, _ in self.multiclass]
-        inverse = [order.index(i) for i in range(len(tasks))]
-        self.inverse = None if inverse == sorted(inverse) else inverse
+            outs.append(outs[-1] + t.n_outputs)
+        plain = [i for i, t in enumerate(tasks) if not t.shaped]
+        by_type = {k: [i for i in plain if tasks[i].type == k] for k in ("binary", "regression")}
+        self.multiclass = [(i, cols[i], outs[i], tasks[i].n_outputs) for i in plain
+                           if tasks[i].type == "multiclass"]
+        self.shaped = [(i, cols[i], outs[i], t) for i, t in enumerate(tasks) if t.shaped]
+        self.bin_cols = _as_slice([outs[i] for i in by_type["binary"]])
+        self.reg_cols = _as_slice([outs[i] for i in by_type["regression"]])
+        self.bin_y = _as_slice([cols[i] for i in by_type["binary"]])
+        self.reg_y = _as_slice([cols[i] for i in by_type["regression"]])
         self.binary = _as_slice(by_type["binary"])
         self.regression = _as_slice(by_type["regression"])
+        order = (by_type["binary"] + by_type["regression"] + [m[0] for m in self.multiclass]
+                 + [m[0] for m in self.shaped])
+        inverse = [order.index(i) for i in range(len(tasks))]
+        self.inverse = None if inverse == sorted(inverse) else inverse
 
     def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = ~torch.isnan(y)
+        mask = label_mask(y, self.tasks)
         target = torch.nan_to_num(y)
         parts = []
         if self.binary != slice(0, 0):
-            m, t = mask[..., self.binary], target[..., self.binary]
+            m, t = mask[..., self.binary], target[..., self.bin_y]
             loss = F.binary_cross_entropy_with_logits(
                 out[..., self.bin_cols], t.expand(out.shape[:-1] + t.shape[-1:]),
                 reduction="none")
             parts.append((loss * m).sum(-2))
         if self.regression != slice(0, 0):
-            m, t = mask[..., self.regression], target[..., self.regression]
+            m, t = mask[..., self.regression], target[..., self.reg_y]
             parts.append((((out[..., self.reg_cols] - t) ** 2) * m).sum(-2))
-        for i, start, n in self.multiclass:
+        for i, col, start, n in self.multiclass:
             logp = torch.log_softmax(out[..., start:start + n], dim=-1)
-            idx = target[..., i, None].long().expand(out.shape[:-1] + (1,))
+            idx = target[..., col, None].long().expand(out.shape[:-1] + (1,))
             nll = -logp.gather(-1, idx).squeeze(-1)
             parts.append((nll * mask[..., i]).sum(-1, keepdim=True))
+        for i, col, start, task in self.shaped:
+            per_row = _row_losses(task, out[..., start:start + task.n_outputs],
+                                  target[..., col:col + task.n_columns])
+            parts.append((per_row * mask[..., i]).sum(-1, keepdim=True))
         sums = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
         return (sums if self.inverse is None else sums[..., self.inverse]), mask.sum(-2)
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         sums, counts = self.sums(out, y)
         return sums / counts.clamp(min=1)
+
+
+def _row_losses(task: TaskInfo, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """One loss a row (shape ``out.shape[:-1]``) of a task scored on its own: its own loss,
+    or its type's, over the row's outputs and target reshaped to their shapes (a loss that
+    returns more than one value a row is averaged over the rest)."""
+    lead = out.shape[:-1]
+    pred = out.reshape(-1, *task.outputs_shape)
+    goal = target.expand(lead + target.shape[-1:]).reshape(-1, *task.shape)
+    if task.loss is not None:
+        values = task.loss(pred, goal)
+    elif task.type == "binary":
+        values = F.binary_cross_entropy_with_logits(pred, goal, reduction="none")
+    elif task.type == "multiclass":
+        values = F.cross_entropy(pred, goal.long(), reduction="none")
+    else:
+        values = (pred - goal) ** 2
+    if values.dim() == 0 or values.shape[0] != len(pred):
+        raise ValueError(f"the loss of task {task.name!r} must give one value a row or one "
+                         f"an element (reduction='none'); got shape {tuple(values.shape)} for "
+                         f"{len(pred)} rows")
+    return values.reshape(len(pred), -1).mean(1).reshape(lead)
 
 
 def _as_slice(index: list[int]) -> slice | list[int]:

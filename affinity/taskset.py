@@ -42,16 +42,20 @@ class DataSpec(_Strict):
     path: str | None = None
     dataset: str | None = None
     builtin: Literal["digits"] | None = None
+    in_memory: bool = False
+    """The data comes from Python, with the task set (``analyze(taskset,
+    data=affinity.tensors(taskset, train, val))``); ``affinity run`` and the service refuse
+    it."""
     features: list[Name] | None = Field(default=None, min_length=1)
     split_column: Name | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
         given = [k for k in ("path", "dataset", "builtin") if getattr(self, k) is not None]
+        given += ["in_memory"] if self.in_memory else []
         if len(given) != 1:
-            raise ValueError(
-                f"exactly one of path, dataset, builtin is required; got {given or 'none'}"
-            )
+            raise ValueError(f"exactly one of path, dataset, builtin, in_memory is required; "
+                             f"got {given or 'none'}")
         return self
 
 

@@ -99,10 +99,11 @@ class Minibatches:
                      ends.to(self.device))
 
 
-def own_rows(y: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+def own_rows(labelled: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
     """(networks, rows): the rows labelled for at least one task of each network, given the
-    (networks, tasks) 0/1 membership ``members`` and the labels ``y`` (NaN: no label)."""
-    return (members @ (~torch.isnan(y)).T.to(members.dtype)) > 0
+    (networks, tasks) 0/1 membership ``members`` and the (rows, tasks) label mask
+    ``labelled`` (``Dataset.labelled``)."""
+    return (members @ labelled.T.to(members.dtype)) > 0
 
 
 class EarlyStopping:

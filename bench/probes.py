@@ -46,7 +46,8 @@ def plain_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device
     model = init_model(taskset, data, seed).to(device)
     losses = TaskLosses(data.tasks)
     opt = make_optimizer(model.parameters(), taskset.training)
-    batches = Minibatches(own_rows(data.y_train, torch.ones(1, data.n_tasks, device=device)),
+    everyone = torch.ones(1, data.n_tasks, device=device)
+    batches = Minibatches(own_rows(data.labelled(data.y_train), everyone),
                           taskset.training.batch_size, seed)
     network, epochs = torch.zeros(1, dtype=torch.long, device=device), 0
     while epochs < taskset.training.epochs:

@@ -44,8 +44,10 @@ DELETE = object()
 INVALID = [
     ("name", 5, "name: Input should be a valid string"),
     ("data", DELETE, "data: Field required"),
-    ("data.builtin", "digits", "data: exactly one of path, dataset, builtin is required"),
-    ("data.path", DELETE, "data: exactly one of path, dataset, builtin is required"),
+    ("data.builtin", "digits", "data: exactly one of path, dataset, builtin, in_memory is "
+                              "required"),
+    ("data.path", DELETE, "data: exactly one of path, dataset, builtin, in_memory is "
+                          "required"),
     ("data.builtin", "mnist", "data.builtin: Input should be 'digits'"),
     ("data.features", [], "data.features: List should have at least 1 item"),
     ("data.features", ["nope"], "data.features[0]: column 'nope' not found"),

@@ -40,7 +40,8 @@ def users_loop(ts, data, device, tracker: AffinityTracker) -> None:
     model = init_model(ts, data, 0).to(device)
     losses = TaskLosses(data.tasks)
     opt = make_optimizer(model.parameters(), ts.training)
-    batches = Minibatches(own_rows(data.y_train, torch.ones(1, data.n_tasks, device=device)),
+    everyone = torch.ones(1, data.n_tasks, device=device)
+    batches = Minibatches(own_rows(data.labelled(data.y_train), everyone),
                           ts.training.batch_size, 0)
     one, epochs = torch.zeros(1, dtype=torch.long, device=device), 0
     while epochs < EPOCHS:

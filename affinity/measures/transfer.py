@@ -35,7 +35,7 @@ def fit_heads(train: torch.Tensor, y_train: torch.Tensor, val: torch.Tensor,
     weight = torch.zeros(k, width, n_outputs, device=train.device, requires_grad=True)
     bias = torch.zeros(k, 1, n_outputs, device=train.device, requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=HEAD_LR)
-    best = torch.full((k, y_val.shape[1]), torch.inf, device=train.device)
+    best = torch.full((k, len(losses.tasks)), torch.inf, device=train.device)
     for step in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
         losses(torch.baddbmm(bias, train, weight), y_train).sum().backward()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses
+from affinity.models import Heads, MultiTaskNet, TaskLosses
 from affinity.taskset import TaskSet
 
 
@@ -17,20 +17,30 @@ def init_model(taskset: TaskSet, data: Dataset, seed: int) -> MultiTaskNet:
     """The network every probe of seed ``seed`` starts from (same weights for all probes).
 
     Each task's head is drawn from a generator keyed by the seed and the task's label column
-    and type, so a task starts from the same head whatever the order of the tasks (and two
-    names for the same labels start alike).
+    and type (an own head: by its name), so a task starts from the same head whatever the
+    order of the tasks (and two names for the same labels start alike).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MultiTaskNet(taskset.model, data.input_shape, data.tasks)
-    bound = model.head.in_features ** -0.5
+    linear, width = model.linear_head, model.width
+    bound = width ** -0.5
     start = 0
     with torch.no_grad():
-        for task in data.tasks:
+        for i, task in enumerate(data.tasks):
+            if task.head is not None:
+                key = zlib.crc32(f"head\0{task.name}".encode())
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed * 1_000_003 + key)
+                    fresh = task.head(width)
+                assert isinstance(model.head, Heads)  # a task with its own head
+                model.head.own[str(i)].load_state_dict(fresh.state_dict())
+                continue
+            assert linear is not None  # a task without its own head has a linear one
             key = zlib.crc32(f"{task.column}\0{task.type}".encode())
             gen = torch.Generator().manual_seed(seed * 1_000_003 + key)
             rows = slice(start, start + task.n_outputs)
-            for p in (model.head.weight, model.head.bias):
+            for p in (linear.weight, linear.bias):
                 p[rows] = torch.rand(p[rows].shape, generator=gen) * 2 * bound - bound
             start += task.n_outputs
     return model
@@ -52,7 +62,7 @@ def validation_loss(forward: Callable[[torch.Tensor], torch.Tensor], losses: Tas
     finally:
         if module is not None:
             module.train(was)
-    return total / (~torch.isnan(data.y_val)).sum(0).clamp(min=1)
+    return total / data.labelled(data.y_val).sum(0).clamp(min=1)
 
 
 def _validation_sums(forward: Callable[[torch.Tensor], torch.Tensor], losses: TaskLosses,

@@ -116,7 +116,7 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
     sampling_seconds = plain_seconds = 0.0
     val_loss = torch.full((n,), torch.nan, device=device)
     started = time.perf_counter()
-    batches = Minibatches(own_rows(data.y_train, torch.ones(1, n, device=device)),
+    batches = Minibatches(own_rows(data.labelled(data.y_train), torch.ones(1, n, device=device)),
                           spec.batch_size, seed)
     network = torch.zeros(1, dtype=torch.long, device=device)
     while True:

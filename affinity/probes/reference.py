@@ -66,7 +66,7 @@ def _train(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, sub
     checkpoint = torch.full((data.n_tasks,), torch.nan)
     members = torch.zeros(1, data.n_tasks, device=device)
     members[0, subset] = 1.0
-    batches = Minibatches(own_rows(data.y_train, members), spec.batch_size, seed)
+    batches = Minibatches(own_rows(data.labelled(data.y_train), members), spec.batch_size, seed)
     network = torch.zeros(1, dtype=torch.long, device=device)
     n = epochs = 0
     while True:

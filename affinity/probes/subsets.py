@@ -102,7 +102,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     params, buffers = stack_module_state([copy.deepcopy(initial) for _ in members])
     losses = TaskLosses(data.tasks)
     mask = member_mask(members, data.n_tasks, device)
-    own = own_rows(data.y_train, mask)
+    own = own_rows(data.labelled(data.y_train), mask)
     if buffers and not bool((own == own[:1]).all()):
         # running statistics would see the padding of a stack with rows of its own: train
         # the members with the same rows together, one such group after another
