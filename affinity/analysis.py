@@ -152,11 +152,17 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     def tick(*_: int) -> None:
         prog.update(ledger.live())
 
-    def train(groups: list[Group], seed: int, stage: str) -> SubsetProbe:
+    def train(groups: list[Group], seed: int, stage: str, share: float = 1.0) -> SubsetProbe:
+        """Train a stage of networks; it stops at ``share`` of what the budget has left
+        (after the epoch under way), keeping each network's best epoch so far."""
         prog.enter(stage)
+        deadline = time.time() + max(0.0, share * ledger.remaining) * ledger.unit_seconds
         with ledger.stage(stage, len(groups), seed) as record:
-            probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick)
+            probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick,
+                                     deadline=deadline)
             record["steps"], record["network_steps"] = probe.steps, probe.network_steps
+            if probe.cut:
+                record["cut"] = probe.cut
         measured.add(seed, groups, probe.val_loss)
         return probe
 
@@ -177,7 +183,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
                 step = _step_seconds(taskset, data, timed, dev)
             ledger.calibrate(len(timed), step)
             members = affordable(members, n, ledger.most_networks(PROBE_SHARE), joint)
-        subsets = train(members, seed, f"{len(members)} subset networks {label}")
+        subsets = train(members, seed, f"{len(members)} subset networks {label}",
+                        PROBE_SHARE / (probe_seeds - seed))
         run = ProbeRun(taskset, data, seed, joint, subsets)
         for m in measures:
             prog.enter(f"measure {m.name} {label}")  # also the service's heartbeat
@@ -211,6 +218,12 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
                             for k in taskset.budgets]
         result.verdict = verdict(result.groupings)
+    cut = [f"{s['stage']}: {s['cut']}" for s in ledger.stages if s.get("cut")]
+    if cut:
+        result.meta["warnings"].append(
+            "budget.training_runs: the budget ran out while networks were still training ("
+            + "; ".join(cut) + " networks); they were scored at their best epoch so far, "
+            "short of convergence. Raise budget.training_runs to train them out")
     seconds = time.perf_counter() - started
     result.meta["cost"] = {**ledger.cost(), "wall_run_equivalents": round(
         seconds / max(ledger.unit_seconds, 1e-9), 3)}

@@ -24,9 +24,10 @@ Members = Sequence[tuple[int, ...]]
 
 class Executor(Protocol):
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
-                device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
-        """Train one network per member subset (as ``probes.subsets.run_subsets``); call
-        ``tick()`` as the training goes on."""
+                device: torch.device, tick: Callable[..., None] | None = None,
+                deadline: float | None = None) -> SubsetProbe:
+        """Train one network per member subset (as ``probes.subsets.run_subsets``, its
+        ``deadline`` included); call ``tick()`` as the training goes on."""
 
 
 class LocalExecutor:
@@ -42,7 +43,8 @@ class LocalExecutor:
         self.last_chunks: list[int] = []  # chunk sizes of the latest call, for reports
 
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
-                device: torch.device, tick: Callable[..., None] | None = None) -> SubsetProbe:
+                device: torch.device, tick: Callable[..., None] | None = None,
+                deadline: float | None = None) -> SubsetProbe:
         budget = self.memory_budget or available_bytes(device)
         sizing = plan(taskset, data, len(members), budget)
         todo = chunk(members, sizing.chunk)
@@ -51,7 +53,7 @@ class LocalExecutor:
             part = todo.pop(0)
             try:
                 parts.append(run_subsets(taskset, data, part, seed, device, tick=tick,
-                                         eval_rows=sizing.eval_rows))
+                                         eval_rows=sizing.eval_rows, deadline=deadline))
                 self.last_chunks.append(len(part))
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -71,13 +73,13 @@ def chunk(members: Members, size: int) -> list[list[tuple[int, ...]]]:
 
 
 def _train_chunk(taskset_doc: dict, data: Dataset, members: list[tuple[int, ...]],
-                 seed: int) -> SubsetProbe:
+                 seed: int, deadline: float | None = None) -> SubsetProbe:
     """A Ray task: train one chunk on the GPU Ray assigned it, else on the CPU."""
     import ray
 
     taskset = TaskSet.model_validate(taskset_doc)
     device = torch.device("cuda" if ray.get_gpu_ids() else "cpu")
-    probe = run_subsets(taskset, data.to(device), members, seed, device)
+    probe = run_subsets(taskset, data.to(device), members, seed, device, deadline=deadline)
     return merge_probes([probe])  # moved to the CPU for the trip back
 
 
@@ -106,7 +108,10 @@ class RayExecutor:
         self.last_chunks: list[int] = []  # chunk sizes of the latest call, for reports
 
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
-                device: torch.device, tick: Callable[[], None] | None = None) -> SubsetProbe:
+                device: torch.device, tick: Callable[[], None] | None = None,
+                deadline: float | None = None) -> SubsetProbe:
+        """As ``LocalExecutor.subsets``; ``deadline`` is wall-clock time (``time.time()``),
+        the same on every machine of the cluster as far as their clocks agree."""
         per_member = plan(taskset, data, len(members), None).member_bytes
         size = max(1, self.memory_budget // per_member)
         if self.max_chunk_members:
@@ -119,7 +124,7 @@ class RayExecutor:
         task = self.ray.remote(num_gpus=gpu_share, max_retries=self.max_retries)(_train_chunk)
         data_ref = self.ray.put(data.to("cpu"))
         doc = taskset.model_dump(mode="json")
-        parts = self.ray.get([task.remote(doc, data_ref, c, seed) for c in chunks])
+        parts = self.ray.get([task.remote(doc, data_ref, c, seed, deadline) for c in chunks])
         if tick:
             tick()
         return merge_probes(parts, device)

@@ -1,8 +1,9 @@
 """An image-sized run: Fashion-MNIST (Debian's dataset-fashion-mnist) with eight binary
 attribute tasks, the built-in cnn backbone at its defaults, the default budget. Prints wall
 time, peak memory, training runs spent against the budget and the memory plan; exits 1 when
-the run spends more than its budget (in wall-time run-equivalents) or more memory than the
-machine's RAM share.
+the run spends more than 1.25 times its budget (in wall-time run-equivalents) or when the
+projected total time (what a progress ETA shows) strays more than 30% from the actual one
+after the first stage. Threads: as the worker chooses them (all cores but one).
 
     python bench/fashion.py [--rows 6000] [--budget RUNS] [--backbone cnn]
 """
@@ -30,6 +31,7 @@ from affinity.taskset import parse_taskset  # noqa: E402
 from affinity.threads import limited_threads  # noqa: E402
 
 ROOT = Path("/usr/share/datasets/fashion-mnist")
+ETA_TOLERANCE = 0.30
 # classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker,
 # 8 bag, 9 ankle boot
 ATTRIBUTES = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "bag": [8], "long_sleeve": [2, 4, 6],
@@ -71,12 +73,15 @@ def main() -> int:
           f"{sizing.member_bytes / 2**20:.0f} MiB; 40 members in chunks of {sizing.chunk}, "
           f"validation {sizing.eval_rows} rows a forward", flush=True)
     started, seen = time.perf_counter(), set()
+    projected: list[tuple[float, float]] = []  # (elapsed, projected total seconds)
 
     def stages(stage: str, done: float, total: float) -> None:
+        elapsed = time.perf_counter() - started
+        if done > 0 and (not projected or elapsed - projected[-1][0] > 5):
+            projected.append((elapsed, elapsed * total / done))  # what an ETA shows
         if stage not in seen:
             seen.add(stage)
-            print(f"  {time.perf_counter() - started:6.0f} s  {done:5.1f}/{total:.0f} runs  "
-                  f"{stage}", flush=True)
+            print(f"  {elapsed:6.0f} s  {done:5.1f}/{total:.0f} runs  {stage}", flush=True)
 
     with limited_threads(None):
         result = analyze(taskset, data=data, device=device, executor=LocalExecutor(),
@@ -93,7 +98,13 @@ def main() -> int:
               f"{s['training_runs']:5.1f} runs")
     over = cost["wall_run_equivalents"] > 1.25 * cost["budget"]
     print("missed: the run spent more than its budget" if over else "within budget")
-    return 1 if over else 0
+    # the ETA from the end of the first stage on (before it, the unit is not known)
+    later = [p for e, p in projected if e > cost["stages"][0]["seconds"] + 1]
+    spread = (min(later) / seconds - 1, max(later) / seconds - 1) if later else (0.0, 0.0)
+    unstable = max(abs(spread[0]), abs(spread[1])) > ETA_TOLERANCE
+    print(f"projected total time {100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% of the "
+          f"actual ({len(later)} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
+    return 1 if over or unstable else 0
 
 
 if __name__ == "__main__":

@@ -99,5 +99,6 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  # the documented example
     result = scope["result"]
-    assert result.tasks == ["even", "large", "loop"] and result.verdict
+    assert result.tasks == ["even", "large", "small"] and result.verdict
     assert result.meta["cost"]["budget"] == 20
+    assert result.meta["taskset"]["data"]["in_memory"] is True

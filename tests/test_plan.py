@@ -64,3 +64,44 @@ def test_time_between_stages_counts_against_the_budget():
     assert ledger.cost()["training_runs"] == pytest.approx(1.0, abs=1e-3)
     ledger.started -= 45.0  # 49 s between stages: counted up to a quarter of the budget
     assert ledger.remaining == pytest.approx(20 - 1 - 5, abs=1e-3)
+
+
+def test_a_stage_past_its_deadline_stops_after_every_network_trained_an_epoch(device):
+    """A deadline already passed: each network trains one epoch (its own rows) and keeps it;
+    none is left without a score."""
+    import time
+
+    import numpy as np
+
+    from affinity.data import load_dataset
+    from affinity.probes.subsets import run_subsets
+    from affinity.taskset import parse_taskset
+
+    ts = parse_taskset({"data": {"builtin": "digits"},
+                        "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in range(3)],
+                        "training": {"epochs": 50, "patience": 50}})
+    data = load_dataset(ts).to(device)
+    members = [(0,), (1,), (0, 1), (0, 1, 2)]
+    cut = run_subsets(ts, data, members, 0, device, deadline=time.time() - 1)
+    assert cut.cut == 4 and (cut.epochs == 1).all()
+    assert np.isfinite(cut.val_loss[[0, 1, 2, 3, 3, 3], [0, 1, 0, 0, 1, 2]]).all()
+    full = run_subsets(ts, data, members, 0, device, max_steps=None,
+                       deadline=time.time() + 3600)
+    assert full.cut == 0 and (full.epochs > 1).all()
+
+
+def test_a_budget_too_small_for_its_networks_says_so_and_keeps_near_it(device):
+    import affinity
+    from affinity.taskset import parse_taskset
+
+    ts = parse_taskset({"data": {"builtin": "digits"},
+                        "tasks": [{"name": f"digit_{d}", "type": "binary"} for d in range(4)],
+                        "training": {"epochs": 200, "patience": 20, "min_delta": 0},
+                        "budget": {"training_runs": 2}})
+    result = affinity.analyze(ts, device=device)
+    assert any(w.startswith("budget.training_runs: the budget ran out while networks were "
+                            "still training (") for w in result.meta["warnings"])
+    cut = [s for s in result.meta["cost"]["stages"] if s.get("cut")]
+    assert cut and cut[0]["stage"].endswith("subset networks (seed 1/1)")
+    # the cut stage ends after the epoch under way: about one epoch past its share
+    assert result.meta["cost"]["training_runs"] < 3.5

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,9 @@ class SubsetProbe:
     of its least mean validation loss over its tasks), NaN where t is not in the member.
     ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows); ``params``
     are the stacked checkpoint weights and buffers (empty when not kept). ``steps`` counts
-    the stack's steps, ``network_steps`` the steps of every member summed.
+    the stack's steps, ``network_steps`` the steps of every member summed; ``cut`` the
+    members still training when the stage's deadline passed (scored at their best epoch so
+    far).
     """
 
     members: list[tuple[int, ...]]
@@ -51,6 +54,7 @@ class SubsetProbe:
     epochs: np.ndarray
     steps: int = 0
     network_steps: int = 0
+    cut: int = 0
 
     def index(self, subset: Sequence[int]) -> int:
         return self.members.index(tuple(sorted(subset)))
@@ -74,6 +78,7 @@ def merge_probes(parts: list[SubsetProbe], device: torch.device | str = "cpu") -
         epochs=np.concatenate([p.epochs for p in parts]),
         steps=sum(p.steps for p in parts),
         network_steps=sum(p.network_steps for p in parts),
+        cut=sum(p.cut for p in parts),
     )
 
 
@@ -88,13 +93,15 @@ def member_mask(members: Sequence[tuple[int, ...]], n_tasks: int,
 def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ...]], seed: int,
                 device: torch.device, *, tick: Callable[[int], None] | None = None,
                 keep_params: bool = True, eval_rows: int = EVAL_ROWS,
-                max_steps: int | None = None) -> SubsetProbe:
+                max_steps: int | None = None, deadline: float | None = None) -> SubsetProbe:
     """Train one network per subset in ``members``, all at once, by the task set's recipe.
 
     ``tick(n)`` is called after every step with the number of networks still training.
     Networks that stop early leave the stack, so the step cost falls as they do. Validation
     runs over chunks of ``eval_rows`` rows (``memory.py`` sizes them to the device).
-    ``max_steps`` stops the stack after that many steps (to time it).
+    ``max_steps`` stops the stack after that many steps (to time it). ``deadline`` (a
+    ``time.time()``): at the first validation after it, once every member has finished an
+    epoch, the stack stops and each member keeps its best epoch so far (``cut`` counts them).
     """
     spec = taskset.training
     members = [tuple(sorted(m)) for m in members]
@@ -110,7 +117,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
         for m, r in enumerate(own.cpu().numpy()):
             groups.setdefault(np.packbits(r).tobytes(), []).append(m)
         parts = [run_subsets(taskset, data, [members[m] for m in g], seed, device, tick=tick,
-                             keep_params=keep_params, eval_rows=eval_rows)
+                             keep_params=keep_params, eval_rows=eval_rows, deadline=deadline)
                  for g in groups.values()]
         merged = merge_probes(parts, device)
         order = np.argsort([m for g in groups.values() for m in g])
@@ -118,7 +125,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
                            {k: v[torch.as_tensor(order, device=v.device)]
                             for k, v in merged.params.items()},
                            merged.initial, merged.epochs[order], merged.steps,
-                           merged.network_steps)
+                           merged.network_steps, merged.cut)
     batches = Minibatches(own, spec.batch_size, seed)
     opt = make_optimizer(params.values(), spec)
     stopper = EarlyStopping(len(members), spec.patience, device, spec.min_delta)
@@ -127,7 +134,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     best = {k: v.detach().clone() for k, v in {**params, **buffers}.items()} \
         if keep_params else {}
     epochs = torch.zeros(len(members), dtype=torch.long, device=device)
-    steps = network_steps = 0
+    steps = network_steps = cut = 0
     while len(active):
         batch = batches.next(active)
         x, y = batch.select(data.x_train, data.y_train)
@@ -159,6 +166,9 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
                 best[k][rows] = state[k].detach()[improved]
         if stopped.all():
             break
+        if deadline is not None and time.time() > deadline and bool((epochs[active] > 0).all()):
+            cut = int((~stopped).sum())
+            break
         if stopped.any():
             keep = ~stopped
             params, opt = compact(params, opt, keep)
@@ -166,4 +176,4 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
             active, mask = active[keep], mask[keep]
             stopper.keep(keep)
     return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy(),
-                       steps, network_steps)
+                       steps, network_steps, cut)
