@@ -105,3 +105,18 @@ def test_per_task_slopes_predict_better_than_any_single_beta():
         optimum = choose_groups(every, truth, k).total_gain
         assert true_total(select_groups(pairs, k, rule=fitted).groups) == pytest.approx(optimum)
         assert true_total(select_groups(pairs, k, rule=beta).groups) < optimum - 0.05
+
+
+def test_a_trained_pair_keeps_its_measured_gains():
+    """Larger groups that pull the weights away from the pairs (their gains are not the sum
+    of pair gains) do not change what a pair, which was measured, predicts."""
+    n = 5
+    pairs = pair_matrix(n, seed=3)
+    big = [g for g in all_subsets(n) if len(g) >= 3]
+    fitted = fit_surrogate(pairs, big, linear_gains(pairs, np.zeros(n), big) + 0.05 *
+                           np.random.default_rng(1).normal(size=(len(big), n)))
+    assert not np.allclose(fitted.weights, pairs, atol=1e-3)
+    two = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    predicted = fitted.predict(two)
+    for row, (i, j) in zip(predicted, two, strict=True):
+        assert row[j] == pytest.approx(pairs[i, j]) and row[i] == pytest.approx(pairs[j, i])

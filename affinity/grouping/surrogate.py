@@ -6,8 +6,9 @@ network), the gain of j in a group g of two or more tasks is
 
     gain_j(g) = sum of w_ij over g's other members i  +  c_j * (|g| - 2)
 
-and 0 alone. ``w_ij`` starts from the pair gain of i onto j (a pair is fitted exactly when
-nothing else was trained) and ``c_j`` from the slope shared by every task; both are ridge
+and 0 alone; a pair, which was trained, keeps its measured gains (the fitted w_ij serve the
+groups that were not). ``w_ij`` starts from the pair gain of i onto j and ``c_j`` from the
+slope shared by every task; both are ridge
 estimates pulled towards those starting points, so a task that was trained in few larger
 groups keeps close to its pairs and the shared slope. The slope is what pair gains miss:
 partners' gains do not add up (on the benchmark's truths the best exponent of the rule
@@ -31,18 +32,22 @@ measured gain (gains are relative, about 0.01 to 0.3)."""
 
 @dataclass(frozen=True)
 class Surrogate:
-    """Fitted surrogate: ``weights[i, j]`` (w_ij; diagonal 0) and ``slopes[j]`` (c_j); a
-    gain rule of its own (``gain.group_gains`` asks it to ``predict``)."""
+    """Fitted surrogate: ``weights[i, j]`` (w_ij; diagonal 0), ``slopes[j]`` (c_j) and the
+    measured ``pairs`` gains it was fitted to; a gain rule of its own (``gain.group_gains``
+    asks it to ``predict``)."""
 
     weights: np.ndarray
     slopes: np.ndarray
+    pairs: np.ndarray
 
     def predict(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
         """Predicted gain of every task in every group, shape (n_groups, n_tasks), NaN where
-        the task is not in the group."""
+        the task is not in the group; a pair's are its measured gains."""
         member = membership(groups, len(self.slopes)).astype(float)
         size = member.sum(axis=1, keepdims=True)
         gains = member @ self.weights + (size - 2) * self.slopes[None, :]
+        measured = member @ self.pairs  # in a pair: the partner's pair gain onto each member
+        gains = np.where(size == 2, measured, gains)
         return np.where(member > 0, np.where(size > 1, gains, 0.0), np.nan)
 
 
@@ -87,4 +92,4 @@ def fit_surrogate(pairwise: np.ndarray, groups: Sequence[Sequence[int]], gains: 
         solution = np.linalg.solve(x.T @ x + prior_weight * np.eye(n),
                                    x.T @ y + prior_weight * start)
         weights[others, j], slopes[j] = solution[:-1], solution[-1]
-    return Surrogate(weights, slopes)
+    return Surrogate(weights, slopes, np.where(np.eye(n, dtype=bool), 0.0, pairwise))
