@@ -91,5 +91,22 @@ def _openapi(app: FastAPI) -> dict:
         doc["paths"]["/v1/tasksets/check"]["post"]["requestBody"] = {"required": True, "content": {
             kind: {"schema": {"$ref": "#/components/schemas/TaskSet"}}
             for kind in ("application/json", "application/yaml")}}
+        _link(doc, "/v1/jobs", "202", "job_id")
+        _link(doc, "/v1/datasets", "201", "dataset_id")
         app.openapi_schema = doc
     return app.openapi_schema
+
+
+def _link(doc: dict, collection: str, status: str, parameter: str) -> None:
+    """OpenAPI links from ``POST collection`` to every operation on the item it created
+    (its ``id`` as ``parameter``), so that clients and API fuzzers can follow them."""
+    links = {}
+    for path, operations in doc["paths"].items():
+        if not path.startswith(f"{collection}/{{{parameter}}}"):
+            continue
+        for method, operation in operations.items():
+            pointer = path.replace("~", "~0").replace("/", "~1")
+            name = operation.get("operationId", f"{method}{pointer}")
+            links[name] = {"operationRef": f"#/paths/{pointer}/{method}",
+                           "parameters": {parameter: "$response.body#/id"}}
+    doc["paths"][collection]["post"]["responses"][status]["links"] = links

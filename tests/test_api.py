@@ -250,6 +250,10 @@ def test_the_taskset_schema_is_served_and_is_the_jobs_body(settings):
     body = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/TaskSet"}
     assert {"TaskSet", "DataSpec", "TrainingSpec"} <= set(document["components"]["schemas"])
+    links = document["paths"]["/v1/jobs"]["post"]["responses"]["202"]["links"]
+    refs = {link["operationRef"] for link in links.values()}
+    assert "#/paths/~1v1~1jobs~1{job_id}~1result/get" in refs and len(refs) == 7
+    assert all(link["parameters"] == {"job_id": "$response.body#/id"} for link in links.values())
     example = yaml.safe_load(open("examples/digits.yaml"))
     jsonschema.validate(example, served)  # the bundled example is a valid task set
     with pytest.raises(jsonschema.ValidationError):
