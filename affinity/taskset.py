@@ -38,7 +38,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+def _one_of(sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """JSON Schema: exactly one of ``sources`` given, each with its value's schema."""
+    return {"oneOf": [{"required": [k], "properties": {k: v}} for k, v in sources.items()]}
+
+
 class DataSpec(_Strict):
+    model_config = ConfigDict(**_Strict.model_config, json_schema_extra=_one_of({
+        "path": {"type": "string"}, "dataset": {"type": "string"},
+        "builtin": {"const": "digits"}, "in_memory": {"const": True}}))
+
     path: str | None = None
     dataset: str | None = None
     builtin: Literal["digits"] | None = None

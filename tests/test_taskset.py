@@ -181,3 +181,24 @@ def test_unreadable_file_is_invalid(tmp_path, capsys):
     (tmp_path / "list.json").write_text(json.dumps([1, 2]))
     with pytest.raises(InvalidTaskSet, match="task set must be a mapping; got list"):
         load_taskset(tmp_path / "list.json")
+
+
+@pytest.mark.parametrize("data", [
+    {"builtin": "digits"}, {"path": "x.csv"}, {"dataset": "ds_1"}, {"in_memory": True},
+    {"in_memory": False, "path": "a.csv"}, {"path": "x", "dataset": "d"}, {}, {"path": None},
+    {"in_memory": False}, {"builtin": "digits", "in_memory": True},
+])
+def test_the_json_schema_and_the_model_agree_on_the_data_source(data):
+    """Exactly one source: the published JSON Schema says what the model checks."""
+    import jsonschema
+
+    from affinity.taskset import taskset_schema
+
+    doc = {"data": data, "tasks": [{"name": "a", "type": "binary"},
+                                   {"name": "b", "type": "binary"}]}
+    try:
+        parse_taskset(doc)
+        valid = True
+    except InvalidTaskSet:
+        valid = False
+    assert jsonschema.Draft202012Validator(taskset_schema()).is_valid(doc) == valid
