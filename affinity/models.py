@@ -99,7 +99,7 @@ def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
 
 def _try_losses(spec: ModelSpec, data: Dataset, names: set[str]) -> None:
     """Each named task's head and loss, once, on two of its training rows."""
-    net = MultiTaskNet(spec, data.input_shape, data.tasks).eval()
+    net = MultiTaskNet(spec, data.input_shape, data.tasks).to(data.x_train.device).eval()
     losses = TaskLosses(data.tasks)
     labelled = data.labelled(data.y_train)
     for i, t in enumerate(data.tasks):
