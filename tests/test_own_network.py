@@ -117,12 +117,13 @@ def _registered() -> str:
     return register("test:resnetish", trunk)
 
 
-def test_analyze_runs_your_network_heads_and_losses_end_to_end(device):
-    images, label = digits_images(400)
-    targets = image_tasks(images, label, [0, 6, 8, 9], 4)
+@pytest.mark.parametrize(("read", "side", "top"), IMAGES)
+def test_analyze_runs_your_network_heads_and_losses_end_to_end(read, side, top, device):
+    images, label = read(400)
+    targets = image_tasks(images, label, top, side)
     ts = taskset()
     result = affinity.analyze(ts, data=affinity.tensors(ts, (images, targets)), trunk=trunk,
-                              heads={"small": decoder(4)},
+                              heads={"small": decoder(side)},
                               losses={"small": lambda p, t: F.l1_loss(p, t, reduction="none")},
                               device=device)
     assert result.tasks == ["first", "second", "small"]
