@@ -93,6 +93,8 @@ def main() -> int:
           f"{cost['training_runs']:.1f} of {cost['budget']:.1f} training runs "
           f"({cost['wall_run_equivalents']:.1f} wall-time run-equivalents; one run "
           f"{cost['unit_seconds']:.1f} s)")
+    for warning in result.meta.get("warnings", []):
+        print(f"warning: {warning}")
     for s in cost["stages"]:
         print(f"  {s['stage']:40} {s['networks']:3d} networks {s['seconds']:7.1f} s "
               f"{s['training_runs']:5.1f} runs")
