@@ -133,9 +133,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     executor = executor or LocalExecutor()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
-    check_backbone(taskset.model, data.input_shape)
+    width = check_backbone(taskset.model, data.input_shape)
     if heads or losses:
-        data = own_heads(taskset.model, data, heads or {}, losses or {})
+        data = own_heads(taskset.model, data, heads or {}, losses or {}, width)
     _check_tasks(taskset, data)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs)  # its clock starts after the import above

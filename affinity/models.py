@@ -52,11 +52,12 @@ def trunk_width(trunk: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(out.shape[1])
 
 
-def check_backbone(spec: ModelSpec, input_shape: tuple[int, ...]) -> None:
-    """Build the trunk once on the data's input shape; InvalidTaskSet naming
-    ``model.backbone`` when it cannot be built or does not return (N, width) features."""
+def check_backbone(spec: ModelSpec, input_shape: tuple[int, ...]) -> int:
+    """Build the trunk once on the data's input shape and return its width; InvalidTaskSet
+    naming ``model.backbone`` when it cannot be built or does not return (N, width)
+    features."""
     try:
-        trunk_width(build_trunk(spec, input_shape), input_shape)
+        return trunk_width(build_trunk(spec, input_shape), input_shape)
     except Exception as exc:  # noqa: BLE001  # any failure of the user's module is the task set's
         raise InvalidTaskSet(f"model.backbone: {spec.backbone!r} does not run on inputs of "
                              f"shape {tuple(input_shape)}: {exc}") from None
@@ -67,10 +68,11 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
-              losses: Mapping[str, LossFn]) -> Dataset:
+              losses: Mapping[str, LossFn], width: int | None = None) -> Dataset:
     """``data`` with the user's heads and losses on its tasks, each tried once: a head on
-    features of the trunk's width, its loss on two training rows labelled for the task.
-    InvalidTaskSet naming ``heads[...]``/``losses[...]`` when one does not run."""
+    features of the trunk's ``width`` (default: built to find out), its loss on two training
+    rows labelled for the task. InvalidTaskSet naming ``heads[...]``/``losses[...]`` when
+    one does not run."""
     names = [t.name for t in data.tasks]
     for field, given in (("heads", heads), ("losses", losses)):
         for name, fn in given.items():
@@ -79,7 +81,8 @@ def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
             if not callable(fn):
                 raise InvalidTaskSet(f"{field}[{name!r}]: must be callable; got "
                                      f"{type(fn).__name__}")
-    width = trunk_width(build_trunk(spec, data.input_shape), data.input_shape)
+    if width is None:
+        width = trunk_width(build_trunk(spec, data.input_shape), data.input_shape)
     tasks = []
     for t in data.tasks:
         if t.name in heads:
@@ -130,8 +133,7 @@ class Heads(nn.Module):
         super().__init__()
         self.width = width
         self.sizes = [t.n_outputs for t in tasks]
-        self.linear_tasks = [i for i, t in enumerate(tasks) if t.head is None]
-        n_linear = sum(self.sizes[i] for i in self.linear_tasks)
+        n_linear = sum(t.n_outputs for t in tasks if t.head is None)
         self.linear = nn.Linear(width, n_linear) if n_linear else None
         self.own = nn.ModuleDict({str(i): t.head(width) for i, t in enumerate(tasks)
                                   if t.head is not None})
