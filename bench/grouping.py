@@ -4,10 +4,11 @@ The truth (``bench/truth/<name>.npz``, made by ``bench/make_truth.py``) holds ev
 each set's tasks trained by its recipe on 10 seeds that no probe uses. Scores:
 - regret of a grouping = (its total validation loss - the optimum's) / (a random partition's
   mean - the optimum's), k groups; 0 is optimal, 1 no better than chance;
-- the noise floor: the optimum of half the truth seeds, scored on the other half (both ways);
+- the noise floor: the optimum of half the truth seeds, scored on the other half, both ways,
+  averaged over SPLITS random halvings of the seeds (one halving alone is a noisy estimate);
 - anchors on the same truth: TAG's rule on our lookahead matrix, Standley's higher-order
   approximation (HOA: mean rule on pair gains of half the truth seeds, scored on the other
-  half), all-in-one and single-task training;
+  half, over the same halvings), all-in-one and single-task training;
 - auxiliary regret of each primary p = (p's loss with its chosen auxiliaries - p's best
   subset) / (p's loss with random auxiliaries, 1 to max_aux of them - the best).
 Prints one table; exits 1 when a target is missed: mean regret <= 0.30 over (set, k = 2, 3);
@@ -45,6 +46,7 @@ TARGET_MEAN_REGRET = 0.30
 TARGET_AUX_REGRET = 0.45
 TARGET_COST_T8 = 20.0
 RANDOM_PARTITIONS = 4000
+SPLITS = 10
 
 
 @dataclass
@@ -69,6 +71,16 @@ class Truth:
 
     def half(self, which: int) -> Truth:
         return Truth(self.tasks, self.subsets, self.loss[which::2])
+
+    def halvings(self, n_splits: int, rng: np.random.Generator) -> list[tuple[Truth, Truth]]:
+        """``n_splits`` random halvings of the seeds, each both ways: (chosen on, scored on)."""
+        out = []
+        for _ in range(n_splits):
+            order = rng.permutation(len(self.loss))
+            a, b = (Truth(self.tasks, self.subsets, self.loss[np.sort(part)])
+                    for part in np.array_split(order, 2))
+            out += [(a, b), (b, a)]
+        return out
 
     def row(self, group: tuple[int, ...]) -> np.ndarray:
         return self.mean[self.index[tuple(sorted(group))]]
@@ -141,7 +153,7 @@ def evaluate(name: str, budget: float | None, device: torch.device,
     result = analyze(taskset, data=data, device=device)
     if save:
         result.write(save / name)
-    halves = [truth.half(0), truth.half(1)]
+    halvings = truth.halvings(SPLITS, np.random.default_rng(1))
     row = {"name": name, "tasks": n, "verdict": result.verdict,
            "cost": result.meta["cost"]["training_runs"],
            "wall": result.meta["cost"]["wall_run_equivalents"],
@@ -162,11 +174,11 @@ def evaluate(name: str, budget: float | None, device: torch.device,
             row[f"{src}{k}"] = truth.regret(
                 select_groups(result.affinity[measure].matrix, k, rule=rule).groups, k, rand)
         floors, hoas = [], []
-        for a, b in ((0, 1), (1, 0)):
-            rand_b = halves[b].random_mean(k, rng)
-            floors.append(halves[b].regret(halves[a].optimum(k)[0], k, rand_b))
-            hoas.append(halves[b].regret(select_groups(halves[a].pair_gains(), k,
-                                                       rule="mean").groups, k, rand_b))
+        for a, b in halvings:
+            rand_b = b.random_mean(k, rng)
+            floors.append(b.regret(a.optimum(k)[0], k, rand_b))
+            hoas.append(b.regret(select_groups(a.pair_gains(), k, rule="mean").groups, k,
+                                 rand_b))
         row[f"floor{k}"], row[f"hoa{k}"] = float(np.mean(floors)), float(np.mean(hoas))
     truth_pairs = truth.pair_gains()
     off = ~np.eye(n, dtype=bool)
@@ -186,8 +198,8 @@ def evaluate(name: str, budget: float | None, device: torch.device,
         j = truth.tasks.index(p)
         aux.append(truth.aux_regret(j, as_indices(truth.tasks, [choice["auxiliaries"]])[0],
                                     max_aux))
-        aux_floor.append(np.mean([halves[b].aux_regret(j, halves[a].best_aux(j, max_aux),
-                                                       max_aux) for a, b in ((0, 1), (1, 0))]))
+        aux_floor.append(np.mean([b.aux_regret(j, a.best_aux(j, max_aux), max_aux)
+                                  for a, b in halvings]))
     row["aux"], row["aux_floor"] = float(np.mean(aux)), float(np.mean(aux_floor))
     return row
 
