@@ -22,8 +22,13 @@ from pydantic import (
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
 DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
 BUDGET_PER_TASK = 2.5
-"""Default budget: this many training runs per task (20 at 8 tasks), at least MIN_BUDGET."""
+"""Default budget: this many training runs per task (20 at 8 tasks), within
+[MIN_BUDGET, MAX_BUDGET]."""
 MIN_BUDGET = 10.0
+MAX_BUDGET = 24.0
+"""The default's cap from 10 tasks on: a default analysis stays within 25 trainings of one
+network in wall time (the last stage's estimate and the work after the race may overrun
+the budget by a few percent)."""
 TaskType = Literal["binary", "multiclass", "regression"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -143,7 +148,7 @@ class TrainingSpec(_Strict):
 class BudgetSpec(_Strict):
     training_runs: Annotated[float, Field(gt=0, le=100000)] | None = None
     """Compute the analysis may spend, in units of one full training of one network on this
-    data (wall time); default BUDGET_PER_TASK per task, at least MIN_BUDGET."""
+    data (wall time); default 2.5 per task, at least 10 and at most 24."""
 
 
 MOVED_PROBE_KEYS = ("epochs", "batch_size", "lr")
@@ -251,7 +256,8 @@ class TaskSet(_Strict):
     @property
     def training_runs(self) -> float:
         """The compute budget in training runs, with the default filled in."""
-        return self.budget.training_runs or max(MIN_BUDGET, BUDGET_PER_TASK * len(self.tasks))
+        return self.budget.training_runs or min(MAX_BUDGET, max(MIN_BUDGET,
+                                                               BUDGET_PER_TASK * len(self.tasks)))
 
     @property
     def budgets(self) -> list[int]:

@@ -170,6 +170,8 @@ def test_defaults_fill_in(tmp_path):
     assert ts.training_runs == 10.0  # 2.5 per task, at least 10
     eight = ts.model_copy(update={"tasks": ts.tasks * 4})
     assert eight.training_runs == 20.0
+    twelve = ts.model_copy(update={"tasks": ts.tasks * 6})
+    assert twelve.training_runs == 24.0  # at most 24
 
 
 def test_unreadable_file_is_invalid(tmp_path, capsys):
