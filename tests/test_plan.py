@@ -50,6 +50,24 @@ def test_a_timed_step_calibrates_how_many_networks_fit():
     assert ledger.cost()["stages"][0]["training_runs"] == 0.0  # listed, not counted
 
 
+def test_a_stack_is_planned_to_run_as_long_as_the_stacks_before_it():
+    """A stack trains until its slowest network stops, each network until it stops: when the
+    stacks so far ran 2 and 3 times the unit's steps and their networks 1 and 0.5 times on
+    average, the next is planned at 2.5 and 0.75 times; a stage cut short by the budget says
+    nothing about how long networks train and is left out."""
+    ledger = Ledger(budget=100)
+    ledger.set_unit(seconds=0.6, steps=100)  # a step: alpha + beta = 0.005 + 0.001 seconds
+    stage(ledger, 10, 200, 1000, 200 * 0.005 + 1000 * 0.001)
+    stage(ledger, 20, 300, 1000, 300 * 0.005 + 1000 * 0.001)
+    expected = (250 * 0.005 + 10 * 75 * 0.001) / 0.6
+    assert ledger.estimate(10) == pytest.approx(expected, rel=1e-6)
+    seconds = 0.5 * ledger.remaining * 0.6
+    assert ledger.most_networks(0.5) == int((seconds - 250 * 0.005) / (75 * 0.001) + 1e-9)
+    stage(ledger, 30, 50, 1500, 50 * 0.005 + 1500 * 0.001)
+    ledger.stages[-1]["cut"] = "30 of 30"
+    assert ledger.estimate(10) == pytest.approx(expected, rel=1e-6)
+
+
 def test_time_between_stages_counts_against_the_budget():
     """Wall time since the start beyond the stages' own (measures, selection) is spent too,
     up to a quarter of the budget; the reported training runs stay the stages'."""
