@@ -6,7 +6,10 @@ loss). Each candidate is a set of groups; a group's network is trained once per 
 shared by every candidate that uses it. Each round trains, on a new seed, the groups that the
 contests' surviving candidates and baselines still miss, then halves every contest by mean
 score over the seeds so far (successive halving). A round runs only when the ledger affords
-it; when it does not, the contests drop their worst candidates until it does.
+it; when it does not, the contests drop their worst candidates until it does. The first round
+keeps room for a second (the baselines and each contest's best candidate on a new seed): the
+first round's seed is the probes', on which the candidates were chosen, so only a second seed
+measures them afresh.
 Baselines (all-in-one and single-task; the primary alone) race in every round and are never
 dropped, so every comparison is paired by seed.
 
@@ -159,32 +162,37 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
 
 Train = Callable[[list[Group], int], object]
 """Trains the given groups on a seed and adds them to the measurements."""
+Affords = Callable[[int, float, int], bool]
+"""``affords(n, share, then)``: whether n networks fit in ``share`` of what is left, leaving
+enough for ``then`` networks later."""
 
 
 def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
-             train: Train, affords: Callable[[int, float], bool], *, min_seeds: int = 1,
+             train: Train, affords: Affords, *, min_seeds: int = 1,
              planned_rounds: int = 3) -> list[int]:
     """Race every contest over ``seeds`` in order; return the seeds every survivor was
     measured on. Round r may spend 1 / (planned_rounds - r) of what is left (so that the
-    budget lasts ``planned_rounds`` rounds), all of it from then on; ``affords(n, share)``
-    says whether n networks fit. The first ``min_seeds`` rounds drop candidates until
-    affordable; later rounds stop the race when even one candidate per contest is not."""
+    budget lasts ``planned_rounds`` rounds), all of it from then on; the first round also
+    keeps room for the least second round (every baseline and each contest's best
+    candidate). The first ``min_seeds`` rounds drop candidates until affordable; later
+    rounds stop the race when even one candidate per contest is not."""
     used: list[int] = []
     for r, seed in enumerate(seeds):
         if r > 0:
             for contest in contests:
                 contest.candidates = _halve(contest.candidates, measured, used)
         share = 1.0 / max(1, planned_rounds - r)
+        then = len(_least_round(contests)) if r == 0 and len(seeds) > 1 else 0
         before = [list(contest.candidates) for contest in contests]
         needed: list[Group] | None
         while True:
             needed = sorted({g for c in contests for g in c.alive_groups()
                              if not measured.has(g, seed)}, key=lambda g: (len(g), g))
-            if affords(len(needed), share):
+            if affords(len(needed), share, then):
                 break
             widest = max(contests, key=lambda c: len(c.candidates))
             if len(widest.candidates) <= 1:  # the least this round can be: all that is left?
-                needed = needed if affords(len(needed), 1.0) else None
+                needed = needed if affords(len(needed), 1.0, 0) else None
                 break
             widest.candidates = widest.candidates[:-1]
         if needed is None:
@@ -201,6 +209,11 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             train(needed, seed)
         used.append(seed)
     return used
+
+
+def _least_round(contests: list[Contest]) -> set[Group]:
+    """The groups of a round on a new seed that keeps only each contest's best candidate."""
+    return {g for c in contests for cand in c.baselines + c.candidates[:1] for g in cand.groups}
 
 
 def _halve(candidates: list[Candidate], measured: Measurements,

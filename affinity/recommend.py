@@ -148,15 +148,18 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
 
     ``groups`` is what to train at this budget: the least measured total loss over the race's
     seeds among the race's best choice of k groups and the better baseline (``kind`` says
-    which); ``significant`` says whether the difference is beyond noise, and the verdict
-    speaks only of differences beyond noise.
+    which); with one seed, the one the candidates were chosen on, the better baseline: the
+    candidates' lead there is their selection's, not a measurement. ``significant`` says
+    whether the difference is beyond noise, and the verdict speaks only of differences
+    beyond noise.
     ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
     k groups with the better baseline over the race's seeds (paired; ``prior``: the variance
     prior of every k's comparison).
     """
     best, base = finalists(contest, measured, seeds)
     comp = compare(measured, best, base, seeds, prior) if best else None
-    chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
+    leads = comp is not None and comp.interval is not None and comp.improvement > 0
+    chosen = best if best is not None and leads else base
     served = dict(zip(tasks, measured.served(chosen, seeds).tolist(), strict=True))
     together, single = baselines(len(tasks))
 
@@ -252,6 +255,7 @@ def verdict(entries: list[dict[str, Any]]) -> str:
         return "not measured: groups chosen by predicted gain only (verification is off)"
     if measured[0]["interval"] is None:
         return ("too little budget to measure beyond noise (one seed): "
+                f"{_TRAIN[measured[0]['baseline']]}, the better baseline on that seed, or "
                 "raise budget.training_runs for a verdict")
     ahead = [e for e in measured if e["kind"] == "groups"]
     if not ahead:
@@ -266,6 +270,7 @@ def verdict(entries: list[dict[str, Any]]) -> str:
 
 
 _OTHER = {"single_task": "training every task alone", "all_in_one": "one network for all tasks"}
+_TRAIN = {"single_task": "train every task alone", "all_in_one": "train all tasks in one network"}
 
 
 def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:

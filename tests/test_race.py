@@ -76,7 +76,7 @@ def test_race_finds_the_planted_grouping_and_halves():
     measured, log = Measurements(), []
     race = contest(((0, 2), (1, 3)), ((0, 1, 2), (3,)), ((0, 1), (2, 3)), ((0, 3), (1, 2)))
     used = run_race([race], measured, range(4), trainer(measured, log),
-                    lambda n, share: True)
+                    lambda n, share, then: True)
     assert used == [0, 1, 2, 3]
     best = winner(race, measured, used)
     assert best.groups == ((0, 1), (2, 3))
@@ -102,7 +102,7 @@ def test_no_grouping_beyond_noise_recommends_the_baseline():
     measured, log = Measurements(), []
     race = contest(((0, 2), (1, 3)), ((0, 3), (1, 2)))  # only harmful groupings
     used = run_race([race], measured, range(3), trainer(measured, log),
-                    lambda n, share: True)
+                    lambda n, share, then: True)
     entry = grouping_entry(TASKS, race, measured, used, 2)
     assert entry["kind"] == "single_task" and entry["groups"] == [["a"], ["b"], ["c"], ["d"]]
     assert not entry["significant"] and entry["improvement"] < 0
@@ -133,7 +133,7 @@ def test_budget_drops_the_last_candidates_then_stops():
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
     seen = []
 
-    def affords(n, share):
+    def affords(n, share, then):
         seen.append((n, share))
         return n <= 9 and len(log) < 2  # two rounds of at most 9 networks
 
@@ -144,6 +144,43 @@ def test_budget_drops_the_last_candidates_then_stops():
     assert seen[0] == (11, 1 / 3) and all(c.groups != ((0, 3), (1, 2)) for c in race.candidates)
     assert seen[-1][1] == 1.0  # from the third round on, all that is left
     assert winner(race, measured, used).groups == ((0, 1), (2, 3))
+
+
+def test_the_first_round_keeps_room_for_a_second():
+    """Room for 18 networks in all. The first round (the probes' seed) would train 13 (4
+    singles, the all-in-one network, 6 pairs and 2 groups of 3), leaving too few for the
+    least second round (the baselines and the best candidate's 2 groups: 7), so it drops its
+    last two candidates (11 networks); then a second seed runs with the best candidate."""
+    measured, log = Measurements(), []
+    race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)), ((0, 1, 2), (3,)),
+                   ((0, 1, 3), (2,)))
+    spent: list[int] = []
+
+    def affords(n, share, then):  # share is left out: this budget is all for the race
+        left = 18 - sum(spent)
+        return n + then <= left
+
+    def train(groups, seed):
+        spent.append(len(groups))
+        trainer(measured, log)(groups, seed)
+
+    used = run_race([race], measured, range(3), train, affords)
+    assert spent == [11, 7] and used == [0, 1]
+    assert winner(race, measured, used).groups == ((0, 1), (2, 3))
+
+
+def test_one_seed_recommends_the_better_baseline():
+    """On one seed (the probes', which chose the candidates) the planted groups measure
+    20% below single-task training, but that lead is the selection's: what to train is the
+    better baseline, and the verdict names it."""
+    measured = Measurements()
+    trainer(measured, [])([(0,), (1,), (2,), (3,), EVERYONE, (0, 1), (2, 3)], 0)
+    entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], 2)
+    assert entry["best_groups"] == [["a", "b"], ["c", "d"]] and entry["improvement"] > 0.1
+    assert entry["kind"] == "single_task" and entry["interval"] is None
+    assert verdict([entry]) == ("too little budget to measure beyond noise (one seed): train "
+                                "every task alone, the better baseline on that seed, or raise "
+                                "budget.training_runs for a verdict")
 
 
 def test_verdict_sentences():
@@ -243,6 +280,7 @@ def test_with_nothing_affordable_the_race_keeps_whatever_seed_0_trained():
     trained = [(0,), (1,), (2,), (3,), EVERYONE, (0, 3), (1, 2)]
     measured.add(0, trained, np.stack([planted(0, g) for g in trained]))
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
-    used = run_race([race], measured, range(3), trainer(measured, []), lambda n, share: n == -1)
+    used = run_race([race], measured, range(3), trainer(measured, []),
+                    lambda n, share, then: n == -1)
     assert used == [0]
     assert [c.groups for c in race.candidates] == [((0, 3), (1, 2))]
