@@ -23,7 +23,8 @@ def make_optimizer(params: Iterable[torch.Tensor], spec: TrainingSpec) -> torch.
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
                                weight_decay=spec.weight_decay)
     cls = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay,
+               foreach=True)  # one kernel per step for all tensors (on the CPU too)
 
 
 @dataclass
@@ -90,7 +91,8 @@ class Minibatches:
         for m in ids[ends].tolist():
             self.epoch[m] += 1
             self._new_epoch(m)
-        for e in [e for e in self.shuffles if e < min(self.epoch[m] for m in ids.tolist())]:
+        oldest = min(self.epoch[m] for m in ids.tolist())
+        for e in [e for e in self.shuffles if e < oldest]:
             del self.shuffles[e]  # no active network will run that epoch again
         if self.shared:
             return Batch(rows[0, valid[0]].to(self.device), None,
