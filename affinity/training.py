@@ -19,12 +19,12 @@ from affinity.taskset import TrainingSpec
 def make_optimizer(params: Iterable[torch.Tensor], spec: TrainingSpec) -> torch.optim.Optimizer:
     """The recipe's optimizer; every one of them is elementwise, so stacked networks train
     exactly as they would alone."""
+    # foreach: one kernel a step for all tensors, on the CPU too (its default there is a loop)
     if spec.optimizer == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
-                               weight_decay=spec.weight_decay)
+                               weight_decay=spec.weight_decay, foreach=True)
     cls = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay,
-               foreach=True)  # one kernel per step for all tensors (on the CPU too)
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, foreach=True)
 
 
 @dataclass
