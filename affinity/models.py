@@ -68,11 +68,11 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
-              losses: Mapping[str, LossFn], width: int | None = None) -> Dataset:
+              losses: Mapping[str, LossFn], width: int) -> Dataset:
     """``data`` with the user's heads and losses on its tasks, each tried once: a head on
-    features of the trunk's ``width`` (default: built to find out), its loss on two training
-    rows labelled for the task. InvalidTaskSet naming ``heads[...]``/``losses[...]`` when
-    one does not run."""
+    features of the trunk's ``width`` (``check_backbone``'s), its loss on two training rows
+    labelled for the task. InvalidTaskSet naming ``heads[...]``/``losses[...]`` when one
+    does not run."""
     names = [t.name for t in data.tasks]
     for field, given in (("heads", heads), ("losses", losses)):
         for name, fn in given.items():
@@ -81,8 +81,6 @@ def own_heads(spec: ModelSpec, data: Dataset, heads: Mapping[str, HeadFactory],
             if not callable(fn):
                 raise InvalidTaskSet(f"{field}[{name!r}]: must be callable; got "
                                      f"{type(fn).__name__}")
-    if width is None:
-        width = trunk_width(build_trunk(spec, data.input_shape), data.input_shape)
     tasks = []
     for t in data.tasks:
         if t.name in heads:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import affinity
 from affinity.data import load_dataset
-from affinity.models import MultiTaskNet, TaskLosses, own_heads, vmappable
+from affinity.models import MultiTaskNet, TaskLosses, check_backbone, own_heads, vmappable
 from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import InvalidTaskSet, parse_taskset
@@ -100,9 +100,9 @@ def test_a_dense_task_with_its_own_head_stacks_as_one_by_one(read, side, top, de
                             (images[300:], {k: v[300:] for k, v in targets.items()}))
     assert [t.shape for t in data.tasks] == [(), (), (1, side, side)]
     assert data.y_train.shape == (300, 2 + side * side)
-    data = own_heads(ts.model.model_copy(update={"backbone": _registered()}), data,
-                     {"small": decoder(side)}, {}).to(device)
     ts = ts.model_copy(update={"model": ts.model.model_copy(update={"backbone": _registered()})})
+    width = check_backbone(ts.model, data.input_shape)
+    data = own_heads(ts.model, data, {"small": decoder(side)}, {}, width).to(device)
     members = [(0,), (1,), (2,), (0, 2), (0, 1, 2)]
     fast = run_subsets(ts, data, members, 0, device)
     slow = naive_subsets(ts, data, members, 0, device)
