@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe, run_joint
 from affinity.probes.subsets import SubsetProbe, run_subsets
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Group, Measurements, run_race
+from affinity.race import Affords, Group, Measurements, run_race
 from affinity.recommend import (
     Source,
     auxiliary_choice,
@@ -87,6 +87,17 @@ def affordable(members: list[Group], n_tasks: int, most: int, joint: JointProbe)
     return singles + [pairs[i] for i in order[:max(0, most - n_tasks)]]
 
 
+def network_weights(data: Dataset) -> Callable[[Sequence[Group]], list[float]]:
+    """Each group's network weight: the share of the all-in-one network's training rows
+    (those labelled for any task) that it trains on (``plan.py``)."""
+    labelled = data.labelled(data.y_train)
+    everyone = max(int(labelled.any(1).sum()), 1)
+
+    def weigh(groups: Sequence[Group]) -> list[float]:
+        return [int(labelled[:, list(g)].any(1).sum()) / everyone for g in groups]
+    return weigh
+
+
 def _step_seconds(taskset: TaskSet, data: Dataset, members: list[Group],
                   device: torch.device) -> float:
     """Median wall time of one step of the stacked members (warm-up steps left out)."""
@@ -139,6 +150,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     _check_tasks(taskset, data)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs)  # its clock starts after the import above
+    weigh = network_weights(data)
     prog = Progress(ledger.budget, progress)
     measures = [MEASURES[name] for name in taskset.measures]
     needs = set().union(*(m.needs for m in measures))
@@ -158,6 +170,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         prog.enter(stage)
         deadline = time.time() + max(0.0, share * ledger.remaining) * ledger.unit_seconds
         with ledger.stage(stage, len(groups), seed) as record:
+            weights = weigh(groups)
+            record["work"], record["widest"] = round(sum(weights), 4), round(max(weights), 4)
             probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick,
                                      deadline=deadline)
             record["steps"], record["network_steps"] = probe.steps, probe.network_steps
@@ -182,7 +196,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             with ledger.stage("calibration", len(timed), seed):
                 step = _step_seconds(taskset, data, timed, dev)
             ledger.calibrate(len(timed), step)
-            members = affordable(members, n, ledger.most_networks(PROBE_SHARE), joint)
+            weights = weigh(members)
+            most = ledger.most_networks(PROBE_SHARE, float(np.mean(weights)), max(weights))
+            members = affordable(members, n, most, joint)
         subsets = train(members, seed, f"{len(members)} subset networks {label}",
                         PROBE_SHARE / (probe_seeds - seed))
         run = ProbeRun(taskset, data, seed, joint, subsets)
@@ -213,7 +229,9 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         if untrained:  # the budget could not train every pair (see ``affordable``)
             result.meta["untrained_pairs"] = untrained
     if taskset.verify:
-        _race(result, taskset, sources, measured, probe_seeds, train, ledger, prog.enter)
+        _race(result, taskset, sources, measured, probe_seeds, train,
+              lambda groups, share, then: ledger.affords(weigh(groups), share, weigh(then)),
+              prog.enter)
     else:
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
                             for k in taskset.budgets]
@@ -255,7 +273,7 @@ def _fitted_surrogate(result: Result, measured: Measurements, members: list[Grou
 
 def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
           probe_seeds: int, train: Callable[[list[Group], int, str], SubsetProbe],
-          ledger: Ledger, progress: Callable[[str], None]) -> None:
+          affords: Affords, progress: Callable[[str], None]) -> None:
     """Race the candidates over new seeds while the budget lasts; fill the decisions."""
     n, tasks = len(result.tasks), result.tasks
     grouping = {}
@@ -269,7 +287,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
     used = run_race([*grouping.values(), *aux.values()], measured, seeds,
                     lambda groups, seed: train(groups, seed, f"race: {len(groups)} networks "
                                                              f"(seed {seed + 1})"),
-                    ledger.affords)
+                    affords)
     prior = family_prior(list(grouping.values()), measured, used)
     result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)
                         for k in taskset.budgets]

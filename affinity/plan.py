@@ -5,8 +5,11 @@ the all-in-one network of the first seed (its affinity sampling left out). A sta
 trains M networks as one stacked model is estimated from the stages run so far, where a step
 costs alpha + beta * M seconds (M: the networks still training), and it runs as many steps,
 relative to the unit's, as the stacked stages so far did (the stack until its slowest network
-stops, each network until it stops); the planner (``analysis`` and ``race``) runs a stage
-only when its estimate fits in what is left. What is left also counts the wall time between the
+stops, each network until it stops). A network's steps scale with its *weight*: the share of
+the unit's training rows it trains on (1 where every row is labelled for every task; on rows
+of their own, a single task's network passes over an eighth of them per epoch where each of
+8 tasks has an eighth). The planner (``analysis`` and ``race``) runs a stage only when its
+estimate fits in what is left. What is left also counts the wall time between the
 stages (the measures, the candidate selection), up to ``OVERHEAD_SHARE`` of the budget: on
 data so small that one training takes milliseconds, those fixed costs would otherwise leave
 nothing for the race.
@@ -15,7 +18,7 @@ nothing for the race.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,25 +71,40 @@ class Ledger:
         overhead = max(0.0, self.wall_spent - self.spent)
         return self.budget - self.spent - min(overhead, OVERHEAD_SHARE * self.budget)
 
-    def estimate(self, n_networks: int) -> float:
-        """Training runs a stacked stage of ``n_networks`` would cost: alpha seconds per step
-        of the stack and beta per step of each network (fitted to the stages run so far; the
-        unit network is a stack of one), over the steps the stretches foresee."""
-        if not self.unit_seconds or n_networks == 0:
+    def estimate(self, weights: Sequence[float]) -> float:
+        """Training runs a stacked stage of networks of these ``weights`` would cost: alpha
+        seconds per step of the stack and beta per step of each network (fitted to the stages
+        run so far; the unit network is a stack of one), over the steps the stretches foresee
+        (the stack's for its widest network, each network's for its weight)."""
+        if not self.unit_seconds or not len(weights):
             return 0.0
         alpha, beta = self._step_model()
-        stack, network = self._stretches()
-        return (alpha * stack + beta * n_networks * network) * self.unit_steps \
-            / self.unit_seconds
+        (stack, network), (widest, work) = self._stretches(), self._sizes(weights)
+        return (alpha * stack * widest + beta * network * work) \
+            * self.unit_steps / self.unit_seconds
+
+    def _runs(self) -> list[dict[str, Any]]:
+        """The stacked stages that ran their course (not cut short by the budget)."""
+        return [s for s in self.stages if s["networks"] > 1 and s["steps"]
+                and not s.get("timing_only") and not s.get("cut")]
+
+    def _sizes(self, weights: Sequence[float]) -> tuple[float, float]:
+        """The widest weight and the summed weights of a stage's networks. Before any stacked
+        stage ran, every network is planned at weight 1: a network on fewer rows passes over
+        them in fewer steps but often trains more epochs, and by how much is not known yet."""
+        if not self._runs():
+            return 1.0, float(len(weights))
+        return float(max(weights)), float(sum(weights))
 
     def _stretches(self) -> tuple[float, float]:
-        """How long stacked stages run, relative to the unit's steps: the stack (until its
-        slowest network stops: on 2 CPU cores 0.8 to 2.6 times) and each network (until it
-        stops: 0.4 to 1.2 times); the means over the stacked stages so far, 1 before any. A
-        stage that the budget cut short does not count."""
-        runs = [(s["steps"] / self.unit_steps, s["network_steps"] / s["networks"] / self.unit_steps)
-                for s in self.stages if s["networks"] > 1 and s["steps"]
-                and not s.get("timing_only") and not s.get("cut")]
+        """How long stacked stages run, relative to the unit's steps: the stack per weight of
+        its widest network (until its slowest network stops: on 2 CPU cores 0.8 to 2.6 times
+        the unit's steps) and each network per unit of weight (until it stops: 0.4 to 1.2
+        times where every network trains on every row); the means over the stacked stages so
+        far, 1 before any."""
+        runs = [(s["steps"] / s.get("widest", 1.0) / self.unit_steps,
+                 s["network_steps"] / s.get("work", s["networks"]) / self.unit_steps)
+                for s in self._runs()]
         if not runs:
             return 1.0, 1.0
         stack, network = np.mean(runs, axis=0)
@@ -110,26 +128,32 @@ class Ledger:
                             "steps": 1, "network_steps": n_networks,
                             "seconds": step_seconds, "training_runs": 0.0, "timing_only": True})
 
-    def most_networks(self, share: float) -> int:
-        """The most networks a stacked stage may hold within ``share`` of what is left."""
+    def most_networks(self, share: float, weight: float = 1.0, widest: float = 1.0) -> int:
+        """The most networks of mean ``weight`` (the widest of ``widest``) a stacked stage may
+        hold within ``share`` of what is left."""
         if not self.unit_seconds:
             return 1 << 30
         alpha, beta = self._step_model()
         stack, network = self._stretches()
+        if not self._runs():
+            weight = widest = 1.0  # as ``_sizes``
         per_step = share * self.remaining * self.unit_seconds / self.unit_steps
-        return int(max(0.0, (per_step - alpha * stack) / (beta * network) + 1e-9))
+        return int(max(0.0, (per_step - alpha * stack * widest) / (beta * network * weight)
+                       + 1e-9))
 
-    def affords(self, n_networks: int, share: float = 1.0, then: int = 0) -> bool:
-        """Whether a stacked stage of ``n_networks`` fits in ``share`` of what is left, and
-        leaves enough for a later stage of ``then`` networks."""
-        cost = self.estimate(n_networks)
+    def affords(self, weights: Sequence[float], share: float = 1.0,
+                then: Sequence[float] = ()) -> bool:
+        """Whether a stacked stage of networks of ``weights`` fits in ``share`` of what is
+        left, and leaves enough for a later stage of networks of weights ``then``."""
+        cost = self.estimate(weights)
         return cost <= share * self.remaining + 1e-9 \
             and cost + self.estimate(then) <= self.remaining + 1e-9
 
     @contextmanager
     def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:
         """Time a stage; the body sets ``steps`` (of the stack) and ``network_steps`` (summed
-        over its networks) in the yielded record."""
+        over its networks) in the yielded record, and the networks' summed ``work`` and
+        ``widest`` weight where they are not all 1."""
         record: dict[str, Any] = {"stage": name, "networks": n_networks, "seed": seed,
                                   "steps": 0, "network_steps": 0}
         started = self._stage_started = time.perf_counter()

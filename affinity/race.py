@@ -162,9 +162,9 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
 
 Train = Callable[[list[Group], int], object]
 """Trains the given groups on a seed and adds them to the measurements."""
-Affords = Callable[[int, float, int], bool]
-"""``affords(n, share, then)``: whether n networks fit in ``share`` of what is left, leaving
-enough for ``then`` networks later."""
+Affords = Callable[[list[Group], float, list[Group]], bool]
+"""``affords(groups, share, then)``: whether the networks of ``groups`` fit in ``share`` of
+what is left, leaving enough for the networks of ``then`` later."""
 
 
 def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
@@ -182,17 +182,17 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             for contest in contests:
                 contest.candidates = _halve(contest.candidates, measured, used)
         share = 1.0 / max(1, planned_rounds - r)
-        then = len(_least_round(contests)) if r == 0 and len(seeds) > 1 else 0
+        then = sorted(_least_round(contests)) if r == 0 and len(seeds) > 1 else []
         before = [list(contest.candidates) for contest in contests]
         needed: list[Group] | None
         while True:
             needed = sorted({g for c in contests for g in c.alive_groups()
                              if not measured.has(g, seed)}, key=lambda g: (len(g), g))
-            if affords(len(needed), share, then):
+            if affords(needed, share, then):
                 break
             widest = max(contests, key=lambda c: len(c.candidates))
             if len(widest.candidates) <= 1:  # the least this round can be: all that is left?
-                needed = needed if affords(len(needed), 1.0, 0) else None
+                needed = needed if affords(needed, 1.0, []) else None
                 break
             widest.candidates = widest.candidates[:-1]
         if needed is None:

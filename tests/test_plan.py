@@ -7,28 +7,31 @@ import pytest
 from affinity.plan import STACK_SPEEDUP_GUESS, Ledger
 
 
-def stage(ledger: Ledger, networks: int, steps: int, network_steps: int, seconds: float) -> None:
-    """Record a stage of known cost without waiting for it."""
+def stage(ledger: Ledger, networks: int, steps: int, network_steps: int, seconds: float,
+          **weights: float) -> None:
+    """Record a stage of known cost without waiting for it (``work``, ``widest``: its
+    networks' weights, summed and the largest)."""
     with ledger.stage(f"{networks} networks", networks, 0) as record:
-        record.update(steps=steps, network_steps=network_steps)
+        record.update(steps=steps, network_steps=network_steps, **weights)
     ledger.seconds += seconds - ledger.stages[-1]["seconds"]
     ledger.stages[-1]["seconds"] = seconds
 
 
 def test_costs_are_counted_in_training_runs_of_the_unit_network():
     ledger = Ledger(budget=20)
-    assert ledger.estimate(10) == 0.0 and ledger.spent == 0.0  # no unit yet
+    assert ledger.estimate([1.0] * 10) == 0.0 and ledger.spent == 0.0  # no unit yet
     ledger.set_unit(seconds=2.0, steps=100)
     one = 2.0 / 100
     # before any stack: one more network costs a third of a network alone
-    assert ledger.estimate(1) == pytest.approx(1.0)
-    assert ledger.estimate(4) == pytest.approx(1 + 3 / STACK_SPEEDUP_GUESS)
+    assert ledger.estimate([1.0]) == pytest.approx(1.0)
+    assert ledger.estimate([1.0] * 4) == pytest.approx(1 + 3 / STACK_SPEEDUP_GUESS)
     # a step costs alpha + beta * networks: alpha = 0.01, beta = 0.01 seconds (one = 0.02)
     stage(ledger, 30, 100, 3000, 100 * (0.01 + 0.01 * 30))
-    assert ledger.estimate(10) == pytest.approx(100 * (0.01 + 0.01 * 10) / 2.0, rel=1e-6)
-    assert ledger.estimate(1) == pytest.approx(100 * one / 2.0, rel=1e-6)
+    assert ledger.estimate([1.0] * 10) == pytest.approx(100 * (0.01 + 0.01 * 10) / 2.0, rel=1e-6)
+    assert ledger.estimate([1.0]) == pytest.approx(100 * one / 2.0, rel=1e-6)
     assert ledger.spent == pytest.approx(31 / 2.0)
-    assert ledger.affords(7) and not ledger.affords(7, share=0.5)  # 4 runs of 4.5 left
+    seven = [1.0] * 7
+    assert ledger.affords(seven) and not ledger.affords(seven, share=0.5)  # 4 runs of 4.5 left
     cost = ledger.cost()
     assert cost["training_runs"] == pytest.approx(15.5) and cost["budget"] == 20
     assert cost["network_trainings"] == pytest.approx(30.0)
@@ -44,9 +47,9 @@ def test_a_timed_step_calibrates_how_many_networks_fit():
     ledger.seconds = 1.0  # the all-in-one network
     ledger.calibrate(10, 0.03)
     assert ledger.spent == pytest.approx(1.0)  # a timing, not a cost
-    assert ledger.estimate(10) == pytest.approx(3.0)
+    assert ledger.estimate([1.0] * 10) == pytest.approx(3.0)
     assert ledger.most_networks(0.5) == 19
-    assert ledger.affords(19, 0.5) and not ledger.affords(20, 0.5)
+    assert ledger.affords([1.0] * 19, 0.5) and not ledger.affords([1.0] * 20, 0.5)
     assert ledger.cost()["stages"][0]["training_runs"] == 0.0  # listed, not counted
 
 
@@ -60,12 +63,46 @@ def test_a_stack_is_planned_to_run_as_long_as_the_stacks_before_it():
     stage(ledger, 10, 200, 1000, 200 * 0.005 + 1000 * 0.001)
     stage(ledger, 20, 300, 1000, 300 * 0.005 + 1000 * 0.001)
     expected = (250 * 0.005 + 10 * 75 * 0.001) / 0.6
-    assert ledger.estimate(10) == pytest.approx(expected, rel=1e-6)
+    assert ledger.estimate([1.0] * 10) == pytest.approx(expected, rel=1e-6)
     seconds = 0.5 * ledger.remaining * 0.6
     assert ledger.most_networks(0.5) == int((seconds - 250 * 0.005) / (75 * 0.001) + 1e-9)
     stage(ledger, 30, 50, 1500, 50 * 0.005 + 1500 * 0.001)
     ledger.stages[-1]["cut"] = "30 of 30"
-    assert ledger.estimate(10) == pytest.approx(expected, rel=1e-6)
+    assert ledger.estimate([1.0] * 10) == pytest.approx(expected, rel=1e-6)
+
+
+def test_networks_on_rows_of_their_own_are_planned_by_their_weight():
+    """8 networks on a quarter of the rows each (weight 0.25, 2 in all) ran 50 stack steps and
+    200 network steps (the unit: 100): 2 stack steps per weight of the widest, 1 network step
+    per unit of weight. 8 networks on half the rows are planned at 100 and 400 steps; 8 on
+    every row at 200 and 800."""
+    ledger = Ledger(budget=100)
+    ledger.set_unit(seconds=0.6, steps=100)  # a step: alpha + beta = 0.005 + 0.001 seconds
+    stage(ledger, 8, 50, 200, 50 * 0.005 + 200 * 0.001, work=2.0, widest=0.25)
+    assert ledger.estimate([0.5] * 8) == pytest.approx((100 * 0.005 + 400 * 0.001) / 0.6)
+    assert ledger.estimate([1.0] * 8) == pytest.approx((200 * 0.005 + 800 * 0.001) / 0.6)
+    seconds = 0.5 * ledger.remaining * 0.6
+    assert ledger.most_networks(0.5, weight=0.5, widest=0.5) == int(
+        (seconds - 100 * 0.005) / (50 * 0.001) + 1e-9)
+
+
+def test_a_network_weighs_the_share_of_the_rows_it_trains_on():
+    """a is labelled on the first half of the rows, b on the second, c on all of them."""
+    import numpy as np
+
+    import affinity
+    from affinity.analysis import network_weights
+    from affinity.taskset import parse_taskset
+
+    ts = parse_taskset({"data": {"builtin": "digits"},
+                        "tasks": [{"name": t, "type": "regression"} for t in "abc"]})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    half = np.arange(40) < 20
+    targets = {"a": np.where(half, y, np.nan), "b": np.where(half, np.nan, y), "c": y}
+    data = affinity.tensors(ts, (x, targets), (x[18:22], {k: v[18:22] for k, v in targets.items()}))
+    weigh = network_weights(data)
+    assert weigh([(0,), (1,), (0, 1), (2,), (0, 2)]) == [0.5, 0.5, 1.0, 1.0, 1.0]
 
 
 def test_time_between_stages_counts_against_the_budget():
@@ -78,7 +115,7 @@ def test_time_between_stages_counts_against_the_budget():
     stage(ledger, 1, 100, 100, 1.0)
     assert ledger.spent == pytest.approx(1.0, abs=1e-3)
     assert ledger.remaining == pytest.approx(15.0, abs=0.5)
-    assert not ledger.affords(1, share=0.06)  # 0.9 of 15 runs left (of 19 by the stages alone)
+    assert not ledger.affords([1.0], share=0.06)  # 0.9 of 15 runs left (19 by the stages alone)
     assert ledger.cost()["training_runs"] == pytest.approx(1.0, abs=1e-3)
     ledger.started -= 45.0  # 49 s between stages: counted up to a quarter of the budget
     assert ledger.remaining == pytest.approx(20 - 1 - 5, abs=1e-3)

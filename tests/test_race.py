@@ -133,9 +133,9 @@ def test_budget_drops_the_last_candidates_then_stops():
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
     seen = []
 
-    def affords(n, share, then):
-        seen.append((n, share))
-        return n <= 9 and len(log) < 2  # two rounds of at most 9 networks
+    def affords(groups, share, then):
+        seen.append((len(groups), share))
+        return len(groups) <= 9 and len(log) < 2  # two rounds of at most 9 networks
 
     used = run_race([race], measured, range(5), trainer(measured, log), affords)
     assert used == [0, 1]
@@ -156,9 +156,9 @@ def test_the_first_round_keeps_room_for_a_second():
                    ((0, 1, 3), (2,)))
     spent: list[int] = []
 
-    def affords(n, share, then):  # share is left out: this budget is all for the race
+    def affords(groups, share, then):  # share is left out: this budget is all for the race
         left = 18 - sum(spent)
-        return n + then <= left
+        return len(groups) + len(then) <= left
 
     def train(groups, seed):
         spent.append(len(groups))
