@@ -88,6 +88,11 @@ class Contest:
     candidates: list[Candidate]
     """In priority order (best predicted first); dropped first from the end in round 0."""
     baselines: list[Candidate]
+    entered: list[Candidate] = field(default_factory=list)
+    """Every candidate the contest started with (``candidates`` are its survivors)."""
+
+    def __post_init__(self) -> None:
+        self.entered = self.entered or list(self.candidates)
 
     def alive_groups(self) -> set[Group]:
         return {g for c in self.candidates + self.baselines for g in c.groups}

@@ -256,6 +256,27 @@ def test_auxiliaries_are_recommended_only_beyond_noise_one_sided():
     assert no["verdict"] == "train a alone: no auxiliary set beats it beyond noise"
 
 
+def test_the_best_auxiliaries_are_chosen_from_every_candidate_measured_twice():
+    """p = task 0. The race dropped {a, c} after two seeds (on which it lowered a's loss by 30%)
+    and kept {a, b} (10% on four seeds); {a, d}, dropped after one seed, cannot be compared.
+    The best measured is {a, c}, compared with a alone on its two seeds."""
+    m = Measurements()
+    drops = {(0, 1): [0.10, 0.10, 0.12, 0.08], (0, 2): [0.31, 0.29], (0, 3): [0.9]}
+    for s in range(4):
+        m.add(s, [(0,)], np.array([[1.0, np.nan, np.nan, np.nan]]))
+        for g, d in drops.items():
+            if s < len(d):
+                m.add(s, [g], np.array([[1.0 - d[s]] + [np.nan] * 3]))
+    alone = Candidate(((0,),), (0,), "alone")
+    race = Contest("aux", [Candidate((g,), (0,)) for g in drops], [alone])
+    race.candidates = race.candidates[:1]  # what the race left
+    choice = auxiliary_choice(TASKS, race, m, [0, 1, 2, 3])
+    assert choice["best_measured"] == ["c"] and choice["auxiliaries"] == ["c"]
+    assert choice["improvement"] == pytest.approx(0.30)
+    assert choice["loss"] == pytest.approx(0.70) and choice["single_loss"] == 1.0
+    assert auxiliary_choice(TASKS, race, m, [0])["best_measured"] == ["b"]  # one seed
+
+
 def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():
     """Task a in {a, b} and {a, c}: 1 then 3 in one, 3 then 1 in the other. Its loss is 2 on
     average in either; the least of the two on each seed (1, 1) would be luck, not a gain."""
