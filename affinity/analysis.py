@@ -36,7 +36,6 @@ from affinity.recommend import (
     Source,
     auxiliary_choice,
     auxiliary_contest,
-    auxiliary_prior,
     clusterings,
     family_prior,
     grouping_contest,
@@ -293,7 +292,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
     result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)
                         for k in taskset.budgets]
     result.verdict = verdict(result.groupings)
-    prior = auxiliary_prior(list(aux.values()), measured, used)
+    prior = family_prior(list(aux.values()), measured, used)
     choices = {p: auxiliary_choice(tasks, aux[p], measured, used, prior) for p in primaries}
     for p, ranked in result.auxiliary.items():
         for entry in ranked:

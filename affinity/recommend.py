@@ -212,32 +212,26 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
             "selected_by": f"predicted gain ({name}); not measured"}
 
 
-def best_auxiliaries(contest: Contest, measured: Measurements,
-                     seeds: list[int]) -> tuple[Candidate | None, list[int]]:
-    """The primary's best measured auxiliary set and the seeds it was measured on: of every
-    candidate the contest entered that was measured on at least two of ``seeds``, the one
-    that lowers the primary's loss most against the primary alone on the same seeds. The
-    race halves a contest on its first seeds, the first of them the probes' (on which the
-    candidates were chosen), so a candidate dropped after two seeds may lead on them. With
-    no candidate measured twice, the race's winner over ``seeds``."""
+def best_auxiliaries(contest: Contest, measured: Measurements, seeds: list[int],
+                     prior: Prior | None = None) -> tuple[Candidate | None, Comparison | None]:
+    """The primary's best measured auxiliary set and its comparison with the primary alone
+    (over the seeds the set was measured on; ``prior``: the variance prior of every
+    primary's comparison). Of every candidate the contest entered that was measured on at
+    least two of ``seeds``, the one most surely better than the primary alone: the highest
+    lower end of its interval (a set measured on two seeds with a larger mean drop is less
+    sure than one measured on five). The race halves a contest on its first seeds, the first
+    of them the probes' (on which the candidates were chosen), so a candidate dropped after
+    two seeds may lead. With none measured twice, the race's winner over ``seeds``."""
     alone = contest.baselines[0]
-    twice = [(c, on) for c in contest.entered
-             if len(on := [s for s in seeds if all(measured.has(g, s) for g in c.groups)]) > 1]
-    if not twice:
-        return winner(contest, measured, seeds), list(seeds)
-    return max(twice, key=lambda item: float(differences(measured, item[0], alone,
-                                                         item[1]).mean()))
-
-
-def auxiliary_prior(contests: list[Contest], measured: Measurements,
-                    seeds: list[int]) -> Prior | None:
-    """The variance prior shared by every primary's best-versus-alone comparison."""
-    family = []
-    for contest in contests:
-        best, on = best_auxiliaries(contest, measured, seeds)
-        if best:
-            family.append(differences(measured, best, contest.baselines[0], on))
-    return variance_prior(family)
+    found = []
+    for c in contest.entered:
+        on = [s for s in seeds if all(measured.has(g, s) for g in c.groups)]
+        if len(on) > 1:
+            found.append((c, compare(measured, c, alone, on, prior, AUX_CONFIDENCE)))
+    if found:
+        return max(found, key=lambda item: item[1].interval[0] if item[1].interval else -np.inf)
+    best = winner(contest, measured, seeds)
+    return best, compare(measured, best, alone, seeds, prior, AUX_CONFIDENCE) if best else None
 
 
 def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
@@ -251,8 +245,8 @@ def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
     one-sided test at 5%: the lower end of the 90% interval is above 0."""
     alone = contest.baselines[0]
     primary = alone.targets[0]
-    best, on = best_auxiliaries(contest, measured, seeds)
-    comp = compare(measured, best, alone, on, prior, AUX_CONFIDENCE) if best else None
+    best, comp = best_auxiliaries(contest, measured, seeds, prior)
+    on = [s for s in seeds if best and all(measured.has(g, s) for g in best.groups)]
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
     chosen = partners if comp and comp.significant else []
     if chosen:
@@ -264,7 +258,7 @@ def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
         sentence = f"train {tasks[primary]} alone: no auxiliary set beats it beyond noise"
     return {"auxiliaries": chosen, "best_measured": partners, **_comparison(comp),
             "loss": round(float(measured.scores(best, on).mean()), 6) if best else None,
-            "single_loss": round(float(measured.scores(alone, on).mean()), 6),
+            "single_loss": round(float(measured.scores(alone, on or seeds).mean()), 6),
             "verdict": sentence}
 
 

@@ -256,25 +256,32 @@ def test_auxiliaries_are_recommended_only_beyond_noise_one_sided():
     assert no["verdict"] == "train a alone: no auxiliary set beats it beyond noise"
 
 
-def test_the_best_auxiliaries_are_chosen_from_every_candidate_measured_twice():
-    """p = task 0. The race dropped {a, c} after two seeds (on which it lowered a's loss by 30%)
-    and kept {a, b} (10% on four seeds); {a, d}, dropped after one seed, cannot be compared.
-    The best measured is {a, c}, compared with a alone on its two seeds."""
+def test_the_best_auxiliaries_are_the_surest_of_every_candidate_measured_twice():
+    """p = task 0. The race kept {a, b} (a's loss 10% lower on four seeds) and dropped {a, c}
+    (40% and 10%: the largest mean drop, but on two seeds no surer than 0) and {a, d} (31%
+    and 29%) after two seeds. The best measured is {a, d}: the highest lower end of its
+    interval, over its own two seeds; without it, {a, b}, whose lead is surer than c's."""
     m = Measurements()
-    drops = {(0, 1): [0.10, 0.10, 0.12, 0.08], (0, 2): [0.31, 0.29], (0, 3): [0.9]}
+    drops = {(0, 1): [0.10, 0.10, 0.12, 0.08], (0, 2): [0.40, 0.10], (0, 3): [0.31, 0.29]}
     for s in range(4):
         m.add(s, [(0,)], np.array([[1.0, np.nan, np.nan, np.nan]]))
         for g, d in drops.items():
             if s < len(d):
                 m.add(s, [g], np.array([[1.0 - d[s]] + [np.nan] * 3]))
     alone = Candidate(((0,),), (0,), "alone")
-    race = Contest("aux", [Candidate((g,), (0,)) for g in drops], [alone])
-    race.candidates = race.candidates[:1]  # what the race left
-    choice = auxiliary_choice(TASKS, race, m, [0, 1, 2, 3])
-    assert choice["best_measured"] == ["c"] and choice["auxiliaries"] == ["c"]
+
+    def race(*groups: tuple[int, ...]) -> Contest:
+        contest = Contest("aux", [Candidate((g,), (0,)) for g in groups], [alone])
+        contest.candidates = contest.candidates[:1]  # what the race left
+        return contest
+
+    choice = auxiliary_choice(TASKS, race((0, 1), (0, 2), (0, 3)), m, [0, 1, 2, 3])
+    assert choice["best_measured"] == ["d"] and choice["auxiliaries"] == ["d"]
     assert choice["improvement"] == pytest.approx(0.30)
     assert choice["loss"] == pytest.approx(0.70) and choice["single_loss"] == 1.0
-    assert auxiliary_choice(TASKS, race, m, [0])["best_measured"] == ["b"]  # one seed
+    assert auxiliary_choice(TASKS, race((0, 1), (0, 2)), m, [0, 1, 2, 3])["best_measured"] == ["b"]
+    one_seed = auxiliary_choice(TASKS, race((0, 1), (0, 2), (0, 3)), m, [0])
+    assert one_seed["best_measured"] == ["b"] and one_seed["auxiliaries"] == []
 
 
 def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():
