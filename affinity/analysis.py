@@ -196,8 +196,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             with ledger.stage("calibration", len(timed), seed):
                 step = _step_seconds(taskset, data, timed, dev)
             ledger.calibrate(len(timed), step)
-            weights = weigh(members)
-            most = ledger.most_networks(PROBE_SHARE, float(np.mean(weights)), max(weights))
+            most = ledger.most_networks(PROBE_SHARE, weigh(members))
             members = affordable(members, n, most, joint)
         subsets = train(members, seed, f"{len(members)} subset networks {label}",
                         PROBE_SHARE / (probe_seeds - seed))

@@ -128,18 +128,16 @@ class Ledger:
                             "steps": 1, "network_steps": n_networks,
                             "seconds": step_seconds, "training_runs": 0.0, "timing_only": True})
 
-    def most_networks(self, share: float, weight: float = 1.0, widest: float = 1.0) -> int:
-        """The most networks of mean ``weight`` (the widest of ``widest``) a stacked stage may
-        hold within ``share`` of what is left."""
+    def most_networks(self, share: float, weights: Sequence[float] = (1.0,)) -> int:
+        """The most networks like these (of their mean weight, the widest of their widest) a
+        stacked stage may hold within ``share`` of what is left."""
         if not self.unit_seconds:
             return 1 << 30
         alpha, beta = self._step_model()
-        stack, network = self._stretches()
-        if not self._runs():
-            weight = widest = 1.0  # as ``_sizes``
+        (stack, network), (widest, work) = self._stretches(), self._sizes(weights)
         per_step = share * self.remaining * self.unit_seconds / self.unit_steps
-        return int(max(0.0, (per_step - alpha * stack * widest) / (beta * network * weight)
-                       + 1e-9))
+        return int(max(0.0, (per_step - alpha * stack * widest)
+                       / (beta * network * work / len(weights)) + 1e-9))
 
     def affords(self, weights: Sequence[float], share: float = 1.0,
                 then: Sequence[float] = ()) -> bool:
@@ -152,8 +150,8 @@ class Ledger:
     @contextmanager
     def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:
         """Time a stage; the body sets ``steps`` (of the stack) and ``network_steps`` (summed
-        over its networks) in the yielded record, and the networks' summed ``work`` and
-        ``widest`` weight where they are not all 1."""
+        over its networks) in the yielded record, and for trained groups their summed
+        ``work`` and ``widest`` weight (without them, every network counts at weight 1)."""
         record: dict[str, Any] = {"stage": name, "networks": n_networks, "seed": seed,
                                   "steps": 0, "network_steps": 0}
         started = self._stage_started = time.perf_counter()

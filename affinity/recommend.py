@@ -213,9 +213,10 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
 
 
 def best_auxiliaries(contest: Contest, measured: Measurements, seeds: list[int],
-                     prior: Prior | None = None) -> tuple[Candidate | None, Comparison | None]:
-    """The primary's best measured auxiliary set and its comparison with the primary alone
-    (over the seeds the set was measured on; ``prior``: the variance prior of every
+                     prior: Prior | None = None
+                     ) -> tuple[Candidate | None, list[int], Comparison | None]:
+    """The primary's best measured auxiliary set, the seeds it was measured on and its
+    comparison with the primary alone over them (``prior``: the variance prior of every
     primary's comparison). Of every candidate the contest entered that was measured on at
     least two of ``seeds``, the one most surely better than the primary alone: the highest
     lower end of its interval (a set measured on two seeds with a larger mean drop is less
@@ -227,11 +228,12 @@ def best_auxiliaries(contest: Contest, measured: Measurements, seeds: list[int],
     for c in contest.entered:
         on = [s for s in seeds if all(measured.has(g, s) for g in c.groups)]
         if len(on) > 1:
-            found.append((c, compare(measured, c, alone, on, prior, AUX_CONFIDENCE)))
+            found.append((c, on, compare(measured, c, alone, on, prior, AUX_CONFIDENCE)))
     if found:
-        return max(found, key=lambda item: item[1].interval[0] if item[1].interval else -np.inf)
+        return max(found, key=lambda item: item[2].interval[0] if item[2].interval else -np.inf)
     best = winner(contest, measured, seeds)
-    return best, compare(measured, best, alone, seeds, prior, AUX_CONFIDENCE) if best else None
+    return best, list(seeds), \
+        compare(measured, best, alone, seeds, prior, AUX_CONFIDENCE) if best else None
 
 
 def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
@@ -245,8 +247,7 @@ def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
     one-sided test at 5%: the lower end of the 90% interval is above 0."""
     alone = contest.baselines[0]
     primary = alone.targets[0]
-    best, comp = best_auxiliaries(contest, measured, seeds, prior)
-    on = [s for s in seeds if best and all(measured.has(g, s) for g in best.groups)]
+    best, on, comp = best_auxiliaries(contest, measured, seeds, prior)
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
     chosen = partners if comp and comp.significant else []
     if chosen:
@@ -258,7 +259,7 @@ def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
         sentence = f"train {tasks[primary]} alone: no auxiliary set beats it beyond noise"
     return {"auxiliaries": chosen, "best_measured": partners, **_comparison(comp),
             "loss": round(float(measured.scores(best, on).mean()), 6) if best else None,
-            "single_loss": round(float(measured.scores(alone, on or seeds).mean()), 6),
+            "single_loss": round(float(measured.scores(alone, on).mean()), 6),
             "verdict": sentence}
 
 

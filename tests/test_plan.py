@@ -82,7 +82,7 @@ def test_networks_on_rows_of_their_own_are_planned_by_their_weight():
     assert ledger.estimate([0.5] * 8) == pytest.approx((100 * 0.005 + 400 * 0.001) / 0.6)
     assert ledger.estimate([1.0] * 8) == pytest.approx((200 * 0.005 + 800 * 0.001) / 0.6)
     seconds = 0.5 * ledger.remaining * 0.6
-    assert ledger.most_networks(0.5, weight=0.5, widest=0.5) == int(
+    assert ledger.most_networks(0.5, [0.5] * 8) == int(
         (seconds - 100 * 0.005) / (50 * 0.001) + 1e-9)
 
 
