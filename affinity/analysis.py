@@ -92,9 +92,13 @@ def network_weights(data: Dataset) -> Callable[[Sequence[Group]], list[float]]:
     (those labelled for any task) that it trains on (``plan.py``)."""
     labelled = data.labelled(data.y_train)
     everyone = max(int(labelled.any(1).sum()), 1)
+    known: dict[Group, float] = {}  # the race asks for the same groups many times
 
     def weigh(groups: Sequence[Group]) -> list[float]:
-        return [int(labelled[:, list(g)].any(1).sum()) / everyone for g in groups]
+        for g in groups:
+            if g not in known:
+                known[g] = int(labelled[:, list(g)].any(1).sum()) / everyone
+        return [known[g] for g in groups]
     return weigh
 
 

@@ -17,7 +17,14 @@ from affinity.grouping import (
     select_groups,
 )
 from affinity.grouping.gain import fit_beta
-from affinity.grouping.select import all_subsets, stirling2, top_groupings, top_partitions
+from affinity.grouping.select import (
+    all_subsets,
+    by_integer_program,
+    choose_groups,
+    stirling2,
+    top_groupings,
+    top_partitions,
+)
 
 
 def brute_force_best(affinity: np.ndarray, k: int, rule: str) -> float:
@@ -88,6 +95,36 @@ def test_exact_selection_matches_brute_force(n, k, seed, rule):
     for j in range(n):
         assert j in sel.groups[sel.served_by[j]]
         assert sel.task_gain[j] == pytest.approx(np.nanmax(gains[:, j]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_enumerated_choice_agrees_with_the_integer_program(seed):
+    """The fast path (blocks of a partition, each at its best group) finds the integer
+    program's optimum, on every subset and on a partial pool of loss-like gains."""
+    rng = np.random.default_rng(seed)
+    n = 5 + seed % 4
+    every = all_subsets(n)
+    pool = every if seed % 2 else [g for g in every if len(g) in (1, 2, n) or rng.random() < 0.3]
+    gains = np.full((len(pool), n), np.nan)
+    for i, g in enumerate(pool):
+        gains[i, list(g)] = rng.normal(-1.0 if seed % 3 == 0 else 0.0, 0.3, len(g))
+    for k in range(1, 4):
+        fast, slow = choose_groups(pool, gains, k), by_integer_program(pool, gains, k)
+        assert fast.total_gain == pytest.approx(slow.total_gain)
+        assert len(set(fast.groups)) == k
+        for j in range(n):
+            assert j in fast.groups[fast.served_by[j]]
+            assert fast.task_gain[j] == gains[pool.index(fast.groups[fast.served_by[j]]), j]
+
+
+def test_the_integer_program_decides_when_the_best_blocks_share_a_group():
+    """Both tasks fare best in the pair, so the best split's blocks share it; two groups
+    must differ: the pair and a single."""
+    pool = [(0,), (1,), (0, 1)]
+    gains = np.array([[0.0, np.nan], [np.nan, 0.0], [1.0, 1.0]])
+    sel = choose_groups(pool, gains, 2)
+    assert sorted(sel.groups) == [(0,), (0, 1)] or sorted(sel.groups) == [(0, 1), (1,)]
+    assert sel.total_gain == pytest.approx(1.0)
 
 
 def test_runner_up_partitions_match_brute_force():

@@ -1,11 +1,13 @@
 """Choose k (possibly overlapping) groups that maximise the tasks' summed predicted gain.
 
 Each task is served by the chosen group in which its predicted gain is highest; every task
-must be served and every chosen group serves at least one task. Solved as an integer program
-with ``scipy.optimize.milp`` (HiGHS) over a pool of candidate groups: every non-empty subset
-for up to ``max_exact_tasks`` tasks (the exact optimum), otherwise a pruned pool (singles,
-pairs, the whole set, and groups grown greedily from each task's best pair) whose optimum is
-a heuristic answer.
+must be served and every chosen group serves at least one task. Solved over a pool of
+candidate groups: every non-empty subset for up to ``max_exact_tasks`` tasks (the exact
+optimum), otherwise a pruned pool (singles, pairs, the whole set, and groups grown greedily
+from each task's best pair) whose optimum is a heuristic answer. Small problems are solved by
+enumerating the partitions of the tasks into the blocks that each chosen group serves, the
+rest (and the few where that bound is not met) as an integer program with
+``scipy.optimize.milp`` (HiGHS).
 """
 
 from __future__ import annotations
@@ -108,25 +110,17 @@ def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: Rule =
 
 
 MAX_PARTITIONS = 200_000
+MAX_ENUMERATED = 1 << 24  # pool groups times blocks: every subset of 12 tasks at 12 tasks
 
 
 def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> list[Selection]:
     """The ``n_best`` partitions into k disjoint groups with the highest summed gain, found by
-    enumerating them all (as restricted growth strings); empty when there are too many."""
+    enumerating them all; empty when there are too many."""
     n = len(affinity)
     if k > n or stirling2(n, k) > MAX_PARTITIONS:
         return []
-    labels = np.zeros((1, 1), dtype=np.int8)
-    for _ in range(1, n):  # grow restricted growth strings one position at a time
-        top = labels.max(axis=1)
-        parts = [np.column_stack([labels[top + 1 >= v], np.full((int((top + 1 >= v).sum()), 1),
-                                                                    v, dtype=np.int8)])
-                 for v in range(k)]
-        labels = np.concatenate(parts)
-        labels = labels[labels.max(axis=1) + (n - labels.shape[1]) >= k - 1]
-    labels = labels[labels.max(axis=1) == k - 1]
-    bits = 1 << np.arange(n)
-    masks = np.stack([(labels == b) @ bits for b in range(k)], axis=1)  # (P, k) subset masks
+    labels = partitions(n, k)
+    masks = _block_masks(labels, k)
     subsets = all_subsets(n)
     gains = group_gains(affinity, subsets, rule)
     score = np.zeros(1 << n)
@@ -141,6 +135,26 @@ def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> lis
         out.append(Selection(groups, served, np.array([own[served[j], j] for j in range(n)]),
                              "partition"))
     return out
+
+
+def partitions(n: int, k: int) -> np.ndarray:
+    """Every partition of n items into k non-empty blocks, one per row: the block of each
+    item (restricted growth strings, grown one position at a time)."""
+    labels = np.zeros((1, 1), dtype=np.int8)
+    for _ in range(1, n):
+        top = labels.max(axis=1)
+        parts = [np.column_stack([labels[top + 1 >= v], np.full((int((top + 1 >= v).sum()), 1),
+                                                                    v, dtype=np.int8)])
+                 for v in range(k)]
+        labels = np.concatenate(parts)
+        labels = labels[labels.max(axis=1) + (n - labels.shape[1]) >= k - 1]
+    return labels[labels.max(axis=1) == k - 1]
+
+
+def _block_masks(labels: np.ndarray, k: int) -> np.ndarray:
+    """The bit mask of each block of each partition, shape (partitions, k)."""
+    bits = 1 << np.arange(labels.shape[1])
+    return np.stack([(labels == b) @ bits for b in range(k)], axis=1)
 
 
 def stirling2(n: int, k: int) -> int:
@@ -161,6 +175,14 @@ def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
     n_groups, n = gains.shape
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of tasks ({n}); got {k}")
+    found = _by_partitions(pool, gains, k, method)
+    return found if found is not None else by_integer_program(pool, gains, k, method)
+
+
+def by_integer_program(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
+                       method: str = "exact") -> Selection:
+    """``choose_groups`` as an integer program (HiGHS): any number of tasks."""
+    n_groups, n = gains.shape
     pairs = np.argwhere(~np.isnan(gains))  # (group, task) where the task is in the group
     n_pairs, n_vars = len(pairs), n_groups + len(pairs)
     # variables: x_g (group chosen), then y_gj (task j served by group g)
@@ -189,6 +211,38 @@ def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
               if res.x[n_groups + p] > 0.5}
     return Selection([pool[g] for g in chosen], [chosen.index(served[j]) for j in range(n)],
                      np.array([gains[served[j], j] for j in range(n)]), method)
+
+
+def _by_partitions(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
+                   method: str) -> Selection | None:
+    """``choose_groups`` by enumeration, where the pool's groups times the blocks (every
+    subset of the tasks) number at most ``MAX_ENUMERATED`` (a hundredth of the integer
+    program's time at 8 tasks). The tasks a chosen group serves form a block, and
+    the blocks partition the tasks; a block's best value is its summed gain in the best pool
+    group holding it, so the best partition's value bounds every choice of k groups, and is
+    one when its blocks' best groups differ. None when they do not (or when there are too
+    many partitions): the integer program decides."""
+    n = gains.shape[1]
+    if len(pool) << n > MAX_ENUMERATED or stirling2(n, k) > MAX_PARTITIONS:
+        return None
+    blocks = np.arange(1, 1 << n)
+    inside = (blocks[:, None] >> np.arange(n)) & 1  # (blocks, tasks)
+    holds = ~np.isnan(gains)
+    group_masks = holds @ (1 << np.arange(n))
+    value = np.where((group_masks[:, None] & blocks) == blocks,
+                     np.where(holds, gains, 0.0) @ inside.T, -np.inf)  # (pool, blocks)
+    best_group, best_value = value.argmax(axis=0), value.max(axis=0)
+    labels = partitions(n, k)
+    masks = _block_masks(labels, k) - 1  # index into blocks
+    totals = best_value[masks].sum(axis=1)
+    row = int(np.argmax(totals))
+    chosen = best_group[masks[row]]
+    if not np.isfinite(totals[row]) or len(set(chosen.tolist())) < k:
+        return None
+    order = sorted(chosen.tolist())
+    served = [order.index(int(chosen[b])) for b in labels[row]]
+    return Selection([pool[g] for g in order], served,
+                     np.array([gains[order[served[j]], j] for j in range(n)]), method)
 
 
 class TaskGrouper:
