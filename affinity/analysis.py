@@ -50,7 +50,10 @@ from affinity.taskset import InvalidTaskSet, TaskSet
 
 MAX_RACE_SEEDS = 8
 PROBE_SHARE = 0.75  # of what is left after the all-in-one network, for the subset probes
-CALIBRATION_STEPS = 8  # steps of a probe stack timed before the probes train (2 warm up)
+CALIBRATION_STEPS = 24  # steps of a probe stack timed before the probes train
+CALIBRATION_WARMUP = 4  # of them, left out (the first steps allocate; with 8 steps and 2 left
+# out, the timing of a small network on 2 CPU cores varied 1.5 to 3.8 ms a step, and at 3.8
+# the probes of digits-own-rows dropped their larger groups)
 CALIBRATION_NETWORKS = 8  # networks in that stack (the cost model extrapolates to more)
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
@@ -114,7 +117,8 @@ def _step_seconds(taskset: TaskSet, data: Dataset, members: list[Group],
 
     run_subsets(taskset, data, members, 0, device, tick=mark, keep_params=False,
                 max_steps=CALIBRATION_STEPS)
-    return float(np.median(np.diff(marks[2:]))) if len(marks) > 3 else 0.0
+    timed = marks[CALIBRATION_WARMUP:]
+    return float(np.median(np.diff(timed))) if len(timed) > 1 else 0.0
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
@@ -174,11 +178,11 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         prog.enter(stage)
         deadline = time.time() + max(0.0, share * ledger.remaining) * ledger.unit_seconds
         with ledger.stage(stage, len(groups), seed) as record:
-            weights = weigh(groups)
-            record["work"], record["widest"] = round(sum(weights), 4), round(max(weights), 4)
             probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick,
                                      deadline=deadline)
             record["steps"], record["network_steps"] = probe.steps, probe.network_steps
+            record["_weights"] = weigh(groups)
+            record["_member_steps"] = probe.member_steps.tolist()
             if probe.cut:
                 record["cut"] = probe.cut
         measured.add(seed, groups, probe.val_loss)

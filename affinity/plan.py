@@ -5,10 +5,13 @@ the all-in-one network of the first seed (its affinity sampling left out). A sta
 trains M networks as one stacked model is estimated from the stages run so far, where a step
 costs alpha + beta * M seconds (M: the networks still training), and it runs as many steps,
 relative to the unit's, as the stacked stages so far did (the stack until its slowest network
-stops, each network until it stops). A network's steps scale with its *weight*: the share of
+stops, each network until it stops). A network's steps grow with its *weight*: the share of
 the unit's training rows it trains on (1 where every row is labelled for every task; on rows
 of their own, a single task's network passes over an eighth of them per epoch where each of
-8 tasks has an eighth). The planner (``analysis`` and ``race``) runs a stage only when its
+8 tasks has an eighth), as its weight to a power fitted to the networks trained so far (fewer
+rows pass in fewer steps but take more epochs to converge: about 0.35 on the bundled digits
+with rows of their own, where a stack of small networks ran twice the unit's steps). The
+planner (``analysis`` and ``race``) runs a stage only when its
 estimate fits in what is left. What is left also counts the wall time between the
 stages (the measures, the candidate selection), up to ``OVERHEAD_SHARE`` of the budget: on
 data so small that one training takes milliseconds, those fixed costs would otherwise leave
@@ -89,22 +92,41 @@ class Ledger:
                 and not s.get("timing_only") and not s.get("cut")]
 
     def _sizes(self, weights: Sequence[float]) -> tuple[float, float]:
-        """The widest weight and the summed weights of a stage's networks. Before any stacked
-        stage ran, every network is planned at weight 1: a network on fewer rows passes over
-        them in fewer steps but often trains more epochs, and by how much is not known yet."""
+        """The largest and the summed sizes of a stage's networks: each its weight to the
+        power ``_exponent``. Before any stacked stage ran, every network is planned at size 1:
+        by how much fewer rows shorten a network's training is not known yet."""
         if not self._runs():
             return 1.0, float(len(weights))
-        return float(max(weights)), float(sum(weights))
+        sizes = np.power(np.asarray(weights, dtype=float), self._exponent())
+        return float(sizes.max()), float(sizes.sum())
+
+    def _exponent(self) -> float:
+        """How a network's steps grow with its weight: the slope of log steps on log weight
+        over the unit network and every network of the stacked stages so far, within [0, 1]
+        (0: as many steps on fewer rows, 1: in proportion to them); 1 while the weights
+        hardly differ (every row labelled for every task), where it does not matter."""
+        weights, steps = [1.0], [float(self.unit_steps)]
+        for s in self._runs():
+            weights += s.get("_weights", [])
+            steps += s.get("_member_steps", [])
+        logs = np.log(np.maximum(weights, 1e-9))
+        if np.ptp(logs) < 0.1:
+            return 1.0
+        slope = np.polyfit(logs, np.log(np.maximum(steps, 1.0)), 1)[0]
+        return float(np.clip(slope, 0.0, 1.0))
 
     def _stretches(self) -> tuple[float, float]:
-        """How long stacked stages run, relative to the unit's steps: the stack per weight of
-        its widest network (until its slowest network stops: on 2 CPU cores 0.8 to 2.6 times
-        the unit's steps) and each network per unit of weight (until it stops: 0.4 to 1.2
-        times where every network trains on every row); the means over the stacked stages so
-        far, 1 before any."""
-        runs = [(s["steps"] / s.get("widest", 1.0) / self.unit_steps,
-                 s["network_steps"] / s.get("work", s["networks"]) / self.unit_steps)
-                for s in self._runs()]
+        """How long stacked stages run, relative to the unit's steps: the stack per size of
+        its largest network (until its slowest network stops: on 2 CPU cores 0.8 to 2.6 times
+        the unit's steps) and each network per unit of size (until it stops: 0.4 to 1.2 times
+        where every network trains on every row); the means over the stacked stages so far,
+        1 before any."""
+        power = self._exponent()
+        runs = []
+        for s in self._runs():
+            sizes = np.power(s.get("_weights") or [1.0] * s["networks"], power)
+            runs.append((s["steps"] / sizes.max() / self.unit_steps,
+                         s["network_steps"] / sizes.sum() / self.unit_steps))
         if not runs:
             return 1.0, 1.0
         stack, network = np.mean(runs, axis=0)
@@ -150,14 +172,19 @@ class Ledger:
     @contextmanager
     def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:
         """Time a stage; the body sets ``steps`` (of the stack) and ``network_steps`` (summed
-        over its networks) in the yielded record, and for trained groups their summed
-        ``work`` and ``widest`` weight (without them, every network counts at weight 1)."""
+        over its networks) in the yielded record, and for trained groups each network's
+        weight and steps in ``_weights`` and ``_member_steps`` (without them, every network
+        counts at weight 1); the record keeps their sum (``work``) and largest (``widest``)
+        weight, and ``cost`` leaves the lists out."""
         record: dict[str, Any] = {"stage": name, "networks": n_networks, "seed": seed,
                                   "steps": 0, "network_steps": 0}
         started = self._stage_started = time.perf_counter()
         yield record
         elapsed = time.perf_counter() - started
         self._stage_started = None
+        if record.get("_weights"):
+            record["work"] = round(sum(record["_weights"]), 4)
+            record["widest"] = round(max(record["_weights"]), 4)
         self.seconds += elapsed
         self.network_steps += record["network_steps"]
         record["seconds"] = round(elapsed, 3)
@@ -172,7 +199,8 @@ class Ledger:
             "network_trainings": round(self.network_steps / max(self.unit_steps, 1), 3),
             "unit_seconds": round(self.unit_seconds, 4),
             "seconds": round(self.seconds, 3),
-            "stages": [{**s, "training_runs": round(s["seconds"] / self.unit_seconds, 3)
+            "stages": [{**{k: v for k, v in s.items() if not k.startswith("_")},
+                        "training_runs": round(s["seconds"] / self.unit_seconds, 3)
                         if self.unit_seconds and not s.get("timing_only") else 0.0}
                        for s in self.stages],
         }

@@ -8,11 +8,13 @@ from affinity.plan import STACK_SPEEDUP_GUESS, Ledger
 
 
 def stage(ledger: Ledger, networks: int, steps: int, network_steps: int, seconds: float,
-          **weights: float) -> None:
-    """Record a stage of known cost without waiting for it (``work``, ``widest``: its
-    networks' weights, summed and the largest)."""
+          weights: list[float] | None = None, member_steps: list[int] | None = None) -> None:
+    """Record a stage of known cost without waiting for it (``weights``, ``member_steps``:
+    each network's weight and steps)."""
     with ledger.stage(f"{networks} networks", networks, 0) as record:
-        record.update(steps=steps, network_steps=network_steps, **weights)
+        record.update(steps=steps, network_steps=network_steps)
+        if weights:
+            record.update(_weights=weights, _member_steps=member_steps)
     ledger.seconds += seconds - ledger.stages[-1]["seconds"]
     ledger.stages[-1]["seconds"] = seconds
 
@@ -73,17 +75,35 @@ def test_a_stack_is_planned_to_run_as_long_as_the_stacks_before_it():
 
 def test_networks_on_rows_of_their_own_are_planned_by_their_weight():
     """8 networks on a quarter of the rows each (weight 0.25, 2 in all) ran 50 stack steps and
-    200 network steps (the unit: 100): 2 stack steps per weight of the widest, 1 network step
-    per unit of weight. 8 networks on half the rows are planned at 100 and 400 steps; 8 on
-    every row at 200 and 800."""
+    200 network steps (the unit: 100): in proportion to their weight, so 2 stack steps per
+    weight of the widest, 1 network step per unit of weight. 8 networks on half the rows are
+    planned at 100 and 400 steps; 8 on every row at 200 and 800. The cost lists their summed
+    and largest weight, not each network's."""
     ledger = Ledger(budget=100)
     ledger.set_unit(seconds=0.6, steps=100)  # a step: alpha + beta = 0.005 + 0.001 seconds
-    stage(ledger, 8, 50, 200, 50 * 0.005 + 200 * 0.001, work=2.0, widest=0.25)
+    stage(ledger, 8, 50, 200, 50 * 0.005 + 200 * 0.001, [0.25] * 8, [25] * 8)
     assert ledger.estimate([0.5] * 8) == pytest.approx((100 * 0.005 + 400 * 0.001) / 0.6)
     assert ledger.estimate([1.0] * 8) == pytest.approx((200 * 0.005 + 800 * 0.001) / 0.6)
     seconds = 0.5 * ledger.remaining * 0.6
     assert ledger.most_networks(0.5, [0.5] * 8) == int(
         (seconds - 100 * 0.005) / (50 * 0.001) + 1e-9)
+    listed = ledger.cost()["stages"][0]
+    assert listed["work"] == 2.0 and listed["widest"] == 0.25 and "_weights" not in listed
+
+
+def test_steps_grow_with_weight_by_the_power_the_networks_showed():
+    """Networks on a sixteenth of the rows trained a quarter of the unit's steps (25 of 100),
+    those on a quarter half of them: steps grow as the square root of the weight (a size of
+    0.25 and 0.5). A stack of them ran 50 steps, its networks 250: one unit's steps per size
+    of the largest and per unit of size. A stack of 8 on a quarter of the rows is planned at
+    0.5 * 100 stack steps and 8 * 0.5 * 100 network steps, not in proportion to their rows
+    (which would plan it half as long)."""
+    ledger = Ledger(budget=100)
+    ledger.set_unit(seconds=0.6, steps=100)
+    stage(ledger, 6, 50, 250, 50 * 0.005 + 250 * 0.001, [1 / 16] * 2 + [0.25] * 4,
+          [25, 25, 50, 50, 50, 50])
+    assert ledger._exponent() == pytest.approx(0.5)
+    assert ledger.estimate([0.25] * 8) == pytest.approx((50 * 0.005 + 400 * 0.001) / 0.6)
 
 
 def test_a_network_weighs_the_share_of_the_rows_it_trains_on():

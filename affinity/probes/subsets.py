@@ -40,7 +40,8 @@ class SubsetProbe:
 
     ``val_loss[m, t]`` is member m's validation loss on task t at m's checkpoint (the epoch
     of its least mean validation loss over its tasks), NaN where t is not in the member.
-    ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows); ``params``
+    ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows),
+    ``member_steps[m]`` how many steps; ``params``
     are the stacked checkpoint weights and buffers (empty when not kept). ``steps`` counts
     the stack's steps, ``network_steps`` the steps of every member summed; ``cut`` the
     members still training when the stage's deadline passed (scored at their best epoch so
@@ -52,6 +53,7 @@ class SubsetProbe:
     params: dict[str, torch.Tensor]
     initial: MultiTaskNet
     epochs: np.ndarray
+    member_steps: np.ndarray
     steps: int = 0
     network_steps: int = 0
     cut: int = 0
@@ -76,6 +78,7 @@ def merge_probes(parts: list[SubsetProbe], device: torch.device | str = "cpu") -
         params={k: torch.cat([p.params[k].to(device) for p in parts]) for k in parts[0].params},
         initial=parts[0].initial.to(device),
         epochs=np.concatenate([p.epochs for p in parts]),
+        member_steps=np.concatenate([p.member_steps for p in parts]),
         steps=sum(p.steps for p in parts),
         network_steps=sum(p.network_steps for p in parts),
         cut=sum(p.cut for p in parts),
@@ -124,7 +127,8 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
         return SubsetProbe(members, merged.val_loss[order],
                            {k: v[torch.as_tensor(order, device=v.device)]
                             for k, v in merged.params.items()},
-                           merged.initial, merged.epochs[order], merged.steps,
+                           merged.initial, merged.epochs[order],
+                           merged.member_steps[order], merged.steps,
                            merged.network_steps, merged.cut)
     batches = Minibatches(own, spec.batch_size, seed)
     opt = make_optimizer(params.values(), spec)
@@ -134,6 +138,7 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
     best = {k: v.detach().clone() for k, v in {**params, **buffers}.items()} \
         if keep_params else {}
     epochs = torch.zeros(len(members), dtype=torch.long, device=device)
+    member_steps = np.zeros(len(members), dtype=int)
     steps = network_steps = cut = 0
     while len(active):
         batch = batches.next(active)
@@ -170,10 +175,12 @@ def run_subsets(taskset: TaskSet, data: Dataset, members: Sequence[tuple[int, ..
             cut = int((~stopped).sum())
             break
         if stopped.any():
+            member_steps[active[stopped].cpu().numpy()] = steps
             keep = ~stopped
             params, opt = compact(params, opt, keep)
             buffers = {k: v[keep] for k, v in buffers.items()}
             active, mask = active[keep], mask[keep]
             stopper.keep(keep)
+    member_steps[active.cpu().numpy()] = steps
     return SubsetProbe(members, val_loss.cpu().numpy(), best, initial, epochs.cpu().numpy(),
-                       steps, network_steps, cut)
+                       member_steps, steps, network_steps, cut)
