@@ -172,11 +172,14 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     def tick(*_: int) -> None:
         prog.update(ledger.live())
 
-    def train(groups: list[Group], seed: int, stage: str, share: float = 1.0) -> SubsetProbe:
-        """Train a stage of networks; it stops at ``share`` of what the budget has left
-        (after the epoch under way), keeping each network's best epoch so far."""
+    def train(groups: list[Group], seed: int, stage: str, share: float = 1.0,
+              then: Sequence[Group] = ()) -> SubsetProbe:
+        """Train a stage of networks; it stops at ``share`` of what the budget has left, less
+        what the networks of ``then`` are estimated to cost (after the epoch under way),
+        keeping each network's best epoch so far."""
         prog.enter(stage)
-        deadline = time.time() + max(0.0, share * ledger.remaining) * ledger.unit_seconds
+        left = share * ledger.remaining - ledger.estimate(weigh(then))
+        deadline = time.time() + max(0.0, left) * ledger.unit_seconds
         with ledger.stage(stage, len(groups), seed) as record:
             probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick,
                                      deadline=deadline)
@@ -279,7 +282,7 @@ def _fitted_surrogate(result: Result, measured: Measurements, members: list[Grou
 
 
 def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
-          probe_seeds: int, train: Callable[[list[Group], int, str], SubsetProbe],
+          probe_seeds: int, train: Callable[..., SubsetProbe],
           affords: Affords, progress: Callable[[str], None]) -> None:
     """Race the candidates over new seeds while the budget lasts; fill the decisions."""
     n, tasks = len(result.tasks), result.tasks
@@ -292,8 +295,9 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
                                 taskset.auxiliary.max_aux) for p in primaries}
     seeds = list(range(max(MAX_RACE_SEEDS, probe_seeds)))
     used = run_race([*grouping.values(), *aux.values()], measured, seeds,
-                    lambda groups, seed: train(groups, seed, f"race: {len(groups)} networks "
-                                                             f"(seed {seed + 1})"),
+                    lambda groups, seed, then: train(groups, seed, f"race: {len(groups)} "
+                                                                   f"networks (seed {seed + 1})",
+                                                     then=then),
                     affords)
     prior = family_prior(list(grouping.values()), measured, used)
     result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)

@@ -164,10 +164,11 @@ class Ledger:
     def affords(self, weights: Sequence[float], share: float = 1.0,
                 then: Sequence[float] = ()) -> bool:
         """Whether a stacked stage of networks of ``weights`` fits in ``share`` of what is
-        left, and leaves enough for a later stage of networks of weights ``then``."""
+        left (``share`` > 1: is estimated within that much of it), and leaves enough for a
+        later stage of networks of weights ``then``."""
         cost = self.estimate(weights)
         return cost <= share * self.remaining + 1e-9 \
-            and cost + self.estimate(then) <= self.remaining + 1e-9
+            and (not len(then) or cost + self.estimate(then) <= self.remaining + 1e-9)
 
     @contextmanager
     def stage(self, name: str, n_networks: int, seed: int) -> Iterator[dict[str, Any]]:

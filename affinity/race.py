@@ -165,11 +165,19 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
     return Comparison(baseline.kind, float(diff.mean()), interval, significant)
 
 
-Train = Callable[[list[Group], int], object]
-"""Trains the given groups on a seed and adds them to the measurements."""
+Train = Callable[[list[Group], int, list[Group]], object]
+"""``train(groups, seed, then)``: trains the groups on a seed and adds them to the
+measurements, stopping the networks in time to leave enough for the networks of ``then``."""
 Affords = Callable[[list[Group], float, list[Group]], bool]
 """``affords(groups, share, then)``: whether the networks of ``groups`` fit in ``share`` of
-what is left, leaving enough for the networks of ``then`` later."""
+what is left (more than all of it where ``share`` > 1), leaving enough for the networks of
+``then`` later."""
+
+
+SECOND_ROUND_SLACK = 1.3
+"""How far past what is left the estimate of the least second round may be: estimates of a
+round ran 10-36% short or long on 2 CPU cores (a stack runs until its slowest network stops),
+and a race that stops after the probes' seed gives no verdict at all."""
 
 
 def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
@@ -180,7 +188,10 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
     budget lasts ``planned_rounds`` rounds), all of it from then on; the first round also
     keeps room for the least second round (every baseline and each contest's best
     candidate). The first ``min_seeds`` rounds drop candidates until affordable; later
-    rounds stop the race when even one candidate per contest is not."""
+    rounds stop the race when even one candidate per contest is not, but the second (the
+    first on a new seed, without which nothing is measured afresh) only when that is not
+    afforded within ``SECOND_ROUND_SLACK`` of what is left: the trainer stops it where the
+    budget ends, and stops the first where it would leave too little for the second."""
     used: list[int] = []
     for r, seed in enumerate(seeds):
         if r > 0:
@@ -197,7 +208,8 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
                 break
             widest = max(contests, key=lambda c: len(c.candidates))
             if len(widest.candidates) <= 1:  # the least this round can be: all that is left?
-                needed = needed if affords(needed, 1.0, []) else None
+                slack = SECOND_ROUND_SLACK if r == 1 else 1.0
+                needed = needed if affords(needed, slack, []) else None
                 break
             widest.candidates = widest.candidates[:-1]
         if needed is None:
@@ -211,7 +223,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
                        for g in b.groups):
                 break
         if needed:
-            train(needed, seed)
+            train(needed, seed, then)
         used.append(seed)
     return used
 

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from affinity.race import (
+    SECOND_ROUND_SLACK,
     Candidate,
     Contest,
     Measurements,
@@ -45,7 +46,7 @@ def planted(seed: int, group: tuple[int, ...]) -> np.ndarray:
 
 
 def trainer(measured: Measurements, log: list):
-    def train(groups, seed):
+    def train(groups, seed, then=()):
         log.append((seed, list(groups)))
         measured.add(seed, groups, np.stack([planted(seed, g) for g in groups]))
     return train
@@ -150,7 +151,8 @@ def test_the_first_round_keeps_room_for_a_second():
     """Room for 18 networks in all. The first round (the probes' seed) would train 13 (4
     singles, the all-in-one network, 6 pairs and 2 groups of 3), leaving too few for the
     least second round (the baselines and the best candidate's 2 groups: 7), so it drops its
-    last two candidates (11 networks); then a second seed runs with the best candidate."""
+    last two candidates (11 networks), and is told to leave room for those 7; then a second
+    seed runs with the best candidate."""
     measured, log = Measurements(), []
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)), ((0, 1, 2), (3,)),
                    ((0, 1, 3), (2,)))
@@ -160,13 +162,33 @@ def test_the_first_round_keeps_room_for_a_second():
         left = 18 - sum(spent)
         return len(groups) + len(then) <= left
 
-    def train(groups, seed):
+    reserved = []
+
+    def train(groups, seed, then):
         spent.append(len(groups))
+        reserved.append(len(then))
         trainer(measured, log)(groups, seed)
 
     used = run_race([race], measured, range(3), train, affords)
-    assert spent == [11, 7] and used == [0, 1]
+    assert spent == [11, 7] and used == [0, 1] and reserved == [7, 0]
     assert winner(race, measured, used).groups == ((0, 1), (2, 3))
+
+
+def test_the_second_round_runs_on_a_close_estimate_the_third_does_not():
+    """Each round's least (the baselines and the best candidate: 7 networks) is estimated a
+    fifth past what is left: the second round runs all the same (the trainer stops it at
+    the budget; without it there is no verdict), the third does not."""
+    measured, log = Measurements(), []
+    race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)))
+    asked = []
+
+    def affords(groups, share, then):
+        asked.append(share)
+        return len(log) == 0 or 1.2 <= share
+
+    used = run_race([race], measured, range(4), trainer(measured, log), affords)
+    assert used == [0, 1] and len(log) == 2
+    assert asked[-1] == 1.0 and SECOND_ROUND_SLACK in asked
 
 
 def test_one_seed_recommends_the_better_baseline():
