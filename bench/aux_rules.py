@@ -11,7 +11,10 @@ Rules: the one-sided 5% t-test with the variance shared across primaries (what
 ``recommend.auxiliary_choice`` does), the same at 10%, an empirical-Bayes normal prior on
 the gains (fitted to each primary's winner, to every candidate of the primary, or to every
 candidate of every primary; recommend when the posterior gives a gain at least 95%), a
-max-T permutation test over the candidates (exact under the null), and no test.
+max-T permutation test over the candidates (exact under the null), the one-sided 5% t-test
+with the variance of a seed-blocked design (the residual of an additive candidate + seed
+model over all of the primary's candidates, with far more degrees of freedom than one
+comparison's), and no test.
 
     python bench/aux_rules.py [NAME ...] [--draws 20] [--seeds 2 3 5]
 """
@@ -99,6 +102,21 @@ def _max_t(gains: np.ndarray, rng: np.random.Generator) -> bool:
     return (1 + hits) / (1 + PERMUTATIONS) <= 1 - LEVEL
 
 
+def _blocked(gains: np.ndarray, best: int) -> bool:
+    """The one-sided 5% t-test of the best candidate against p alone with the variance of a
+    seed-blocked design: the residual variance of p's losses (alone and every candidate, an
+    additive model of candidate plus seed) over all of the primary's candidates."""
+    loss = np.concatenate([np.zeros((len(gains), 1)), -gains], axis=1)  # alone first
+    n, g = loss.shape
+    resid = loss - loss.mean(axis=0) - loss.mean(axis=1, keepdims=True) + loss.mean()
+    df = (n - 1) * (g - 1)
+    if df < 1:
+        return False
+    var = float((resid ** 2).sum()) / df
+    diff = float(gains[:, best].mean())
+    return bool(diff > stats.t.ppf(LEVEL, df) * np.sqrt(2 * var / n))
+
+
 def decide(m: Measurements, pools: Pools, seeds: list[int],
            rng: np.random.Generator) -> tuple[dict[int, tuple[int, ...]], dict[str, set[int]]]:
     """Each primary's best candidate on ``seeds``, and per rule the primaries it recommends
@@ -112,7 +130,7 @@ def decide(m: Measurements, pools: Pools, seeds: list[int],
     prior = variance_prior([differences(m, best[p], alone[p], seeds) for p in pools])
     rules: dict[str, set[int]] = {"t5 (kept)": set(), "t10": set(), "eb winners": set(),
                                   "eb primary": set(), "eb all": set(), "max-T": set(),
-                                  "no test": set(pools)}
+                                  "blocked": set(), "no test": set(pools)}
     n = len(seeds)
     noise = {p: float(gains[p].var(axis=0, ddof=1).mean()) for p in pools}  # a seed's
     winners = np.array([gains[p][:, picks[p]].mean() for p in pools])
@@ -137,6 +155,8 @@ def decide(m: Measurements, pools: Pools, seeds: list[int],
             rules["eb all"].add(p)
         if _max_t(gains[p], rng):
             rules["max-T"].add(p)
+        if _blocked(gains[p], picks[p]):
+            rules["blocked"].add(p)
     return {p: pools[p][picks[p]] for p in pools}, rules
 
 
