@@ -11,11 +11,10 @@ of their own, a single task's network passes over an eighth of them per epoch wh
 8 tasks has an eighth), as its weight to a power fitted to the networks trained so far (fewer
 rows pass in fewer steps but take more epochs to converge: about 0.35 on the bundled digits
 with rows of their own, where a stack of small networks ran twice the unit's steps). The
-planner (``analysis`` and ``race``) runs a stage only when its
-estimate fits in what is left. What is left also counts the wall time between the
-stages (the measures, the candidate selection), up to ``OVERHEAD_SHARE`` of the budget: on
-data so small that one training takes milliseconds, those fixed costs would otherwise leave
-nothing for the race.
+planner (``analysis`` and ``race``) runs a stage only when its estimate fits in what is left.
+What is left also counts the wall time between the stages (the measures, the candidate
+selection), up to ``OVERHEAD_SHARE`` of the budget: on data so small that one training takes
+milliseconds, those fixed costs would otherwise leave nothing for the race.
 """
 
 from __future__ import annotations

@@ -138,6 +138,10 @@ def test_every_optimizer_trains_stacked_networks_as_alone(mixed, device, recipe)
     # AdamW at lr 0.03 magnifies the rounding of a batched convolution a little
     np.testing.assert_allclose(fast.val_loss, slow, rtol=3e-4, atol=1e-6)
     assert len(set(fast.epochs.tolist())) > 1  # networks stopped at different epochs
+    # each network's steps: as many as the stack ran while it trained, whole epochs of the
+    # batches of its own rows (task 0 alone has fewer rows: 3 batches an epoch, the rest 4)
+    assert fast.member_steps.sum() == fast.network_steps and fast.member_steps.max() == fast.steps
+    assert (fast.member_steps / fast.epochs).tolist() == [3, 4, 4, 4, 4, 4, 4]
 
 
 def test_network_is_scored_at_one_checkpoint(mixed, device):

@@ -217,11 +217,11 @@ def _by_partitions(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
                    method: str) -> Selection | None:
     """``choose_groups`` by enumeration, where the pool's groups times the blocks (every
     subset of the tasks) number at most ``MAX_ENUMERATED`` (a hundredth of the integer
-    program's time at 8 tasks). The tasks a chosen group serves form a block, and
-    the blocks partition the tasks; a block's best value is its summed gain in the best pool
-    group holding it, so the best partition's value bounds every choice of k groups, and is
-    one when its blocks' best groups differ. None when they do not (or when there are too
-    many partitions): the integer program decides."""
+    program's time at 8 tasks). The tasks a chosen group serves form a block, and the blocks
+    partition the tasks; a block's best value is its summed gain in the best pool group
+    holding it, so the best partition's value bounds every choice of k groups, and is one
+    when its blocks' best groups differ. None when they do not (or when there are too many
+    partitions): the integer program decides."""
     n = gains.shape[1]
     if len(pool) << n > MAX_ENUMERATED or stirling2(n, k) > MAX_PARTITIONS:
         return None

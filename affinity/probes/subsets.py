@@ -41,8 +41,8 @@ class SubsetProbe:
     ``val_loss[m, t]`` is member m's validation loss on task t at m's checkpoint (the epoch
     of its least mean validation loss over its tasks), NaN where t is not in the member.
     ``epochs[m]`` is how many epochs m trained (each a pass over m's own rows),
-    ``member_steps[m]`` how many steps; ``params``
-    are the stacked checkpoint weights and buffers (empty when not kept). ``steps`` counts
+    ``member_steps[m]`` how many steps; ``params`` are the stacked checkpoint weights and
+    buffers (empty when not kept). ``steps`` counts
     the stack's steps, ``network_steps`` the steps of every member summed; ``cut`` the
     members still training when the stage's deadline passed (scored at their best epoch so
     far).
