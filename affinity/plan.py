@@ -81,7 +81,8 @@ class Ledger:
         if not self.unit_seconds or not len(weights):
             return 0.0
         alpha, beta = self._step_model()
-        (stack, network), (widest, work) = self._stretches(), self._sizes(weights)
+        power = self._exponent()
+        (stack, network), (widest, work) = self._stretches(power), self._sizes(weights, power)
         return (alpha * stack * widest + beta * network * work) \
             * self.unit_steps / self.unit_seconds
 
@@ -90,13 +91,13 @@ class Ledger:
         return [s for s in self.stages if s["networks"] > 1 and s["steps"]
                 and not s.get("timing_only") and not s.get("cut")]
 
-    def _sizes(self, weights: Sequence[float]) -> tuple[float, float]:
+    def _sizes(self, weights: Sequence[float], power: float) -> tuple[float, float]:
         """The largest and the summed sizes of a stage's networks: each its weight to the
-        power ``_exponent``. Before any stacked stage ran, every network is planned at size 1:
-        by how much fewer rows shorten a network's training is not known yet."""
+        ``power`` (``_exponent``). Before any stacked stage ran, every network is planned at
+        size 1: by how much fewer rows shorten a network's training is not known yet."""
         if not self._runs():
             return 1.0, float(len(weights))
-        sizes = np.power(np.asarray(weights, dtype=float), self._exponent())
+        sizes = np.power(np.asarray(weights, dtype=float), power)
         return float(sizes.max()), float(sizes.sum())
 
     def _exponent(self) -> float:
@@ -114,13 +115,12 @@ class Ledger:
         slope = np.polyfit(logs, np.log(np.maximum(steps, 1.0)), 1)[0]
         return float(np.clip(slope, 0.0, 1.0))
 
-    def _stretches(self) -> tuple[float, float]:
+    def _stretches(self, power: float) -> tuple[float, float]:
         """How long stacked stages run, relative to the unit's steps: the stack per size of
         its largest network (until its slowest network stops: on 2 CPU cores 0.8 to 2.6 times
         the unit's steps) and each network per unit of size (until it stops: 0.4 to 1.2 times
         where every network trains on every row); the means over the stacked stages so far,
-        1 before any."""
-        power = self._exponent()
+        1 before any; sizes are weights to the ``power``."""
         runs = []
         for s in self._runs():
             sizes = np.power(s.get("_weights") or [1.0] * s["networks"], power)
@@ -155,7 +155,8 @@ class Ledger:
         if not self.unit_seconds:
             return 1 << 30
         alpha, beta = self._step_model()
-        (stack, network), (widest, work) = self._stretches(), self._sizes(weights)
+        power = self._exponent()
+        (stack, network), (widest, work) = self._stretches(power), self._sizes(weights, power)
         per_step = share * self.remaining * self.unit_seconds / self.unit_steps
         return int(max(0.0, (per_step - alpha * stack * widest)
                        / (beta * network * work / len(weights)) + 1e-9))
