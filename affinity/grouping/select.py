@@ -12,6 +12,7 @@ rest (and the few where that bound is not met) as an integer program with
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -137,9 +138,11 @@ def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> lis
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def partitions(n: int, k: int) -> np.ndarray:
     """Every partition of n items into k non-empty blocks, one per row: the block of each
-    item (restricted growth strings, grown one position at a time)."""
+    item (restricted growth strings, grown one position at a time). Cached, read-only: every
+    predictor's choice for a k enumerates the same partitions, twice with runners-up."""
     labels = np.zeros((1, 1), dtype=np.int8)
     for _ in range(1, n):
         top = labels.max(axis=1)
@@ -148,7 +151,9 @@ def partitions(n: int, k: int) -> np.ndarray:
                  for v in range(k)]
         labels = np.concatenate(parts)
         labels = labels[labels.max(axis=1) + (n - labels.shape[1]) >= k - 1]
-    return labels[labels.max(axis=1) == k - 1]
+    labels = labels[labels.max(axis=1) == k - 1]
+    labels.setflags(write=False)
+    return labels
 
 
 def _block_masks(labels: np.ndarray, k: int) -> np.ndarray:
