@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if exc.status in INVALID_STATUS else 1
     except Exception as exc:  # noqa: BLE001 - the CLI's contract is exit code 1 on failure
         traceback.print_exc()
-        print(f"error: analysis failed: {exc}", file=sys.stderr)
+        print(f"error: affinity {args.command} failed: {exc}", file=sys.stderr)
         return 1
 
 

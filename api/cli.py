@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 KEEP_ALIVE_SECONDS = 75  # longer than clients' and proxies' idle pools, so the server is
 # not the side that closes an idle connection just as a client reuses it
@@ -16,11 +20,34 @@ def _logging() -> None:
                                                    "%(message)s")
 
 
-def _store_ready(settings) -> bool:
-    """Migrate the store (or, with TASKAFFINITY_MIGRATE=false, check it is up to date)
-    before anything starts; False, having said why, when it cannot be used."""
+def _settings(device: str | None = None) -> Settings | None:
+    """The service's settings from the environment (``device``: instead of
+    TASKAFFINITY_DEVICE), or None, having said which is wrong."""
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    try:
+        settings = Settings(device=device) if device else Settings()
+        settings.owners()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "TASKAFFINITY_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"invalid settings: {name}: {error['msg']}", file=sys.stderr)
+        return None
+    except ValueError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return None
+    return settings
+
+
+def _store_ready(settings: Settings) -> bool:
+    """Create the data directory (the default store is a SQLite file in it) and migrate the
+    store (or, with TASKAFFINITY_MIGRATE=false, check it is up to date) before anything
+    starts; False, having said why, when it cannot be used."""
     from api.store import Store, StoreOutdated
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         Store(settings.url, migrate=settings.migrate).dispose()
     except StoreOutdated as exc:
@@ -34,11 +61,10 @@ def serve(host: str, port: int, access_log: bool = False) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.settings import Settings
 
     _logging()
-    settings = Settings()
-    if not _store_ready(settings):
+    settings = _settings()
+    if settings is None or not _store_ready(settings):
         return 2
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=access_log, timeout_keep_alive=KEEP_ALIVE_SECONDS)
@@ -51,12 +77,11 @@ def worker(device: str | None = None) -> int:
 
     import torch
 
-    from api.settings import Settings
     from api.worker import work
 
     _logging()
-    settings = Settings(device=device) if device else Settings()
-    if not _store_ready(settings):
+    settings = _settings(device)
+    if settings is None or not _store_ready(settings):
         return 2
     gpus = torch.cuda.device_count() if settings.device == "auto" else 0
     if gpus <= 1:

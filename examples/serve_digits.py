@@ -31,11 +31,18 @@ def main() -> int:
                                str(args.port)])
     try:
         for _ in range(600):
+            if server.poll() is not None:
+                print(f"affinity serve exited (code {server.returncode}) before it answered: "
+                      "its log is above", file=sys.stderr)
+                return 1
             try:
                 httpx.get(f"{base}/healthz").raise_for_status()
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        else:
+            print(f"affinity serve did not answer at {base} within 60 s", file=sys.stderr)
+            return 1
         with Client(base) as client:
             job = client.submit(HERE / "digits.yaml")
             print(f"submitted {job['id']}: {base}/v1/jobs/{job['id']}", flush=True)

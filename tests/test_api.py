@@ -181,7 +181,8 @@ def test_cancel_stops_a_running_job_over_http(settings):
 
 
 def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
-    """The command itself: API and worker process on the embedded defaults (SQLite)."""
+    """The command itself: API and worker process on the embedded defaults (SQLite), in a
+    data directory that does not exist yet, as on a fresh machine."""
     import os
     import socket
     import subprocess
@@ -191,7 +192,8 @@ def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "TASKAFFINITY_DATA_DIR": str(tmp_path), "TASKAFFINITY_DEVICE": "cpu"}
+    data_dir = tmp_path / "taskaffinity-data"
+    env = {**os.environ, "TASKAFFINITY_DATA_DIR": str(data_dir), "TASKAFFINITY_DEVICE": "cpu"}
     env.pop("TASKAFFINITY_DATABASE_URL", None)
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -209,8 +211,8 @@ def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
     finally:
         server.terminate()
         assert server.wait(30) in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
-    assert (tmp_path / "taskaffinity.db").exists()
-    assert (tmp_path / "jobs" / job_id / "result.json").exists()
+    assert (data_dir / "taskaffinity.db").exists()
+    assert (data_dir / "jobs" / job_id / "result.json").exists()
 
 
 def test_an_upload_without_rows_is_refused(settings):

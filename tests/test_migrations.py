@@ -96,3 +96,22 @@ def test_serve_refuses_an_outdated_store_when_told_not_to_migrate(tmp_path, monk
     assert "start with TASKAFFINITY_MIGRATE=true" in capsys.readouterr().err.replace("Start",
                                                                                       "start")
     assert main(["worker"]) == 2
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("TASKAFFINITY_MAX_TASKS", "many", "TASKAFFINITY_MAX_TASKS: Input should be a valid integer"),
+    ("TASKAFFINITY_EXECUTOR", "spark", "TASKAFFINITY_EXECUTOR: Input should be 'local' or 'ray'"),
+    ("TASKAFFINITY_AUTH_TOKENS", "secret", "TASKAFFINITY_AUTH_TOKENS must be owner:token pairs"),
+])
+def test_serve_and_worker_refuse_bad_settings_by_name(tmp_path, monkeypatch, capsys,
+                                                      variable, value, says):
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("TASKAFFINITY_DATA_DIR", str(data_dir))
+    monkeypatch.setenv(variable, value)
+    from affinity.cli import main
+
+    for command in (["serve", "--port", "1"], ["worker"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"invalid settings: {says}" in err and "Traceback" not in err
+    assert not data_dir.exists()  # refused before anything was created
