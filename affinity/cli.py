@@ -278,17 +278,26 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _group(args: argparse.Namespace) -> int:
-    from affinity.evidence import group
-    from affinity.taskset import InvalidTaskSet
+def _rule(text: str | None) -> str | float | None:
+    """``--rule``: sum, mean, a number (beta) or None (the default)."""
+    from affinity.evidence import InvalidEvidence
 
-    rule: str | float | None = args.rule
-    if rule is not None and rule not in ("sum", "mean"):
-        try:
-            rule = float(rule)
-        except ValueError:
-            raise InvalidTaskSet(f"--rule: sum, mean or a number; got {rule!r}") from None
-    entries = group(args.evidence, args.k, loss=args.loss, rule=rule)
+    if text is None or text in ("sum", "mean"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidEvidence(f"--rule: sum, mean or a number; got {text!r}") from None
+
+
+def _group(args: argparse.Namespace) -> int:
+    from affinity.evidence import InvalidEvidence, group
+
+    try:
+        entries = group(args.evidence, args.k, loss=args.loss, rule=_rule(args.rule))
+    except InvalidEvidence as exc:
+        print(f"invalid evidence: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0

@@ -21,7 +21,6 @@ import pandas as pd
 from affinity.grouping.gain import Rule, group_gains
 from affinity.grouping.select import all_subsets, choose_groups, pruned_pool
 from affinity.grouping.surrogate import Surrogate, fit_surrogate
-from affinity.taskset import InvalidTaskSet
 
 MAX_EXACT_EVIDENCE_TASKS = 12
 """Up to this many tasks the selection runs over every subset: one integer program per k
@@ -32,6 +31,10 @@ scored regret 0.57 where every subset gave 0.24 (``bench/evidence.py``)."""
 DEFAULT_RULE: Rule = 0.5
 """Beta for a bare matrix or a table without larger subsets: between sum (0) and mean (1);
 the best beta on the benchmark's five truths was 0.3 to 2.0 (README, "Measured")."""
+
+
+class InvalidEvidence(ValueError):
+    """The evidence (or an option given with it) is invalid; the message names what."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def read_evidence(source: str | Path | pd.DataFrame, *, loss: bool = False) -> E
         try:
             frame = pd.read_csv(source)
         except (OSError, ValueError) as exc:
-            raise InvalidTaskSet(f"evidence: cannot read {str(source)!r}: {exc}") from None
+            raise InvalidEvidence(f"evidence: cannot read {str(source)!r}: {exc}") from None
     first = frame.columns[0]
     labels = frame[first].astype(str).tolist()
     if not pd.api.types.is_numeric_dtype(frame[first]) and \
@@ -70,17 +73,17 @@ def _numeric(frame: pd.DataFrame) -> np.ndarray:
     try:
         return frame.apply(pd.to_numeric, errors="raise").to_numpy(dtype=float)
     except (ValueError, TypeError) as exc:
-        raise InvalidTaskSet(f"evidence: every cell must be a number or empty ({exc})") from None
+        raise InvalidEvidence(f"evidence: every cell must be a number or empty ({exc})") from None
 
 
 def _matrix(frame: pd.DataFrame, loss: bool) -> Evidence:
     if loss:
-        raise InvalidTaskSet("--loss: applies to a subset table, not to an affinity matrix")
+        raise InvalidEvidence("--loss: applies to a subset table, not to an affinity matrix")
     frame = frame.set_axis(frame.index.astype(str)).set_axis(frame.columns.astype(str), axis=1)
     tasks = list(frame.columns)
     matrix = _numeric(frame.reindex(tasks)[tasks])
     if not np.isfinite(matrix[~np.eye(len(tasks), dtype=bool)]).all():
-        raise InvalidTaskSet("evidence: the affinity matrix has empty or non-finite cells")
+        raise InvalidEvidence("evidence: the affinity matrix has empty or non-finite cells")
     return Evidence(tasks, np.nan_to_num(matrix), [], np.zeros((0, len(tasks))))
 
 
@@ -89,26 +92,26 @@ def _subset_table(frame: pd.DataFrame, loss: bool) -> Evidence:
     values = _numeric(frame)
     n = len(tasks)
     if n < 2:
-        raise InvalidTaskSet("evidence: a subset table needs at least 2 task columns")
+        raise InvalidEvidence("evidence: a subset table needs at least 2 task columns")
     rows: dict[tuple[int, ...], np.ndarray] = {}
     for r, row in enumerate(values):
         group = tuple(np.flatnonzero(~np.isnan(row)).tolist())
         if not group:
-            raise InvalidTaskSet(f"evidence: row {r + 1} has no value (names no subset)")
+            raise InvalidEvidence(f"evidence: row {r + 1} has no value (names no subset)")
         if group in rows:
-            raise InvalidTaskSet(f"evidence: row {r + 1} repeats the subset "
+            raise InvalidEvidence(f"evidence: row {r + 1} repeats the subset "
                                  f"{[tasks[t] for t in group]}")
         rows[group] = row
     needed = [(t,) for t in range(n)] + list(itertools.combinations(range(n), 2))
     missing = [g for g in needed if g not in rows]
     if missing:
         names = ", ".join("+".join(tasks[t] for t in g) for g in missing[:5])
-        raise InvalidTaskSet(f"evidence: every single task and pair is needed; missing {names}"
+        raise InvalidEvidence(f"evidence: every single task and pair is needed; missing {names}"
                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     if loss:
         single = np.array([rows[(t,)][t] for t in range(n)])
         if (single <= 0).any():
-            raise InvalidTaskSet("evidence: single-task losses must be positive")
+            raise InvalidEvidence("evidence: single-task losses must be positive")
         rows = {g: (single - v) / single for g, v in rows.items()}
     matrix = np.zeros((n, n))
     for i, j in itertools.permutations(range(n), 2):
@@ -126,7 +129,7 @@ def group_evidence(evidence: Evidence, ks: list[int], *,
     n = len(evidence.tasks)
     for k in ks:
         if not 1 <= k <= n:
-            raise InvalidTaskSet(f"--k: k={k} must be between 1 and the number of tasks ({n})")
+            raise InvalidEvidence(f"--k: k={k} must be between 1 and the number of tasks ({n})")
     if rule is None:
         rule = evidence.surrogate() or DEFAULT_RULE
     exact = n <= MAX_EXACT_EVIDENCE_TASKS

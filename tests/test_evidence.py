@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from affinity.cli import main
-from affinity.evidence import group, read_evidence
+from affinity.evidence import InvalidEvidence, group, read_evidence
 from affinity.grouping.gain import group_gains
 from affinity.grouping.select import all_subsets, select_groups
-from affinity.taskset import InvalidTaskSet
 
 TASKS = ["a", "b", "c", "d", "e"]
 
@@ -94,14 +93,15 @@ def test_large_evidence_uses_the_pruned_pool():
     (pd.DataFrame([{"a": "x"}], columns=["a", "b"]), "evidence: every cell must be a number"),
 ])
 def test_bad_evidence_names_the_problem(frame, message):
-    with pytest.raises(InvalidTaskSet, match=message.replace("[", r"\[").replace("+", r"\+")):
+    with pytest.raises(InvalidEvidence, match=message.replace("[", r"\[").replace("+", r"\+")):
         group(frame, [1])
 
 
 def test_cli_errors_exit_2(tmp_path, capsys):
     pd.DataFrame(blocks(), index=TASKS, columns=TASKS).to_csv(tmp_path / "m.csv")
     assert main(["group", str(tmp_path / "m.csv"), "--k", "6"]) == 2
-    assert "--k: k=6 must be between 1 and the number of tasks (5)" in capsys.readouterr().err
+    assert "invalid evidence: --k: k=6 must be between 1 and the number of tasks (5)" \
+        in capsys.readouterr().err
     assert main(["group", str(tmp_path / "m.csv"), "--k", "2", "--loss"]) == 2
     assert main(["group", str(tmp_path / "nope.csv"), "--k", "2"]) == 2
     assert main(["group", str(tmp_path / "m.csv"), "--k", "2", "--rule", "max"]) == 2
