@@ -15,17 +15,18 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "unknown"
 
 _WHERE = {"analyze": "affinity.analysis", "group": "affinity.evidence",
+          "InvalidEvidence": "affinity.evidence",
           "MeasureResult": "affinity.result", "Result": "affinity.result",
           "InvalidTaskSet": "affinity.taskset", "TaskSet": "affinity.taskset",
           "load_taskset": "affinity.taskset", "parse_taskset": "affinity.taskset",
           "AffinityTracker": "affinity.tracker", "tensors": "affinity.tensors"}
 
-__all__ = ["AffinityTracker", "InvalidTaskSet", "MeasureResult", "Result", "TaskSet", "analyze",
-           "group", "load_taskset", "parse_taskset", "tensors"]
+__all__ = ["AffinityTracker", "InvalidEvidence", "InvalidTaskSet", "MeasureResult", "Result",
+           "TaskSet", "analyze", "group", "load_taskset", "parse_taskset", "tensors"]
 
 if TYPE_CHECKING:
     from affinity.analysis import analyze
-    from affinity.evidence import group
+    from affinity.evidence import InvalidEvidence, group
     from affinity.result import MeasureResult, Result
     from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
     from affinity.tensors import tensors
