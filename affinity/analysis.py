@@ -13,6 +13,7 @@ choices and verdict out.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe, run_joint
 from affinity.probes.subsets import SubsetProbe, run_subsets
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Affords, Group, Measurements, run_race
+from affinity.race import Affords, Group, Measurements, least_round, run_race
 from affinity.recommend import (
     Source,
     auxiliary_choice,
@@ -55,6 +56,9 @@ CALIBRATION_WARMUP = 4  # of them, left out (the first steps allocate; with 8 st
 # out, the timing of a small network on 2 CPU cores varied 1.5 to 3.8 ms a step, and at 3.8
 # the probes of digits-own-rows dropped their larger groups)
 CALIBRATION_NETWORKS = 8  # networks in that stack (the cost model extrapolates to more)
+SECOND_SEED_MARGIN = 1.25  # a larger budget also widens the first round: on a 4-task set
+# where one training took 60 ms, the spend so far plus the least second round was 12 runs,
+# and 13 gave a second seed with a network cut short, 15 one in full
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
@@ -241,6 +245,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     if taskset.verify:
         _race(result, taskset, sources, measured, probe_seeds, train,
               lambda groups, share, then: ledger.affords(weigh(groups), share, weigh(then)),
+              lambda groups: ledger.budget - ledger.remaining + ledger.estimate(weigh(groups)),
               prog.enter)
     else:
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
@@ -283,8 +288,10 @@ def _fitted_surrogate(result: Result, measured: Measurements, members: list[Grou
 
 def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
           probe_seeds: int, train: Callable[..., SubsetProbe],
-          affords: Affords, progress: Callable[[str], None]) -> None:
-    """Race the candidates over new seeds while the budget lasts; fill the decisions."""
+          affords: Affords, wanted: Callable[[list[Group]], float],
+          progress: Callable[[str], None]) -> None:
+    """Race the candidates over new seeds while the budget lasts; fill the decisions.
+    ``wanted(groups)``: the budget that would have afforded a round of these networks too."""
     n, tasks = len(result.tasks), result.tasks
     grouping = {}
     for k in taskset.budgets:
@@ -299,6 +306,13 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Mea
                                                                    f"networks (seed {seed + 1})",
                                                      then=then),
                     affords)
+    if len(used) == 1 and len(seeds) > 1:
+        need = SECOND_SEED_MARGIN * wanted(sorted(least_round([*grouping.values(),
+                                                               *aux.values()])))
+        result.meta["warnings"].append(
+            "budget.training_runs: the race measured the probes' seed only, so no comparison "
+            f"has an interval; about {math.ceil(need)} training runs would afford a second "
+            "seed")
     prior = family_prior(list(grouping.values()), measured, used)
     result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)
                         for k in taskset.budgets]

@@ -108,7 +108,7 @@ def _progress_bar(quiet: bool):
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=1, disable=quiet, unit="run", dynamic_ncols=True,
+    return tqdm(total=1, disable=quiet, unit="run", dynamic_ncols=True, delay=1,
                 mininterval=0.1 if interactive else LOG_SECONDS,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 

@@ -198,7 +198,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
             for contest in contests:
                 contest.candidates = _halve(contest.candidates, measured, used)
         share = 1.0 / max(1, planned_rounds - r)
-        then = sorted(_least_round(contests)) if r == 0 and len(seeds) > 1 else []
+        then = sorted(least_round(contests)) if r == 0 and len(seeds) > 1 else []
         before = [list(contest.candidates) for contest in contests]
         needed: list[Group] | None
         while True:
@@ -228,7 +228,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
     return used
 
 
-def _least_round(contests: list[Contest]) -> set[Group]:
+def least_round(contests: list[Contest]) -> set[Group]:
     """The groups of a round on a new seed that keeps only each contest's best candidate."""
     return {g for c in contests for cand in c.baselines + c.candidates[:1] for g in cand.groups}
 

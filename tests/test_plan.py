@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from affinity.plan import STACK_SPEEDUP_GUESS, Ledger
@@ -180,3 +182,9 @@ def test_a_budget_too_small_for_its_networks_says_so_and_keeps_near_it(device):
     assert cut and cut[0]["stage"].endswith("subset networks (seed 1/1)")
     # the cut stage ends after the epoch under way: about one epoch past its share
     assert result.meta["cost"]["training_runs"] < 3.5
+    # no race seed beyond the probes': the warning says what budget would afford one
+    assert result.verification["seeds"] == [0]
+    short = [w for w in result.meta["warnings"] if "measured the probes' seed only" in w]
+    assert len(short) == 1
+    assert int(re.search(r"about (\d+) training runs would afford a second seed",
+                         short[0]).group(1)) > 2
