@@ -100,14 +100,14 @@ def _subset_table(frame: pd.DataFrame, loss: bool) -> Evidence:
             raise InvalidEvidence(f"evidence: row {r + 1} has no value (names no subset)")
         if group in rows:
             raise InvalidEvidence(f"evidence: row {r + 1} repeats the subset "
-                                 f"{[tasks[t] for t in group]}")
+                                  f"{[tasks[t] for t in group]}")
         rows[group] = row
     needed = [(t,) for t in range(n)] + list(itertools.combinations(range(n), 2))
     missing = [g for g in needed if g not in rows]
     if missing:
         names = ", ".join("+".join(tasks[t] for t in g) for g in missing[:5])
         raise InvalidEvidence(f"evidence: every single task and pair is needed; missing {names}"
-                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     if loss:
         single = np.array([rows[(t,)][t] for t in range(n)])
         if (single <= 0).any():
