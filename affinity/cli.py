@@ -158,8 +158,6 @@ def _run(args: argparse.Namespace) -> int:
                          progress=_report(bar))
     path = result.write(args.out)
     report = write_report(result, args.out)
-    for warning in result.meta.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
     _print_recommendation(result)
     cost = result.meta["cost"]
     print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
@@ -171,10 +169,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_recommendation(result) -> None:
-    """The verdict, then a table of what to train for each k with its measured lead."""
+    """The result's warnings (on stderr), the verdict, then a table of what to train for
+    each k with its measured lead."""
     from rich.console import Console
     from rich.table import Table
 
+    for warning in result.meta.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(result.verdict, flush=True)
     table = Table(title="what to train for each number of groups k", title_justify="left")
     for column in ("k", "train", "groups", "best k groups vs the better baseline (95%)"):
@@ -194,7 +195,9 @@ def _print_recommendation(result) -> None:
 
 
 def _job_line(job: dict) -> str:
-    line = f"{job['id']}  {job['status']:9}  {job['progress']:5.1f}%  {job['stage']}"
+    """Id, status, progress and stage (where it says more than the status), then any error."""
+    stage = "" if job["stage"] in (None, job["status"]) else f"  {job['stage']}"
+    line = f"{job['id']}  {job['status']:9}  {job['progress']:5.1f}%{stage}"
     return line + (f"\n  error: {job['error']}" if job.get("error") else "")
 
 

@@ -115,13 +115,15 @@ class Client:
         current = self.job(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         interactive = sys.stderr.isatty()
-        bar = tqdm(total=100, disable=not progress, unit="%", dynamic_ncols=True,
+        bar = tqdm(total=100, disable=not progress, unit="%", dynamic_ncols=True, delay=1,
                    mininterval=0.2 if interactive else 10,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
         try:
             while True:
-                bar.set_description_str(f"{current['id']} {current['status']}: "
-                                        f"{current['stage'] or 'waiting'}", refresh=False)
+                stage = "" if current["status"] in TERMINAL else \
+                    f": {current['stage'] or 'waiting'}"
+                bar.set_description_str(f"{current['id']} {current['status']}{stage}",
+                                        refresh=False)
                 bar.update(max(0.0, current["progress"] - bar.n))
                 if current["status"] in TERMINAL:
                     return current

@@ -172,3 +172,16 @@ def test_the_report_keeps_plotting_warnings_from_the_terminal(tmp_path):
         warnings.simplefilter("error")
         path = write_report(result, tmp_path)
     assert 'alt="pairwise"' in path.read_text()
+
+
+def test_a_recommendation_is_printed_after_the_results_warnings(capsys):
+    """run, submit --wait and fetch print a result the same way: its warnings on stderr, then
+    the verdict and the table of what to train."""
+    result = Result(tasks=["a", "b"], affinity={}, verdict="train every task alone: no "
+                    "grouping beats it beyond noise", meta={"warnings": ["budget.training_runs: "
+                                                                         "one seed only"]})
+    affinity.cli._print_recommendation(result)
+    out, err = capsys.readouterr()
+    assert err == "warning: budget.training_runs: one seed only\n"
+    assert out.startswith("train every task alone: no grouping beats it beyond noise\n")
+    assert "what to train for each number of groups k" in out

@@ -91,11 +91,13 @@ def test_cli_verbs(server, taskset_file, tmp_path, capsys, monkeypatch):
     assert f"{job_id}  succeeded" in out and "/report" in out
     assert "what to train for each number of groups k" in out and "│ 2 " in out
     assert main(["status", job_id, *url]) == 0
-    assert capsys.readouterr().out.startswith(f"{job_id}  succeeded  100.0%")
+    assert capsys.readouterr().out == f"{job_id}  succeeded  100.0%\n"  # stage = status
     assert main(["fetch", job_id, *url, "--out", str(tmp_path / "got")]) == 0
     fetched = json.loads((tmp_path / "got" / "result.json").read_text())
     assert fetched["tasks"] == ["zero", "one", "ink"]
-    assert fetched["verdict"] in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert fetched["verdict"] in printed.out
+    assert all(f"warning: {w}" in printed.err for w in fetched["meta"]["warnings"])
     assert main(["cancel", job_id, *url]) == 2  # a succeeded job cannot be cancelled
     assert "409: job" in capsys.readouterr().err
     assert main(["status", "job_missing", *url]) == 2
