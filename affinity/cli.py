@@ -263,21 +263,32 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from affinity.exhaustive import ExhaustiveTable
-    from affinity.taskset import InvalidTaskSet
 
     try:
         table = ExhaustiveTable.read(args.table)
     except (OSError, ValueError, KeyError) as exc:
-        raise InvalidTaskSet(f"table: cannot read {str(args.table)!r}: {exc}") from None
+        print(f"invalid table: cannot read {str(args.table)!r}: {exc}", file=sys.stderr)
+        return 2
     for k in range(1, len(table.tasks) + 1):
         groups, loss = table.optimum(k)
         print(f"optimum k={k}: total loss {loss:.6g}  groups {groups}")
     if args.result:
-        doc = json.loads(args.result.read_text())
+        try:
+            doc = json.loads(args.result.read_text())
+            unknown = {t for e in doc.get("groupings", []) for g in e["groups"] for t in g} \
+                - set(table.tasks)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"invalid result: cannot read {str(args.result)!r}: {exc}", file=sys.stderr)
+            return 2
+        if unknown:
+            print(f"invalid result: tasks {sorted(unknown)} are not in the table's "
+                  f"{table.tasks}", file=sys.stderr)
+            return 2
         for entry in doc.get("groupings", []):
             loss = table.grouping_loss(entry["groups"])
             print(f"result k={entry['k']}: total loss {loss:.6g}  regret "
-                  f"{100 * table.regret(entry['groups']):.2f}%  groups {entry['groups']}")
+                  f"{100 * table.regret(entry['groups']):.2f}% against the optimum of "
+                  f"{len(entry['groups'])} groups  groups {entry['groups']}")
     return 0
 
 
