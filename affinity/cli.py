@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,19 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or action.required:
             return action.help or ""
         return super()._get_help_string(action) or ""
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number; got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"at least {least}; got {value}")
+        return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,17 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mlflow", action="store_true",
                      help="also log the run to MLflow (MLFLOW_TRACKING_URI; the mlflow extra)")
     run.add_argument("--mlflow-experiment", help="MLflow experiment name (default: MLflow's)")
-    run.add_argument("--threads", type=int, default=0,
+    run.add_argument("--threads", type=_at_least(0), default=0,
                      help="CPU threads (0: all cores but one)")
     exh = command("exhaustive", "train every subset of the tasks (ground truth)")
-    exh.add_argument("taskset", type=Path, help="task-set file (YAML or JSON), at most 10 tasks")
+    exh.add_argument("taskset", type=Path, help="task-set file (YAML or JSON), at most 12 tasks")
     exh.add_argument("--out", type=Path, required=True, help="output folder")
     exh.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     exh.add_argument("--quiet", action="store_true", help="no progress bar")
-    exh.add_argument("--seeds", type=int, default=3, help="seeds to train every subset on")
-    exh.add_argument("--first-seed", type=int, default=1000,
+    exh.add_argument("--seeds", type=_at_least(1), default=3,
+                     help="seeds to train every subset on")
+    exh.add_argument("--first-seed", type=_at_least(0), default=1000,
                      help="first seed (none of the analysis' own seeds)")
-    exh.add_argument("--threads", type=int, default=0,
+    exh.add_argument("--threads", type=_at_least(0), default=0,
                      help="CPU threads (0: all cores but one)")
     grp = command("group", "groupings from evidence you already have: an affinity matrix or a "
                            "table of trained subsets")

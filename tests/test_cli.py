@@ -185,3 +185,15 @@ def test_a_recommendation_is_printed_after_the_results_warnings(capsys):
     assert err == "warning: budget.training_runs: one seed only\n"
     assert out.startswith("train every task alone: no grouping beats it beyond noise\n")
     assert "what to train for each number of groups k" in out
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["run", "t.yaml", "--out", "o", "--threads", "-1"], "argument --threads: at least 0; got -1"),
+    (["exhaustive", "t.yaml", "--out", "o", "--seeds", "0"], "argument --seeds: at least 1; got 0"),
+    (["exhaustive", "t.yaml", "--out", "o", "--seeds", "two"],
+     "argument --seeds: a whole number; got 'two'"),
+])
+def test_bad_counts_are_refused_by_name(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
