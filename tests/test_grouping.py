@@ -19,6 +19,7 @@ from affinity.grouping import (
 from affinity.grouping.gain import fit_beta
 from affinity.grouping.select import (
     all_subsets,
+    around,
     by_integer_program,
     choose_groups,
     stirling2,
@@ -195,3 +196,30 @@ def test_auxiliaries_ranked_flagged_and_selected():
     assert [c["selected"] for c in ranked] == [True, False, True, False]
     assert [c["harmful"] for c in ranked] == [False, False, False, True]
     assert sum(c["selected"] for c in rank_auxiliaries(m, std, 0, tasks, max_aux=1)) == 1
+
+
+def test_around_adds_the_group_that_helps_most_beside_the_whole_set():
+    """Tasks 0 and 1 help each other and are hurt by 2 and 3, which do well in the whole set:
+    the whole set plus (0, 1), each pair served by its own network; nothing more helps."""
+    a = np.zeros((4, 4))
+    a[0, 1] = a[1, 0] = 1.0
+    a[2:, :2] = -1.0
+    a[:2, 2:] = 0.2
+    a[2, 3] = a[3, 2] = 0.5
+    sel = around(a, 2, (0, 1, 2, 3))
+    assert sel is not None and sel.groups == [(0, 1, 2, 3), (0, 1)]
+    assert sel.served_by == [1, 1, 0, 0]
+    assert sel.task_gain == pytest.approx([1.0, 1.0, 0.9, 0.9])
+    assert around(a, 3, (0, 1, 2, 3)) is None
+
+
+def test_around_agrees_with_brute_force_for_one_addition():
+    rng = np.random.default_rng(3)
+    everyone = tuple(range(6))
+    for _ in range(5):
+        a = rng.normal(size=(6, 6))
+        base = group_gains(a, [everyone])[0]
+        best = max(np.maximum(base, np.nan_to_num(group_gains(a, [g])[0], nan=-np.inf)).sum()
+                   for g in all_subsets(6) if g != everyone)
+        sel = around(a, 2, everyone)
+        assert sel is not None and sel.total_gain == pytest.approx(best)

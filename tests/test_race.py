@@ -20,6 +20,7 @@ from affinity.recommend import (
     auxiliary_choice,
     auxiliary_contest,
     baselines,
+    grouping_contest,
     grouping_entry,
     verdict,
 )
@@ -334,3 +335,22 @@ def test_with_nothing_affordable_the_race_keeps_whatever_seed_0_trained():
                     lambda n, share, then: n == -1)
     assert used == [0]
     assert [c.groups for c in race.candidates] == [((0, 3), (1, 2))]
+
+
+def test_a_grouping_contest_holds_the_all_in_one_network_plus_the_groups_it_needs():
+    """Beside every predictor's choices, k = 2 races the whole set plus the group the first
+    predictor expects to help most beside it; every predictor's favourite comes first."""
+    a = np.zeros((4, 4))
+    a[0, 1] = a[1, 0] = 1.0
+    a[2:, :2] = -1.0
+    a[:2, 2:] = 0.2
+    a[2, 3] = a[3, 2] = 0.5
+    sources = [("first/sum", a, "sum"), ("second/mean", -a, "mean")]
+    contest = grouping_contest(sources, 4, 2, n_best=2)
+    plus = [c for c in contest.candidates if "all_in_one_plus/first/sum" in c.sources]
+    assert [c.groups for c in plus] == [((0, 1), (0, 1, 2, 3))]
+    assert contest.candidates[0].sources[0] == "first/sum"
+    assert contest.candidates.index(plus[0]) <= 2
+    assert [b.kind for b in contest.baselines] == ["all_in_one", "single_task"]
+    assert not any("all_in_one_plus" in s for c in grouping_contest(sources, 4, 1, 2).candidates
+                   for s in c.sources)
