@@ -26,6 +26,7 @@ from affinity.grouping.select import (
     top_groupings,
     top_partitions,
 )
+from tests.conftest import pair_beside_the_rest
 
 
 def brute_force_best(affinity: np.ndarray, k: int, rule: str) -> float:
@@ -199,13 +200,8 @@ def test_auxiliaries_ranked_flagged_and_selected():
 
 
 def test_around_adds_the_group_that_helps_most_beside_the_whole_set():
-    """Tasks 0 and 1 help each other and are hurt by 2 and 3, which do well in the whole set:
-    the whole set plus (0, 1), each pair served by its own network; nothing more helps."""
-    a = np.zeros((4, 4))
-    a[0, 1] = a[1, 0] = 1.0
-    a[2:, :2] = -1.0
-    a[:2, 2:] = 0.2
-    a[2, 3] = a[3, 2] = 0.5
+    """The whole set plus (0, 1), each pair served by its own network; nothing more helps."""
+    a = pair_beside_the_rest()
     sel = around(a, 2, (0, 1, 2, 3))
     assert sel is not None and sel.groups == [(0, 1, 2, 3), (0, 1)]
     assert sel.served_by == [1, 1, 0, 0]

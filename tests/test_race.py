@@ -24,6 +24,7 @@ from affinity.recommend import (
     grouping_entry,
     verdict,
 )
+from tests.conftest import pair_beside_the_rest
 
 TASKS = ["a", "b", "c", "d"]
 EVERYONE = (0, 1, 2, 3)
@@ -340,11 +341,7 @@ def test_with_nothing_affordable_the_race_keeps_whatever_seed_0_trained():
 def test_a_grouping_contest_holds_the_all_in_one_network_plus_the_groups_it_needs():
     """Beside every predictor's choices, k = 2 races the whole set plus the group the first
     predictor expects to help most beside it; every predictor's favourite comes first."""
-    a = np.zeros((4, 4))
-    a[0, 1] = a[1, 0] = 1.0
-    a[2:, :2] = -1.0
-    a[:2, 2:] = 0.2
-    a[2, 3] = a[3, 2] = 0.5
+    a = pair_beside_the_rest()
     sources = [("first/sum", a, "sum"), ("second/mean", -a, "mean")]
     contest = grouping_contest(sources, 4, 2, n_best=2)
     plus = [c for c in contest.candidates if "all_in_one_plus/first/sum" in c.sources]
