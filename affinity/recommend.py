@@ -19,7 +19,7 @@ from scipy import stats
 from affinity.auxiliary import rank_auxiliaries
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
 from affinity.grouping.gain import RULES, Rule
-from affinity.grouping.select import MAX_EXACT_TASKS, around, top_groupings
+from affinity.grouping.select import MAX_EXACT_TASKS, beside_everyone, top_groupings
 from affinity.grouping.surrogate import Surrogate
 from affinity.race import (
     Candidate,
@@ -74,7 +74,7 @@ hundredth of that, and the race measures what they propose anyway)."""
 def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -> Contest:
     """Every predictor's best ``n_best`` choices of k groups, interleaved by rank; for k > 1,
     after the leading predictors' favourites, the all-in-one network plus the k - 1 groups the
-    first predictor expects to help most beside it (``select.around``)."""
+    first predictor expects to help most beside it (``select.beside_everyone``)."""
     everyone = tuple(range(n_tasks))
     ranked = [[(name, tuple(sorted(s.groups))) for s in
                top_groupings(matrix, k, n_best=n_best, rule=rule,
@@ -82,7 +82,7 @@ def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -
                              else OTHER_SOURCES_EXACT_TASKS)]
               for i, (name, matrix, rule) in enumerate(sources)]
     name, matrix, rule = sources[0]
-    plus = around(matrix, k, everyone, rule=rule) if k > 1 else None
+    plus = beside_everyone(matrix, k, rule=rule) if k > 1 else None
     if plus is not None:
         ranked.insert(LEADING_SOURCES, [(f"all_in_one_plus/{name}",
                                          tuple(sorted(plus.groups)))])

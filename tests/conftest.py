@@ -54,7 +54,7 @@ FAST_PROBE = {"seeds": 1, "transfer_steps": 20}
 def pair_beside_the_rest() -> np.ndarray:
     """A 4-task affinity (row = source, column = target): tasks 0 and 1 help each other and are
     hurt by 2 and 3, which do well in the whole set (sum rule: 0.9 each there). The whole set
-    plus (0, 1) is the best k = 2 around it; no third group helps."""
+    plus (0, 1) is the best k = 2 beside it; no third group helps."""
     a = np.zeros((4, 4))
     a[0, 1] = a[1, 0] = 1.0
     a[2:, :2] = -1.0

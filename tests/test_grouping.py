@@ -19,7 +19,7 @@ from affinity.grouping import (
 from affinity.grouping.gain import fit_beta
 from affinity.grouping.select import (
     all_subsets,
-    around,
+    beside_everyone,
     by_integer_program,
     choose_groups,
     stirling2,
@@ -199,17 +199,17 @@ def test_auxiliaries_ranked_flagged_and_selected():
     assert sum(c["selected"] for c in rank_auxiliaries(m, std, 0, tasks, max_aux=1)) == 1
 
 
-def test_around_adds_the_group_that_helps_most_beside_the_whole_set():
+def test_beside_everyone_adds_the_group_that_helps_most_beside_the_whole_set():
     """The whole set plus (0, 1), each pair served by its own network; nothing more helps."""
     a = pair_beside_the_rest()
-    sel = around(a, 2, (0, 1, 2, 3))
+    sel = beside_everyone(a, 2)
     assert sel is not None and sel.groups == [(0, 1, 2, 3), (0, 1)]
     assert sel.served_by == [1, 1, 0, 0]
     assert sel.task_gain == pytest.approx([1.0, 1.0, 0.9, 0.9])
-    assert around(a, 3, (0, 1, 2, 3)) is None
+    assert beside_everyone(a, 3) is None
 
 
-def test_around_agrees_with_brute_force_for_one_addition():
+def test_beside_everyone_agrees_with_brute_force_for_one_addition():
     rng = np.random.default_rng(3)
     everyone = tuple(range(6))
     for _ in range(5):
@@ -217,5 +217,5 @@ def test_around_agrees_with_brute_force_for_one_addition():
         base = group_gains(a, [everyone])[0]
         best = max(np.maximum(base, np.nan_to_num(group_gains(a, [g])[0], nan=-np.inf)).sum()
                    for g in all_subsets(6) if g != everyone)
-        sel = around(a, 2, everyone)
+        sel = beside_everyone(a, 2)
         assert sel is not None and sel.total_gain == pytest.approx(best)

@@ -110,19 +110,19 @@ def top_groupings(affinity: np.ndarray, k: int, *, n_best: int = 1, rule: Rule =
     return found
 
 
-def around(affinity: np.ndarray, k: int, base: tuple[int, ...], *, rule: Rule = "sum",
-           max_exact_tasks: int = MAX_EXACT_TASKS) -> Selection | None:
-    """``base`` (the whole set, say) and the k - 1 groups that most raise the tasks' predicted
-    gains over their gains in it, chosen one at a time (each given the ones before; the first
-    is the best single addition); every task is served by its best chosen group. None where
-    fewer than k - 1 groups would serve a task."""
+def beside_everyone(affinity: np.ndarray, k: int, *, rule: Rule = "sum",
+                    max_exact_tasks: int = MAX_EXACT_TASKS) -> Selection | None:
+    """The whole set (the all-in-one network) and the k - 1 groups that most raise the tasks'
+    predicted gains over their gains in it, chosen one at a time (each given the ones before;
+    the first is the best single addition); every task is served by its best chosen group.
+    None where fewer than k - 1 groups would serve a task."""
     affinity = np.asarray(affinity, dtype=float)
     n = len(affinity)
+    everyone = tuple(range(n))
     pool = [g for g in (all_subsets(n) if n <= max_exact_tasks else pruned_pool(affinity, rule))
-            if g != base]
-    gains = group_gains(affinity, [base, *pool], rule)
-    floor = np.where(np.isnan(gains[0]), -np.inf, gains[0])
-    lift = np.maximum(np.nan_to_num(gains[1:] - floor, nan=0.0, neginf=0.0), 0.0)
+            if g != everyone]
+    gains = group_gains(affinity, [everyone, *pool], rule)
+    lift = np.maximum(np.nan_to_num(gains[1:] - gains[0], nan=0.0), 0.0)  # (pool, tasks)
     chosen: list[int] = []
     reached = np.zeros(n)
     for _ in range(k - 1):
@@ -133,12 +133,12 @@ def around(affinity: np.ndarray, k: int, base: tuple[int, ...], *, rule: Rule = 
             return None
         chosen.append(best)
         reached = np.maximum(reached, lift[best])
-    groups = [base, *(pool[g] for g in chosen)]
+    groups = [everyone, *(pool[g] for g in chosen)]
     own = group_gains(affinity, groups, rule)
     served = np.nanargmax(np.where(np.isnan(own), -np.inf, own), axis=0)
     if len(set(served.tolist())) < k:
         return None
-    return Selection(groups, served.tolist(), own[served, np.arange(n)], "around")
+    return Selection(groups, served.tolist(), own[served, np.arange(n)], "beside everyone")
 
 
 MAX_PARTITIONS = 200_000
