@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from affinity.errors import InvalidInput
+
 # Heavy libraries (torch, pandas, the service) are imported by the commands that use them,
 # so that `affinity --help` and the service client commands start fast.
 
@@ -282,8 +284,7 @@ def _score(args: argparse.Namespace) -> int:
     try:
         table = ExhaustiveTable.read(args.table)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"invalid table: cannot read {str(args.table)!r}: {exc}", file=sys.stderr)
-        return 2
+        raise InvalidInput(f"cannot read {str(args.table)!r}: {exc}", "table") from None
     for k in range(1, len(table.tasks) + 1):
         groups, loss = table.optimum(k)
         print(f"optimum k={k}: total loss {loss:.6g}  groups {groups}")
@@ -293,12 +294,10 @@ def _score(args: argparse.Namespace) -> int:
             unknown = {t for e in doc.get("groupings", []) for g in e["groups"] for t in g} \
                 - set(table.tasks)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"invalid result: cannot read {str(args.result)!r}: {exc}", file=sys.stderr)
-            return 2
+            raise InvalidInput(f"cannot read {str(args.result)!r}: {exc}", "result") from None
         if unknown:
-            print(f"invalid result: tasks {sorted(unknown)} are not in the table's "
-                  f"{table.tasks}", file=sys.stderr)
-            return 2
+            raise InvalidInput(f"tasks {sorted(unknown)} are not in the table's {table.tasks}",
+                               "result")
         for entry in doc.get("groupings", []):
             loss = table.grouping_loss(entry["groups"])
             print(f"result k={entry['k']}: total loss {loss:.6g}  regret "
@@ -320,13 +319,9 @@ def _rule(text: str | None) -> str | float | None:
 
 
 def _group(args: argparse.Namespace) -> int:
-    from affinity.evidence import InvalidEvidence, group
+    from affinity.evidence import group
 
-    try:
-        entries = group(args.evidence, args.k, loss=args.loss, rule=_rule(args.rule))
-    except InvalidEvidence as exc:
-        print(f"invalid evidence: {exc}", file=sys.stderr)
-        return 2
+    entries = group(args.evidence, args.k, loss=args.loss, rule=_rule(args.rule))
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
@@ -363,12 +358,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from affinity.client import ServiceError
-    from affinity.taskset import InvalidTaskSet
 
     try:
         return COMMANDS[args.command](args)
-    except InvalidTaskSet as exc:
-        print(f"invalid task set: {exc}", file=sys.stderr)
+    except InvalidInput as exc:
+        print(f"invalid {exc.what}: {exc}", file=sys.stderr)
         return 2
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

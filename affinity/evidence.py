@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affinity.errors import InvalidInput
 from affinity.grouping.gain import Rule, group_gains
 from affinity.grouping.select import all_subsets, choose_groups, pruned_pool
 from affinity.grouping.surrogate import Surrogate, fit_surrogate
@@ -33,8 +34,10 @@ DEFAULT_RULE: Rule = 0.5
 the best beta on the benchmark's five truths was 0.3 to 2.0 (README, "Measured")."""
 
 
-class InvalidEvidence(ValueError):
+class InvalidEvidence(InvalidInput):
     """The evidence (or an option given with it) is invalid; the message names what."""
+
+    what = "evidence"
 
 
 @dataclass(frozen=True)

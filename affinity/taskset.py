@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from affinity.errors import InvalidInput
+
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
 DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
 BUDGET_PER_TASK = 2.5
@@ -34,8 +36,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
-class InvalidTaskSet(ValueError):
+class InvalidTaskSet(InvalidInput):
     """A task set (or the data it points to) is invalid; the message names the field."""
+
+    what = "task set"
 
 
 class _Strict(BaseModel):

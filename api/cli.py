@@ -32,7 +32,8 @@ def _settings(device: str | None = None) -> Settings | None:
         settings.owners()
     except ValidationError as exc:
         for error in exc.errors():
-            name = "TASKAFFINITY_" + "_".join(str(p) for p in error["loc"]).upper()
+            name = (Settings.model_config.get("env_prefix", "")
+                    + "_".join(str(p) for p in error["loc"])).upper()
             print(f"invalid settings: {name}: {error['msg']}", file=sys.stderr)
         return None
     except ValueError as exc:

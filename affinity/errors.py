@@ -1,0 +1,16 @@
+"""Invalid input, named for what it is (a task set, evidence, a table): a ``ValueError``
+whose message names the field and the problem; the CLI prints ``invalid <what>: <message>``
+and exits 2."""
+
+from __future__ import annotations
+
+
+class InvalidInput(ValueError):
+    """Input that names its field and problem; ``what`` says which input it was."""
+
+    what = "input"
+
+    def __init__(self, message: str, what: str | None = None) -> None:
+        super().__init__(message)
+        if what:
+            self.what = what
