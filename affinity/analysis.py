@@ -1,13 +1,20 @@
 """``analyze``: a task set in, a Result with its affinity matrices, raced groupings, auxiliary
 choices and verdict out.
 
+0. The plan (``plan.py``): the budget is counted in work, never in seconds. Before anything
+   trains, a budget that cannot afford two seeds of the baselines and the finalists is
+   refused (or, by ``budget.when_short``, only the baselines are compared).
 1. Probes, per probe seed: the all-in-one network (the joint probe, which samples gradient
-   and lookahead affinities along its run) and one stacked model of every single-task
-   network, every pair (when ``pairwise`` is asked for) and a few sampled larger groups
-   (to fit the per-task surrogate of group gains). All train by the task set's recipe.
+   and lookahead affinities along its run), every single-task network, then the pairs
+   (when ``pairwise`` is asked for) and a few sampled larger groups (to fit the per-task
+   surrogate of group gains), as many as fit beside the confirmation seeds. Every network
+   trains by the task set's recipe to its own stopping point: the planner trims the
+   evidence, never the training.
 2. Measures from the probes; candidates from every predictor.
-3. The race (``race.py``) spends what the budget has left over new seeds; the groupings,
-   auxiliary choices and verdict come from its seed-paired measurements.
+3. Selection: the race (``race.py``) halves the candidates over seeds, the probes' first,
+   while the budget less the confirmation seeds' share lasts.
+4. Confirmation: each k's finalist, each primary's best auxiliary set and the baselines on
+   fresh seeds that chose nothing; every reported improvement and interval comes from them.
 """
 
 from __future__ import annotations
@@ -30,15 +37,18 @@ from affinity.measures import MEASURES, ProbeRun
 from affinity.models import HeadFactory, LossFn, check_backbone, own_heads, resolve_device
 from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe, run_joint
-from affinity.probes.subsets import SubsetProbe, run_subsets
+from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Affords, Group, Measurements, least_round, run_race
+from affinity.race import Candidate, Contest, Group, Measurements, run_race
 from affinity.recommend import (
     Source,
     auxiliary_choice,
     auxiliary_contest,
+    baselines,
+    best_auxiliaries,
     clusterings,
     family_prior,
+    finalists,
     grouping_contest,
     grouping_entry,
     predicted_entry,
@@ -50,15 +60,11 @@ from affinity.result import MeasureResult, Result
 from affinity.taskset import InvalidTaskSet, TaskSet
 
 MAX_RACE_SEEDS = 8
-PROBE_SHARE = 0.75  # of what is left after the all-in-one network, for the subset probes
-CALIBRATION_STEPS = 24  # steps of a probe stack timed before the probes train
-CALIBRATION_WARMUP = 4  # of them, left out (the first steps allocate; with 8 steps and 2 left
-# out, the timing of a small network on 2 CPU cores varied 1.5 to 3.8 ms a step, and at 3.8
-# the probes of digits-own-rows dropped their larger groups)
-CALIBRATION_NETWORKS = 8  # networks in that stack (the cost model extrapolates to more)
-SECOND_SEED_MARGIN = 1.25  # a larger budget also widens the first round: on a 4-task set
-# where one training took 60 ms, the spend so far plus the least second round was 12 runs,
-# and 13 gave a second seed with a network cut short, 15 one in full
+CONFIRMATION_SEEDS = 2
+"""Fresh seeds kept for the confirmation round: the finalists and the baselines, measured on
+seeds that chose nothing (the reported intervals come from these)."""
+MAX_CONFIRMATION_SEEDS = 8
+CONFIRMATION_FIRST_SEED = 500  # the exhaustive ground truth trains on seeds 1000, 1001, ...
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
@@ -80,49 +86,62 @@ def probe_members(needs: set[str], n_tasks: int, sampled: int = 0) -> list[Group
     return members
 
 
-def affordable(members: list[Group], n_tasks: int, most: int, joint: JointProbe) -> list[Group]:
-    """The probe members to train when no more than ``most`` fit: every single-task network
-    (the baselines), then the pairs the joint run's affinities rank highest (mean rank of
-    gradient cosine and lookahead, both directions); sampled larger groups go first."""
-    if len(members) <= most:
-        return members
-    singles = members[:n_tasks]
-    pairs = [g for g in members[n_tasks:] if len(g) == 2]
-    sym = [joint.grad_cosine + joint.grad_cosine.T, joint.lookahead + joint.lookahead.T]
-    ranks = [rankdata([-m[g] for g in pairs]) for m in sym]
-    order = np.argsort(np.mean(ranks, axis=0), kind="stable")
-    return singles + [pairs[i] for i in order[:max(0, most - n_tasks)]]
-
-
-def network_weights(data: Dataset) -> Callable[[Sequence[Group]], list[float]]:
-    """Each group's network weight: the share of the all-in-one network's training rows
-    (those labelled for any task) that it trains on (``plan.py``)."""
+def network_rows(data: Dataset) -> Callable[[Sequence[Group]], list[int]]:
+    """Each group's network's training rows: those labelled for one of its tasks."""
     labelled = data.labelled(data.y_train)
-    everyone = max(int(labelled.any(1).sum()), 1)
-    known: dict[Group, float] = {}  # the race asks for the same groups many times
+    known: dict[Group, int] = {}  # the race asks for the same groups many times
 
-    def weigh(groups: Sequence[Group]) -> list[float]:
+    def rows(groups: Sequence[Group]) -> list[int]:
         for g in groups:
             if g not in known:
-                known[g] = int(labelled[:, list(g)].any(1).sum()) / everyone
+                known[g] = int(labelled[:, list(g)].any(1).sum())
         return [known[g] for g in groups]
-    return weigh
+    return rows
 
 
-def _step_seconds(taskset: TaskSet, data: Dataset, members: list[Group],
-                  device: torch.device) -> float:
-    """Median wall time of one step of the stacked members (warm-up steps left out)."""
-    marks: list[float] = []
+def finalist_allowance(taskset: TaskSet) -> int:
+    """Networks of the all-in-one network's size a confirmation seed is planned to need beyond
+    the better baseline, before the finalists are known: the largest k's groups less one
+    (each k's finalists mostly share groups with one another and with the baselines)."""
+    return max(1, max(taskset.budgets) - 1)
 
-    def mark(_n: int) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        marks.append(time.perf_counter())
 
-    run_subsets(taskset, data, members, 0, device, tick=mark, keep_params=False,
-                max_steps=CALIBRATION_STEPS)
-    timed = marks[CALIBRATION_WARMUP:]
-    return float(np.median(np.diff(timed))) if len(timed) > 1 else 0.0
+EVIDENCE_SHARE = 0.6
+"""Of what the budget leaves beside the confirmation seeds after the single-task networks,
+the most the pairs and sampled groups may take; the race's selection rounds get the rest."""
+
+
+def confirmation_estimate(ledger: Ledger, baseline: Sequence[Group], allowance: int) -> float:
+    """Training runs one confirmation seed is planned to cost: the better baseline's networks
+    (``baseline``) and ``allowance`` networks of the all-in-one network's size."""
+    return ledger.estimate(baseline) + allowance * ledger.estimate([ledger.everyone])
+
+
+def least_budget(ledger: Ledger, n_tasks: int, allowance: int) -> float:
+    """The least budget that affords two seeds of the baselines and the finalists: the
+    probes' seed (its all-in-one and single-task networks) and one confirmation seed of the
+    cheaper baseline."""
+    singles: list[Group] = [(t,) for t in range(n_tasks)]
+    together: list[Group] = [ledger.everyone]
+    cheaper = min([together, singles], key=ledger.estimate)
+    return ledger.spent + ledger.estimate(singles) \
+        + (0 if ledger.unit_steps else ledger.estimate([ledger.everyone])) \
+        + confirmation_estimate(ledger, cheaper, allowance)
+
+
+def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
+    """Before training, given the ``least_budget`` it ``need``s: whether the budget affords
+    the analysis (True), affords the baselines only and the task set asks for that (False),
+    or neither (InvalidTaskSet, naming the training runs it needs)."""
+    if need <= ledger.budget + 1e-9:
+        return True
+    if taskset.budget.when_short == "baselines":
+        return False
+    raise InvalidTaskSet(
+        f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
+        f"and the finalists; this task set needs at least {math.ceil(need)} (planned from "
+        "each network's rows; networks that train more epochs than the all-in-one one need "
+        "more); or set budget.when_short: baselines to compare the two baselines only")
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
@@ -132,7 +151,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             trunk: Callable[..., torch.nn.Module] | None = None,
             heads: Mapping[str, HeadFactory] | None = None,
             losses: Mapping[str, LossFn] | None = None) -> Result:
-    """Probe, measure, race and decide; see the module docstring.
+    """Probe, measure, race, confirm and decide; see the module docstring.
 
     ``data``: the data instead of the task set's ``data`` (``affinity.tensors``).
     ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process).
@@ -143,7 +162,6 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     targets) -> losses`` per row or per element (``reduction="none"``). Others keep a linear
     head and their type's loss. Python code runs in this process only: with the local
     executor, not on Ray workers or the service."""
-    started = time.perf_counter()
     own_code = {k for k, v in (("trunk", trunk), ("heads", heads), ("losses", losses)) if v}
     if own_code and executor is not None and not isinstance(executor, LocalExecutor):
         raise ValueError(f"{', '.join(sorted(own_code))}: Python code runs in this process "
@@ -153,7 +171,6 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         taskset = taskset.model_copy(update={"model": taskset.model.model_copy(
             update={"backbone": name, "hidden": None, "options": {}})})
     import torch._dynamo  # noqa: F401  # the first optimizer imports it (about 1 s): not a training cost
-    executor = executor or LocalExecutor()
     dev = resolve_device(device)
     data = (data or load_dataset(taskset, base_dir)).to(dev)
     width = check_backbone(taskset.model, data.input_shape)
@@ -161,75 +178,15 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
         data = own_heads(taskset.model, data, heads or {}, losses or {}, width)
     _check_tasks(taskset, data)
     n = data.n_tasks
-    ledger = Ledger(taskset.training_runs)  # its clock starts after the import above
-    weigh = network_weights(data)
-    prog = Progress(ledger.budget, progress)
-    measures = [MEASURES[name] for name in taskset.measures]
-    needs = set().union(*(m.needs for m in measures))
-    sampled = n // 2 if taskset.verify and "pairs" in needs else 0
-    members = probe_members(needs, n, sampled)
-    measured = Measurements()
-    everyone = tuple(range(n))
-    per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
-    conflicts: list[np.ndarray] = []
-
-    def tick(*_: int) -> None:
-        prog.update(ledger.live())
-
-    def train(groups: list[Group], seed: int, stage: str, share: float = 1.0,
-              then: Sequence[Group] = ()) -> SubsetProbe:
-        """Train a stage of networks; it stops at ``share`` of what the budget has left, less
-        what the networks of ``then`` are estimated to cost (after the epoch under way),
-        keeping each network's best epoch so far."""
-        prog.enter(stage)
-        left = share * ledger.remaining - ledger.estimate(weigh(then))
-        deadline = time.time() + max(0.0, left) * ledger.unit_seconds
-        with ledger.stage(stage, len(groups), seed) as record:
-            probe = executor.subsets(taskset, data, groups, seed, dev, tick=tick,
-                                     deadline=deadline)
-            record["steps"], record["network_steps"] = probe.steps, probe.network_steps
-            record["_weights"] = weigh(groups)
-            record["_member_steps"] = probe.member_steps.tolist()
-            if probe.cut:
-                record["cut"] = probe.cut
-        measured.add(seed, groups, probe.val_loss)
-        return probe
-
-    probe_seeds = taskset.probe.seeds or 1
-    for seed in range(probe_seeds):
-        label = f"(seed {seed + 1}/{probe_seeds})"
-        prog.enter(f"all-in-one network and affinity samples {label}")
-        with ledger.stage("all-in-one network", 1, seed) as record:
-            joint = run_joint(taskset, data, seed, dev, tick=tick)
-            record["steps"] = record["network_steps"] = joint.steps
-        if seed == 0:
-            ledger.set_unit(joint.unit_seconds, joint.steps)
-        measured.add(seed, [everyone], joint.val_loss[None])
-        conflicts.append(joint.conflict_rate)
-        if seed == 0 and len(members) > n:
-            timed = members[:CALIBRATION_NETWORKS]
-            with ledger.stage("calibration", len(timed), seed):
-                step = _step_seconds(taskset, data, timed, dev)
-            ledger.calibrate(len(timed), step)
-            most = ledger.most_networks(PROBE_SHARE, weigh(members))
-            members = affordable(members, n, most, joint)
-        subsets = train(members, seed, f"{len(members)} subset networks {label}",
-                        PROBE_SHARE / (probe_seeds - seed))
-        run = ProbeRun(taskset, data, seed, joint, subsets)
-        for m in measures:
-            prog.enter(f"measure {m.name} {label}")  # also the service's heartbeat
-            per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
-    result = Result(
-        tasks=taskset.task_names,
-        affinity={k: MeasureResult.from_seeds(v) for k, v in per_seed.items()},
-        diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)},
-        meta={"name": taskset.name, "device": str(dev), "probe_seeds": probe_seeds,
-              "n_train": len(data.x_train), "n_val": len(data.x_val),
-              "taskset": taskset.model_dump(mode="json"), "torch": torch.__version__,
-              "warnings": list(data.warnings)},
-    )
-    prog.enter("clusterings and candidates")
-    surrogate = _fitted_surrogate(result, measured, members, probe_seeds)
+    ledger = Ledger(taskset.training_runs, taskset.training.batch_size, network_rows(data),
+                    tuple(range(n)), taskset.budget.max_seconds)
+    need = least_budget(ledger, n, finalist_allowance(taskset))
+    full = check_budget(taskset, ledger, need)
+    run = _Run(taskset, data, dev, executor or LocalExecutor(), ledger,
+               Progress(ledger.budget, progress))
+    result, members = run.probes(full)
+    run.progress.enter("clusterings and candidates")
+    surrogate = _fitted_surrogate(result, run.measured, members, run.probe_seeds)
     sources = predictors(result, taskset, surrogate)
     result.clusterings = clusterings(result, taskset)
     result.auxiliary = ranked_auxiliaries(result, taskset)
@@ -237,16 +194,13 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     if surrogate:
         result.meta["surrogate_slopes"] = dict(zip(result.tasks, surrogate.slopes.round(6).tolist(),
                                                    strict=True))
-    if "pairs" in needs:
-        untrained = [[result.tasks[i], result.tasks[j]]
-                     for i, j in itertools.combinations(range(n), 2) if (i, j) not in members]
-        if untrained:  # the budget could not train every pair (see ``affordable``)
-            result.meta["untrained_pairs"] = untrained
+    if not full:
+        result.meta["warnings"].append(
+            f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
+            f"and the finalists (at least {math.ceil(need)} would): only the two baselines "
+            "were trained and compared (budget.when_short: baselines)")
     if taskset.verify:
-        _race(result, taskset, sources, measured, probe_seeds, train,
-              lambda groups, share, then: ledger.affords(weigh(groups), share, weigh(then)),
-              lambda groups: ledger.budget - ledger.remaining + ledger.estimate(weigh(groups)),
-              prog.enter)
+        _race(result, taskset, sources if full else [], run)
     else:
         result.groupings = [predicted_entry(result.tasks, sources[0], k)
                             for k in taskset.budgets]
@@ -254,15 +208,128 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     cut = [f"{s['stage']}: {s['cut']}" for s in ledger.stages if s.get("cut")]
     if cut:
         result.meta["warnings"].append(
-            "budget.training_runs: the budget ran out while networks were still training ("
+            "budget.max_seconds: the time ran out while networks were still training ("
             + "; ".join(cut) + " networks); they were scored at their best epoch so far, "
-            "short of convergence. Raise budget.training_runs to train them out")
-    seconds = time.perf_counter() - started
-    result.meta["cost"] = {**ledger.cost(), "wall_run_equivalents": round(
-        seconds / max(ledger.unit_seconds, 1e-9), 3)}
-    result.meta["seconds"] = round(seconds, 3)
-    prog.finish()
+            "short of convergence. Raise budget.max_seconds to train them out")
+    result.meta["cost"] = ledger.cost()
+    result.meta["seconds"] = result.meta["cost"]["seconds"]
+    run.progress.finish()
     return result
+
+
+class _Run:
+    """The stages of one analysis: what they share (data, device, ledger, measurements)."""
+
+    def __init__(self, taskset: TaskSet, data: Dataset, device: torch.device,
+                 executor: Executor, ledger: Ledger, progress: Progress) -> None:
+        self.taskset, self.data, self.device, self.executor = taskset, data, device, executor
+        self.ledger, self.progress = ledger, progress
+        self.measured = Measurements()
+        self.probe_seeds = taskset.probe.seeds or 1
+        self.reserve = 0.0
+        """Training runs kept for the confirmation seeds (set once the first seed's
+        baselines are known)."""
+
+    def better_baseline(self, seed: int) -> Candidate:
+        """The baseline of the lesser total validation loss on ``seed``."""
+        return min(baselines(self.data.n_tasks),
+                   key=lambda b: float(self.measured.scores(b, [seed]).sum()))
+
+    def tick(self, networks: int = 1) -> None:
+        self.ledger.tick(networks)
+        self.progress.update(self.ledger.live())
+
+    def train(self, groups: Sequence[Group], seed: int, stage: str) -> SubsetProbe:
+        """Train one network per group on ``seed`` by the recipe, each to its own stopping
+        point (``budget.max_seconds`` aside), and record its cost and losses."""
+        self.progress.enter(stage)
+        started = time.perf_counter()
+        groups = list(groups)
+        probe = self.executor.subsets(self.taskset, self.data, groups, seed, self.device,
+                                      tick=self.tick, deadline=self.ledger.deadline())
+        self.ledger.add(stage, seed, groups, probe.epochs.tolist(),
+                        probe.member_steps.tolist(), time.perf_counter() - started, probe.cut)
+        self.measured.add(seed, groups, probe.val_loss)
+        return probe
+
+    def joint(self, seed: int, label: str) -> JointProbe:
+        self.progress.enter(f"all-in-one network and affinity samples {label}")
+        started = time.perf_counter()
+        joint = run_joint(self.taskset, self.data, seed, self.device, tick=self.tick)
+        if not self.ledger.unit_steps:
+            self.ledger.set_unit(joint.steps, joint.epochs)
+        self.ledger.add("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
+                        [joint.steps], time.perf_counter() - started)
+        self.measured.add(seed, [self.ledger.everyone], joint.val_loss[None])
+        return joint
+
+    def probes(self, full: bool) -> tuple[Result, list[Group]]:
+        """Per probe seed: the all-in-one network, the single-task networks, then the pairs
+        and sampled larger groups that fit beside the confirmation seeds (all of them only
+        when ``full``); the measures from them."""
+        taskset, data, ledger, n = self.taskset, self.data, self.ledger, self.data.n_tasks
+        measures = [MEASURES[name] for name in taskset.measures]
+        needs = set().union(*(m.needs for m in measures))
+        sampled = n // 2 if taskset.verify and "pairs" in needs else 0
+        wanted = probe_members(needs, n, sampled) if full else probe_members(set(), n)
+        singles = wanted[:n]
+        per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
+        conflicts: list[np.ndarray] = []
+        members = singles
+        for seed in range(self.probe_seeds):
+            label = f"(seed {seed + 1}/{self.probe_seeds})"
+            joint = self.joint(seed, label)
+            conflicts.append(joint.conflict_rate)
+            parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
+            if seed == 0:
+                self.reserve = CONFIRMATION_SEEDS * confirmation_estimate(
+                    ledger, self.better_baseline(seed).groups, finalist_allowance(taskset)) \
+                    + ledger.estimate([ledger.everyone, *singles]) * (self.probe_seeds - 1)
+                room = EVIDENCE_SHARE * (ledger.remaining - self.reserve)
+                members = singles + evidence(wanted[n:], ledger, room, joint)
+            if len(members) > n:
+                parts.append(self.train(members[n:], seed,
+                                        f"{len(members) - n} evidence networks {label}"))
+            subsets = merge_probes(parts, self.device)
+            run = ProbeRun(taskset, data, seed, joint, subsets)
+            for m in measures:
+                self.progress.enter(f"measure {m.name} {label}")  # also the service's heartbeat
+                per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
+        result = Result(
+            tasks=taskset.task_names,
+            affinity={k: MeasureResult.from_seeds(v) for k, v in per_seed.items()},
+            diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)},
+            meta={"name": taskset.name, "device": str(self.device),
+                  "probe_seeds": self.probe_seeds, "n_train": len(data.x_train),
+                  "n_val": len(data.x_val), "taskset": taskset.model_dump(mode="json"),
+                  "torch": torch.__version__, "warnings": list(data.warnings)})
+        if "pairs" in needs:
+            untrained = [[result.tasks[i], result.tasks[j]]
+                         for i, j in itertools.combinations(range(n), 2)
+                         if (i, j) not in members]
+            if untrained:  # the budget could not train every pair (see ``evidence``)
+                result.meta["untrained_pairs"] = untrained
+        return result, members
+
+
+def evidence(wanted: list[Group], ledger: Ledger, room: float,
+             joint: JointProbe) -> list[Group]:
+    """The pairs and sampled larger groups to train beside the single-task networks: all of
+    them when they fit in ``room`` training runs; else the pairs the joint run's affinities
+    rank highest (mean rank of gradient cosine and lookahead, both directions), as many as
+    fit, and no larger group."""
+    if ledger.estimate(wanted) <= room:
+        return wanted
+    pairs = [g for g in wanted if len(g) == 2]
+    sym = [joint.grad_cosine + joint.grad_cosine.T, joint.lookahead + joint.lookahead.T]
+    ranks = [rankdata([-m[g] for g in pairs]) for m in sym]
+    order = np.argsort(np.mean(ranks, axis=0), kind="stable") if pairs else np.zeros(0, int)
+    chosen: list[Group] = []
+    for i in order.tolist():
+        if ledger.estimate([*chosen, pairs[i]]) > room:
+            break
+        chosen.append(pairs[i])
+    return chosen
 
 
 def _check_tasks(taskset: TaskSet, data: Dataset) -> None:
@@ -286,40 +353,84 @@ def _fitted_surrogate(result: Result, measured: Measurements, members: list[Grou
     return fit_surrogate(result.affinity["pairwise"].matrix, big, (single - loss) / single)
 
 
-def _race(result: Result, taskset: TaskSet, sources: list[Source], measured: Measurements,
-          probe_seeds: int, train: Callable[..., SubsetProbe],
-          affords: Affords, wanted: Callable[[list[Group]], float],
-          progress: Callable[[str], None]) -> None:
-    """Race the candidates over new seeds while the budget lasts; fill the decisions.
-    ``wanted(groups)``: the budget that would have afforded a round of these networks too."""
-    n, tasks = len(result.tasks), result.tasks
-    grouping = {}
+def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) -> None:
+    """Select finalists by racing the candidates over seeds while the budget, less the
+    confirmation seeds' share, lasts; confirm them on fresh seeds; fill the decisions.
+    Without ``sources`` only the baselines are compared."""
+    n, tasks, ledger, measured = len(result.tasks), result.tasks, run.ledger, run.measured
+    grouping: dict[int, Contest] = {}
     for k in taskset.budgets:
-        progress(f"candidate groupings for k={k}")
-        grouping[k] = grouping_contest(sources, n, k, taskset.grouping.candidates)
+        run.progress.enter(f"candidate groupings for k={k}")
+        grouping[k] = grouping_contest(sources, n, k, taskset.grouping.candidates) \
+            if sources else Contest(f"k={k}", [], baselines(n))
     primaries = taskset.auxiliary.primary or tasks
     aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
-                                taskset.auxiliary.max_aux) for p in primaries}
-    seeds = list(range(max(MAX_RACE_SEEDS, probe_seeds)))
-    used = run_race([*grouping.values(), *aux.values()], measured, seeds,
-                    lambda groups, seed, then: train(groups, seed, f"race: {len(groups)} "
-                                                                   f"networks (seed {seed + 1})",
-                                                     then=then),
-                    affords)
-    if len(used) == 1 and len(seeds) > 1:
-        need = SECOND_SEED_MARGIN * wanted(sorted(least_round([*grouping.values(),
-                                                               *aux.values()])))
+                                taskset.auxiliary.max_aux) for p in primaries} if sources else {}
+    def affords(groups: list[Group], share: float, then: list[Group]) -> bool:
+        room = ledger.remaining - run.reserve
+        cost = ledger.estimate(groups)
+        return not ledger.out_of_time() and cost <= share * room + 1e-9 \
+            and cost + ledger.estimate(then) <= room + 1e-9
+
+    selection = list(range(run.probe_seeds))
+    if sources:
+        seeds = list(range(max(MAX_RACE_SEEDS, run.probe_seeds)))
+        selection = run_race([*grouping.values(), *aux.values()], measured, seeds,
+                             lambda groups, seed, _then: run.train(
+                                 groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
+                             affords)
+    final = {k: finalists(c, measured, selection) for k, c in grouping.items()}
+    best_aux = {p: best_auxiliaries(c, measured, selection) for p, c in aux.items()}
+    required = [c for pair in final.values() for c in pair if c]
+    confirmation = confirm(run, required, [[c, aux[p].baselines[0]]
+                                           for p, c in best_aux.items() if c])
+    if len(confirmation) < 2:
+        least = sorted({g for c in required for g in c.groups})
+        need = ledger.spent + (2 - len(confirmation)) * ledger.estimate(least)
         result.meta["warnings"].append(
-            "budget.training_runs: the race measured the probes' seed only, so no comparison "
-            f"has an interval; about {math.ceil(need)} training runs would afford a second "
-            "seed")
-    prior = family_prior(list(grouping.values()), measured, used)
-    result.groupings = [grouping_entry(tasks, grouping[k], measured, used, k, prior)
-                        for k in taskset.budgets]
+            f"budget.training_runs: {len(confirmation)} fresh seed(s) confirmed the "
+            "finalists, so no comparison has an interval; about "
+            f"{math.ceil(max(need, ledger.budget + 1))} training runs would afford two")
+    prior = family_prior([(b, base) for b, base in final.values() if b], measured, selection,
+                         confirmation)
+    result.groupings = [grouping_entry(tasks, grouping[k], measured, selection, confirmation,
+                                       k, prior) for k in taskset.budgets]
     result.verdict = verdict(result.groupings)
-    prior = family_prior(list(aux.values()), measured, used)
-    choices = {p: auxiliary_choice(tasks, aux[p], measured, used, prior) for p in primaries}
+    prior = family_prior([(c, aux[p].baselines[0]) for p, c in best_aux.items() if c],
+                         measured, selection, confirmation)
+    choices = {p: auxiliary_choice(tasks, aux[p], best_aux[p], measured, confirmation, prior)
+               for p in aux}
     for p, ranked in result.auxiliary.items():
         for entry in ranked:
-            entry["selected"] = entry["task"] in choices[p]["auxiliaries"]
-    result.verification = {"seeds": used, "auxiliary": choices}
+            entry["selected"] = entry["task"] in choices.get(p, {}).get("auxiliaries", [])
+    result.verification = {"seeds": selection + confirmation, "selection_seeds": selection,
+                           "confirmation_seeds": confirmation, "auxiliary": choices}
+
+
+def confirm(run: _Run, required: list[Candidate],
+            optional: list[list[Candidate]]) -> list[int]:
+    """The confirmation round: the ``required`` candidates (each k's finalist and better
+    baseline) trained on as many fresh seeds as the budget affords, the first one always
+    (the plan kept it), at most ``MAX_CONFIRMATION_SEEDS``; each item of ``optional`` (a
+    primary's best auxiliary set and the primary alone) joins a seed, in order, where it fits
+    without taking a later seed's share, and only when two seeds or more are planned (one
+    seed gives no interval). Returns the seeds trained."""
+    ledger, measured = run.ledger, run.measured
+    first = sorted({g for c in required for g in c.groups}, key=lambda g: (len(g), g))
+    per_seed = ledger.estimate(first)
+    planned = max(1, min(MAX_CONFIRMATION_SEEDS,
+                         int((ledger.remaining + 1e-9) // per_seed) if per_seed else 1))
+    used: list[int] = []
+    for i in range(planned):
+        seed = CONFIRMATION_FIRST_SEED + i
+        if ledger.out_of_time() or (i > 0 and not ledger.affords(first)):
+            break
+        groups = list(first)
+        for item in optional if planned > 1 else []:
+            more = [g for c in item for g in c.groups if g not in groups]
+            if ledger.affords([*groups, *more], first * (planned - i - 1)):
+                groups += more
+        todo = [g for g in groups if not measured.has(g, seed)]
+        run.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
+        used.append(seed)
+    return used

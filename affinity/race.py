@@ -56,25 +56,33 @@ class Measurements:
     def has(self, group: Group, seed: int) -> bool:
         return (group, seed) in self.loss
 
-    def task_losses(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+    def task_losses(self, candidate: Candidate, seeds: Sequence[int],
+                    serve_on: Sequence[int] | None = None) -> np.ndarray:
         """Loss of each target task on each seed, shape (seeds, targets), each task served by
-        one group of the candidate: the one of its least mean loss over ``seeds``. (A task's
-        least loss on each seed would favour every task in two groups by the luck of its
-        better seed.)"""
-        rows = self._rows(candidate, seeds)
-        return rows[:, _serving(rows, candidate), list(candidate.targets)]
+        one group of the candidate: the one of its least mean loss over ``serve_on`` (default:
+        ``seeds``; a task's least loss on each seed would favour every task in two groups by
+        the luck of its better seed, and the seeds that chose the serving group would
+        flatter it)."""
+        serving = self.served(candidate, serve_on if serve_on is not None else seeds)
+        return self._rows(candidate, seeds)[:, serving, list(candidate.targets)]
 
     def served(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
         """For each target, the index of the candidate's group of its least mean loss."""
         return _serving(self._rows(candidate, seeds), candidate)
 
+    def measured_on(self, candidates: Sequence[Candidate], seeds: Sequence[int]) -> list[int]:
+        """The ``seeds`` on which every group of every candidate was measured."""
+        return [s for s in seeds
+                if all(self.has(g, s) for c in candidates for g in c.groups)]
+
     def _rows(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
         """Losses of shape (seeds, groups, tasks), NaN off-group."""
         return np.stack([[self.loss[g, s] for g in candidate.groups] for s in seeds])
 
-    def scores(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
+    def scores(self, candidate: Candidate, seeds: Sequence[int],
+               serve_on: Sequence[int] | None = None) -> np.ndarray:
         """Total loss of the candidate's targets on each seed, shape (seeds,)."""
-        return self.task_losses(candidate, seeds).sum(axis=1)
+        return self.task_losses(candidate, seeds, serve_on).sum(axis=1)
 
 
 def _serving(rows: np.ndarray, candidate: Candidate) -> np.ndarray:
@@ -117,9 +125,11 @@ class Prior:
 
 
 def differences(measured: Measurements, candidate: Candidate, baseline: Candidate,
-                seeds: Sequence[int]) -> np.ndarray:
-    """Per seed, (baseline - candidate) / the baseline's mean score: the relative drop."""
-    ours, theirs = measured.scores(candidate, seeds), measured.scores(baseline, seeds)
+                seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> np.ndarray:
+    """Per seed, (baseline - candidate) / the baseline's mean score: the relative drop (each
+    task served by the group ``serve_on`` chose, see ``Measurements.task_losses``)."""
+    ours = measured.scores(candidate, seeds, serve_on)
+    theirs = measured.scores(baseline, seeds, serve_on)
     return (theirs - ours) / max(float(theirs.mean()), 1e-12)
 
 
@@ -146,11 +156,16 @@ def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
 
 def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
             seeds: Sequence[int], prior: Prior | None = None,
-            confidence: float = 0.95) -> Comparison:
+            confidence: float = 0.95, serve_on: Sequence[int] | None = None) -> Comparison:
     """Improvement (baseline - candidate) / baseline of the mean scores, with a t-interval of
     ``confidence`` from the seed-paired differences (moderated by the family's ``prior``;
-    none with one seed and no prior); significant when it excludes 0."""
-    diff = differences(measured, candidate, baseline, seeds)
+    none with one seed); significant when it excludes 0.
+
+    Assumptions: ``seeds`` did not choose the candidate, the baseline or (``serve_on``) the
+    group serving each task, so the differences are unbiased draws; they are roughly normal
+    across seeds. On the seeds that chose the candidate among many, its lead is inflated
+    (the winner's curse) and the interval does not cover the truth."""
+    diff = differences(measured, candidate, baseline, seeds, serve_on)
     n = len(diff)
     own_df = n - 1
     own_var = float(diff.var(ddof=1)) if n > 1 else 0.0
@@ -174,29 +189,24 @@ what is left (more than all of it where ``share`` > 1), leaving enough for the n
 ``then`` later."""
 
 
-SECOND_ROUND_SLACK = 1.3
-"""How far past what is left the estimate of the least second round may be: estimates of a
-round ran 10-36% short or long on 2 CPU cores (a stack runs until its slowest network stops),
-and a race that stops after the probes' seed gives no verdict at all."""
-
-
 def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
              train: Train, affords: Affords, *, min_seeds: int = 1,
              planned_rounds: int = 3) -> list[int]:
-    """Race every contest over ``seeds`` in order; return the seeds every survivor was
-    measured on. Round r may spend 1 / (planned_rounds - r) of what is left (so that the
-    budget lasts ``planned_rounds`` rounds), all of it from then on; the first round also
+    """Select each contest's finalist: race every contest over ``seeds`` in order, halving
+    them after each round, until each is down to one candidate; return the seeds every
+    survivor was measured on (the selection seeds: they chose the finalists, so they cannot
+    confirm them). Round r may spend 1 / (planned_rounds - r) of what ``affords`` leaves (so
+    that it lasts ``planned_rounds`` rounds), all of it from then on; the first round also
     keeps room for the least second round (every baseline and each contest's best
-    candidate). The first ``min_seeds`` rounds drop candidates until affordable; later
-    rounds stop the race when even one candidate per contest is not, but the second (the
-    first on a new seed, without which nothing is measured afresh) only when that is not
-    afforded within ``SECOND_ROUND_SLACK`` of what is left: the trainer stops it where the
-    budget ends, and stops the first where it would leave too little for the second."""
+    candidate). The first ``min_seeds`` rounds drop candidates until affordable; later rounds
+    stop the race when even one candidate per contest is not."""
     used: list[int] = []
     for r, seed in enumerate(seeds):
         if r > 0:
             for contest in contests:
                 contest.candidates = _halve(contest.candidates, measured, used)
+            if all(len(contest.candidates) <= 1 for contest in contests):
+                break
         share = 1.0 / max(1, planned_rounds - r)
         then = sorted(least_round(contests)) if r == 0 and len(seeds) > 1 else []
         before = [list(contest.candidates) for contest in contests]
@@ -208,8 +218,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
                 break
             widest = max(contests, key=lambda c: len(c.candidates))
             if len(widest.candidates) <= 1:  # the least this round can be: all that is left?
-                slack = SECOND_ROUND_SLACK if r == 1 else 1.0
-                needed = needed if affords(needed, slack, []) else None
+                needed = needed if affords(needed, 1.0, []) else None
                 break
             widest.candidates = widest.candidates[:-1]
         if needed is None:

@@ -136,51 +136,64 @@ def _comparison(c: Comparison | None) -> dict[str, Any]:
 def finalists(contest: Contest, measured: Measurements,
               seeds: list[int]) -> tuple[Candidate | None, Candidate]:
     """The race's winner (None when no candidate survived) and the contest's better
-    baseline over ``seeds``."""
+    baseline over ``seeds``: both chosen on the selection seeds."""
     base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
     return winner(contest, measured, seeds), base
 
 
-def family_prior(contests: list[Contest], measured: Measurements,
-                 seeds: list[int]) -> Prior | None:
-    """The variance prior shared by the winner-vs-baseline comparisons of like contests."""
-    pairs = [finalists(c, measured, seeds) for c in contests]
-    return variance_prior([differences(measured, best, base, seeds)
-                           for best, base in pairs if best])
+def family_prior(pairs: list[tuple[Candidate, Candidate]], measured: Measurements,
+                 selection: list[int], confirmation: list[int]) -> Prior | None:
+    """The variance prior shared by like (finalist, baseline) comparisons, from their
+    seed-paired differences on the confirmation seeds each was measured on."""
+    family = []
+    for best, base in pairs:
+        on = measured.measured_on([best, base], confirmation)
+        if on:
+            family.append(differences(measured, best, base, on, selection))
+    return variance_prior(family)
 
 
 def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
-                   seeds: list[int], k: int, prior: Prior | None = None) -> dict[str, Any]:
-    """The contract's ``groupings`` entry for k from a finished race.
+                   selection: list[int], confirmation: list[int], k: int,
+                   prior: Prior | None = None) -> dict[str, Any]:
+    """The contract's ``groupings`` entry for k from a finished race and its confirmation.
 
-    ``groups`` is what to train at this budget: the least measured total loss over the race's
-    seeds among the race's best choice of k groups and the better baseline (``kind`` says
-    which); with one seed, the one the candidates were chosen on, the better baseline: the
-    candidates' lead there is their selection's, not a measurement. ``significant`` says
+    The race's winner, the better baseline and the group serving each task are chosen on the
+    ``selection`` seeds; ``baseline``, ``improvement``, ``interval`` and ``significant``
+    compare the winner with that baseline on the ``confirmation`` seeds only (paired;
+    ``prior``: the variance prior of every k's comparison), which chose nothing, so the
+    selection's optimism does not enter them. ``groups`` is what to train at this budget:
+    the winner where it measured less total loss than the better baseline on the
+    confirmation seeds, else that baseline (``kind`` says which); ``significant`` says
     whether the difference is beyond noise, and the verdict speaks only of differences
-    beyond noise.
-    ``baseline``, ``improvement``, ``interval`` and ``significant`` compare the best choice of
-    k groups with the better baseline over the race's seeds (paired; ``prior``: the variance
-    prior of every k's comparison).
+    beyond noise. The per-task losses are over the confirmation seeds (the selection seeds
+    without any).
     """
-    best, base = finalists(contest, measured, seeds)
-    comp = compare(measured, best, base, seeds, prior) if best else None
-    leads = comp is not None and comp.interval is not None and comp.improvement > 0
-    chosen = best if best is not None and leads else base
-    served = dict(zip(tasks, measured.served(chosen, seeds).tolist(), strict=True))
+    best, base = finalists(contest, measured, selection)
     together, single = baselines(len(tasks))
+    fresh = measured.measured_on([best, base] if best else [base], confirmation)
+    comp = compare(measured, best, base, fresh, prior, serve_on=selection) \
+        if best is not None and fresh else None
+    chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
+    served = dict(zip(tasks, measured.served(chosen, selection).tolist(), strict=True))
+
+    def on(*cs: Candidate) -> list[int]:
+        return measured.measured_on(cs, confirmation) or selection
 
     def per_task(c: Candidate) -> np.ndarray:
-        return measured.task_losses(c, seeds).mean(axis=0)
+        return measured.task_losses(c, on(c), selection).mean(axis=0)
 
     mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
-    spread = _gain_halfwidths(measured.task_losses(single, seeds),
-                              measured.task_losses(chosen, seeds))
+    paired = on(chosen, single)
+    spread = _gain_halfwidths(measured.task_losses(single, paired, selection),
+                              measured.task_losses(chosen, paired, selection))
+    fields = _comparison(comp)
+    fields["baseline"] = base.kind
     return {
         "k": k,
         "groups": _names(tasks, chosen.groups),
         "kind": chosen.kind,
-        **_comparison(comp),
+        **fields,
         "best_groups": _names(tasks, best.groups) if best else None,
         "best_sources": best.sources if best else [],
         "served_by": served,
@@ -190,10 +203,14 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                          "gain_halfwidth": None if spread is None else round(float(spread[j]), 6)}
                      for j, t in enumerate(tasks)},
         "measured_total_loss": round(float(mine.sum()), 6),
-        "selected_by": f"race: {len(contest.candidates)} finalist(s) measured on {len(seeds)} "
-                       f"seed(s), compared with {base.kind.replace('_', '-')} training",
+        "selection_seeds": list(selection),
+        "confirmation_seeds": fresh,
+        "selected_by": f"race: {len(contest.candidates)} finalist(s) chosen on "
+                       f"{len(selection)} seed(s), confirmed on {len(fresh)} fresh seed(s) "
+                       f"against {base.kind.replace('_', '-')} training",
         "finalists": [{"groups": _names(tasks, c.groups), "sources": c.sources,
-                       "measured_total_loss": round(float(measured.scores(c, seeds).mean()), 6)}
+                       "measured_total_loss": round(float(measured.scores(c, selection).mean()),
+                                                    6)}
                       for c in contest.candidates],
     }
 
@@ -219,55 +236,58 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
             "selected_by": f"predicted gain ({name}); not measured"}
 
 
-def best_auxiliaries(contest: Contest, measured: Measurements, seeds: list[int],
-                     prior: Prior | None = None
-                     ) -> tuple[Candidate | None, list[int], Comparison | None]:
-    """The primary's best measured auxiliary set, the seeds it was measured on and its
-    comparison with the primary alone over them (``prior``: the variance prior of every
-    primary's comparison). Of every candidate the contest entered that was measured on at
-    least two of ``seeds``, the one most surely better than the primary alone: the highest
-    lower end of its interval (a set measured on two seeds with a larger mean drop is less
-    sure than one measured on five). The race halves a contest on its first seeds, the first
-    of them the probes' (on which the candidates were chosen), so a candidate dropped after
-    two seeds may lead. With none measured twice, the race's winner over ``seeds``."""
+def best_auxiliaries(contest: Contest, measured: Measurements,
+                     seeds: list[int]) -> Candidate | None:
+    """The primary's best measured auxiliary set on the selection ``seeds``. Of every
+    candidate the contest entered that was measured on at least two of them, the one most
+    surely better than the primary alone: the highest lower end of its interval (a set
+    measured on two seeds with a larger mean drop is less sure than one measured on five).
+    The race halves a contest on its first seeds, so a candidate dropped after two seeds may
+    lead. With none measured twice, the race's winner over ``seeds``."""
     alone = contest.baselines[0]
     found = []
     for c in contest.entered:
-        on = [s for s in seeds if all(measured.has(g, s) for g in c.groups)]
+        on = measured.measured_on([c], seeds)
         if len(on) > 1:
-            found.append((c, on, compare(measured, c, alone, on, prior, AUX_CONFIDENCE)))
+            found.append((c, compare(measured, c, alone, on, None, AUX_CONFIDENCE)))
     if found:
-        return max(found, key=lambda item: item[2].interval[0] if item[2].interval else -np.inf)
-    best = winner(contest, measured, seeds)
-    return best, list(seeds), \
-        compare(measured, best, alone, seeds, prior, AUX_CONFIDENCE) if best else None
+        return max(found, key=lambda item: item[1].interval[0] if item[1].interval
+                   else -np.inf)[0]
+    return winner(contest, measured, seeds)
 
 
-def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
-                     seeds: list[int], prior: Prior | None = None) -> dict[str, Any]:
-    """The primary's best measured auxiliary set (``best_auxiliaries``), recommended only
-    when it beats training the primary alone beyond noise (``prior``: the variance prior of
-    every primary's comparison); its losses and the comparison are over the seeds it was
-    measured on.
+def auxiliary_choice(tasks: list[str], contest: Contest, best: Candidate | None,
+                     measured: Measurements, confirmation: list[int],
+                     prior: Prior | None = None) -> dict[str, Any]:
+    """The primary's best auxiliary set (``best``, chosen on the selection seeds by
+    ``best_auxiliaries``), recommended only when it beats training the primary alone beyond
+    noise on the ``confirmation`` seeds it was measured on (``prior``: the variance prior of
+    every primary's comparison), which chose nothing.
 
     The question is one-sided (do the auxiliaries lower p's loss?), so "beyond noise" is a
     one-sided test at 5%: the lower end of the 90% interval is above 0."""
     alone = contest.baselines[0]
     primary = alone.targets[0]
-    best, on, comp = best_auxiliaries(contest, measured, seeds, prior)
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
+    on = measured.measured_on([best], confirmation) if best else []
+    comp = compare(measured, best, alone, on, prior, AUX_CONFIDENCE) if best and on else None
     chosen = partners if comp and comp.significant else []
     if chosen:
         assert comp is not None and comp.interval is not None  # significant: measured
         lo, hi = comp.interval
         sentence = (f"train {tasks[primary]} with {', '.join(chosen)}: its loss drops by "
                     f"{_pct(comp.improvement)} ({_pct(lo)} to {_pct(hi)})")
+    elif partners and not on:
+        sentence = (f"train {tasks[primary]} alone: the budget left no fresh seed to confirm "
+                    f"its best measured auxiliaries ({', '.join(partners)})")
     else:
         sentence = f"train {tasks[primary]} alone: no auxiliary set beats it beyond noise"
+    shown = on or measured.measured_on([alone], confirmation)
     return {"auxiliaries": chosen, "best_measured": partners, **_comparison(comp),
-            "loss": round(float(measured.scores(best, on).mean()), 6) if best else None,
-            "single_loss": round(float(measured.scores(alone, on).mean()), 6),
-            "verdict": sentence}
+            "loss": round(float(measured.scores(best, on).mean()), 6) if best and on else None,
+            "single_loss": round(float(measured.scores(alone, shown).mean()), 6)
+            if shown else None,
+            "confirmation_seeds": on, "verdict": sentence}
 
 
 def _pct(x: float) -> str:
@@ -287,8 +307,8 @@ def verdict(entries: list[dict[str, Any]]) -> str:
     if not measured:
         return "not measured: groups chosen by predicted gain only (verification is off)"
     if measured[0]["interval"] is None:
-        return ("too little budget to measure beyond noise (one seed): "
-                f"{_TRAIN[measured[0]['baseline']]}, the better baseline on that seed, or "
+        return ("too little budget to measure beyond noise (fewer than two fresh seeds): "
+                f"{_TRAIN[measured[0]['baseline']]}, the better baseline as measured, or "
                 "raise budget.training_runs for a verdict")
     ahead = [e for e in measured if e["kind"] == "groups"]
     if not ahead:

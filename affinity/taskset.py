@@ -151,8 +151,16 @@ class TrainingSpec(_Strict):
 
 class BudgetSpec(_Strict):
     training_runs: Annotated[float, Field(gt=0, le=100000)] | None = None
-    """Compute the analysis may spend, in units of one full training of one network on this
-    data (wall time); default 2.5 per task, at least 10 and at most 24."""
+    """Compute the analysis may spend, in units of one full training of the all-in-one
+    network on this data, counted in work (network-steps), never in seconds; default 2.5 per
+    task, at least 10 and at most 24."""
+    max_seconds: Annotated[float, Field(gt=0)] | None = None
+    """Optional wall-clock cap; networks still training when it passes are scored at their
+    best epoch so far and the result says that it bit. The plan never depends on it."""
+    when_short: Literal["refuse", "baselines"] = "refuse"
+    """When the budget cannot afford two seeds of the baselines and the finalists: refuse
+    the task set before training, saying how many training runs it needs, or train and
+    compare the two baselines only (one network for all tasks, one per task)."""
 
 
 MOVED_PROBE_KEYS = ("epochs", "batch_size", "lr")

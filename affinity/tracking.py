@@ -31,7 +31,7 @@ def log_to_mlflow(result: Result, out_dir: str | Path, experiment: str | None = 
             "backbone": taskset.get("model", {}).get("backbone"),
             **{f"training.{k}": v for k, v in training.items()}})
         cost = result.meta.get("cost", {})
-        metrics = {k: cost[k] for k in ("training_runs", "wall_run_equivalents", "seconds")
+        metrics = {k: cost[k] for k in ("training_runs", "seconds")
                    if k in cost}
         for entry in result.groupings:
             if entry.get("improvement") is not None:

@@ -1,6 +1,6 @@
 """Pairwise gain: (L_j alone - L_j trained with i) / L_j alone, on validation rows.
 
-When the budget could not train every pair (``analysis.affordable``), an untrained pair's
+When the budget could not train every pair (``analysis.evidence``), an untrained pair's
 gain onto j is the mean of j's trained pairs (0 when j has none); ``meta.untrained_pairs``
 lists them.
 """
