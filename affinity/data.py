@@ -4,8 +4,9 @@ Labels of all tasks are kept in one float matrix ``y`` of shape (n_rows, n_colum
 column per task with a scalar label, or ``prod(shape)`` columns for a task whose target has a
 shape (a per-pixel map, from ``affinity.tensors``); NaN means "no label for this task on this
 row", and such rows still train the other tasks. Binary labels are 0/1, multiclass labels are
-class indices, scalar regression targets are standardised with the training rows' mean and
-standard deviation.
+class indices. By the task set's ``data.standardize`` (on by default), features are
+standardised with the training rows' statistics per column (per channel of an image array,
+never per pixel) and scalar regression targets likewise.
 """
 
 from __future__ import annotations
@@ -163,10 +164,12 @@ def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
         bad = int((~np.isfinite(raw.x)).reshape(len(raw.x), -1).any(axis=1).sum())
         raise InvalidTaskSet(f"data.features: {bad} rows have NaN or infinite feature values")
     train, val = _split(raw, taskset)
-    tasks, y = zip(*(_encode(raw.labels[t.source], t, i, train) for i, t in
+    scale = spec.standardize
+    tasks, y = zip(*(_encode(raw.labels[t.source], t, i, train, scale.targets) for i, t in
                      enumerate(taskset.tasks)), strict=True)
     y = np.stack(y, axis=1)
-    x = _standardise(raw.x.astype(np.float64), train)
+    x = raw.x.astype(np.float64)
+    x = _standardise(x, train) if scale.features else x
     for i, t in enumerate(taskset.tasks):
         if np.isnan(y[val, i]).all():
             raise InvalidTaskSet(f"tasks[{i}].column: task {t.name!r} has no label on a "
@@ -363,9 +366,10 @@ def _missing(values: np.ndarray) -> np.ndarray:
     return miss
 
 
-def _encode(values: np.ndarray, task: TaskSpec, i: int,
-            train: np.ndarray) -> tuple[TaskInfo, np.ndarray]:
-    """Turn one label column into floats (NaN = missing) and describe the task."""
+def _encode(values: np.ndarray, task: TaskSpec, i: int, train: np.ndarray,
+            standardize: bool = True) -> tuple[TaskInfo, np.ndarray]:
+    """Turn one label column into floats (NaN = missing) and describe the task; regression
+    targets are standardised with the training rows' statistics when ``standardize``."""
     miss = _missing(values)
     field = f"tasks[{i}]"
     if (~miss[train]).sum() < 2:
@@ -385,7 +389,8 @@ def _encode(values: np.ndarray, task: TaskSpec, i: int,
         mean, std = y[labelled].mean(), y[labelled].std()
         if std < 1e-12:
             raise InvalidTaskSet(f"{field}.column: regression target {task.name!r} is constant")
-        return TaskInfo(task.name, task.source, task.type, 1), (y - mean) / std
+        return TaskInfo(task.name, task.source, task.type, 1), \
+            (y - mean) / std if standardize else y
     present = values[~miss]
     if present.dtype.kind == "f" and np.all(present == np.round(present)):
         present = present.astype(np.int64)
@@ -394,10 +399,14 @@ def _encode(values: np.ndarray, task: TaskSpec, i: int,
     if len(classes) < 2:
         raise InvalidTaskSet(f"{field}.column: task {task.name!r} has a single class "
                              f"({classes[0].item()!r}); it needs at least 2")
+    too_many = len(classes) > MANY_CLASSES and len(present) < MIN_ROWS_PER_CLASS * len(classes)
     if task.type == "binary" and len(classes) > 2:
+        use = ("regression: a numeric target with many values (fewer than "
+               f"{MIN_ROWS_PER_CLASS} labelled rows a class) is a regression task") \
+            if too_many and present.dtype.kind in "iuf" else "multiclass"
         raise InvalidTaskSet(f"{field}.type: binary task {task.name!r} has {len(classes)} "
-                             "classes; use multiclass")
-    if len(classes) > MANY_CLASSES and len(present) < MIN_ROWS_PER_CLASS * len(classes):
+                             f"classes for {len(present)} labelled rows; use {use}")
+    if too_many:
         raise InvalidTaskSet(
             f"{field}.type: multiclass task {task.name!r} has {len(classes)} classes for "
             f"{len(present)} labelled rows (fewer than {MIN_ROWS_PER_CLASS} a class): a numeric "

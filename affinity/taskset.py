@@ -52,6 +52,17 @@ def _one_of(sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"oneOf": [{"required": [k], "properties": {k: v}} for k, v in sources.items()]}
 
 
+class StandardizeSpec(_Strict):
+    """Preprocessing is part of the recipe: what the final networks will see."""
+
+    features: bool = True
+    """Zero mean, unit variance with the training rows' statistics: per column of a table,
+    per channel of an image array (never per pixel); off: the features as given."""
+    targets: bool = True
+    """Regression targets likewise; the total loss the verdict compares is in these units
+    (off: in the targets' own units, as a user who trains on raw targets minimises it)."""
+
+
 class DataSpec(_Strict):
     model_config = ConfigDict(**_Strict.model_config, json_schema_extra=_one_of({
         "path": {"type": "string"}, "dataset": {"type": "string"},
@@ -66,6 +77,7 @@ class DataSpec(_Strict):
     it."""
     features: list[Name] | None = Field(default=None, min_length=1)
     split_column: Name | None = None
+    standardize: StandardizeSpec = StandardizeSpec()
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

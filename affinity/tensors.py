@@ -50,7 +50,8 @@ def tensors(taskset: TaskSet, train: Split, val: Split | None = None) -> Dataset
         targets = {t: _cat(targets[t], val_targets[t]) for t in names}
     tasks, columns = [], []
     for i, spec in enumerate(taskset.tasks):
-        info, y = _target(targets[spec.name], spec, i, train_rows)
+        info, y = _target(targets[spec.name], spec, i, train_rows,
+                          taskset.data.standardize.targets)
         if np.isnan(y[val_rows].reshape(len(val_rows), -1)[:, 0]).all():
             raise InvalidTaskSet(f"tasks[{i}]: task {spec.name!r} has no label on a "
                                  "validation row")
@@ -177,12 +178,12 @@ def _tensor(value: Any, field: str) -> torch.Tensor:
     return t.detach().cpu()
 
 
-def _target(y: torch.Tensor, spec: TaskSpec, i: int,
-            train: np.ndarray) -> tuple[TaskInfo, np.ndarray]:
+def _target(y: torch.Tensor, spec: TaskSpec, i: int, train: np.ndarray,
+            standardize: bool) -> tuple[TaskInfo, np.ndarray]:
     """Encode one task's targets: as from a file when scalar, else as given."""
     values = y.numpy()
     if values.ndim == 1:
-        return _encode(values, spec, i, train)
+        return _encode(values, spec, i, train, standardize)
     flat = values.reshape(len(values), -1)
     missing = np.isnan(flat)
     partial = missing.any(axis=1) & ~missing.all(axis=1)
