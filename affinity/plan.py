@@ -43,6 +43,9 @@ class Ledger:
     max_seconds: float | None = None
     unit_steps: int = 0
     unit_epochs: int = 0
+    unit_seconds: float = 0.0
+    """The all-in-one network's wall time (its affinity sampling left out): reported, never
+    planned with."""
     network_steps: int = 0
     live_steps: int = 0
     """Network-steps of the stage under way (the progress bar's count)."""
@@ -135,8 +138,12 @@ class Ledger:
 
     def cost(self) -> dict[str, Any]:
         """``meta.cost``: the training runs spent (network-steps over the unit's steps), the
-        budget, the unit and each stage (its cost as planned and as trained)."""
+        budget, the unit, each stage (its cost as planned and as trained) and, for
+        information, the wall time in units of the all-in-one network's."""
+        seconds = time.perf_counter() - self.started
         return {"training_runs": round(self.spent, 3), "budget": round(self.budget, 3),
                 "unit_steps": self.unit_steps, "network_steps": self.network_steps,
-                "seconds": round(time.perf_counter() - self.started, 3),
+                "seconds": round(seconds, 3), "unit_seconds": round(self.unit_seconds, 4),
+                "wall_run_equivalents": round(seconds / self.unit_seconds, 3)
+                if self.unit_seconds else None,
                 "stages": list(self.stages)}

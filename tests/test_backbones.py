@@ -124,10 +124,16 @@ def test_service_lists_backbones_and_runs_a_job_on_one(tmp_path, images):
 
 
 def test_the_own_backbone_example_runs_as_written(tmp_path):
+    """Bounded by work, not by time: the timeout only guards against a hang."""
     proc = subprocess.run([sys.executable, str(EXAMPLE), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["verdict"] in proc.stdout and (tmp_path / "out" / "report.html").exists()
     assert doc["meta"]["taskset"]["model"]["backbone"] == "small-resnet"
-    assert doc["meta"]["cost"]["training_runs"] <= 1.25 * doc["meta"]["cost"]["budget"]
+    cost = doc["meta"]["cost"]
+    assert f"cost: {cost['training_runs']:.1f} of 12 training runs" in proc.stdout
+    assert cost["training_runs"] <= 1.25 * cost["budget"]
+    assert doc["meta"]["n_train"] + doc["meta"]["n_val"] == 900
+    assert not any(s.get("cut") for s in cost["stages"])  # every network trained out
+    assert len(doc["verification"]["confirmation_seeds"]) >= 1

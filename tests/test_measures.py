@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from affinity.analysis import analyze, evidence, probe_members
-from affinity.plan import Ledger
 from affinity.data import load_dataset
 from affinity.measures import MEASURES, linear_cka
 from affinity.measures.base import ProbeRun
 from affinity.measures.pairwise import pairwise_gain
+from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe
 from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
@@ -175,7 +175,7 @@ def test_a_run_whose_pairs_do_not_fit_says_which_were_left_out(tmp_path):
                         "tasks": [{"name": f"d{d}", "column": f"digit_{d}", "type": "binary"}
                                   for d in range(6)],
                         "model": {"hidden": [16]}, "training": {"epochs": 5},
-                        "budget": {"training_runs": 20.0}, "probe": {"transfer_steps": 20}})
+                        "budget": {"training_runs": 30.0}, "probe": {"transfer_steps": 20}})
     result = analyze(ts, device="cpu")
     untrained = result.meta["untrained_pairs"]
     assert 0 < len(untrained) < 15

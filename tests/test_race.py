@@ -17,9 +17,9 @@ from affinity.race import (
 )
 from affinity.recommend import (
     auxiliary_choice,
-    best_auxiliaries,
     auxiliary_contest,
     baselines,
+    best_auxiliaries,
     grouping_contest,
     grouping_entry,
     verdict,
