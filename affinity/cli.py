@@ -204,8 +204,11 @@ def _print_recommendation(result) -> None:
             lead = (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to "
                     f"{100 * hi:+.1f}%) vs {entry['baseline'].replace('_', '-')}"
                     + (", beyond noise" if entry["significant"] else ""))
+        elif entry.get("improvement") is not None:
+            lead = (f"{100 * entry['improvement']:+.1f}% (one fresh seed) vs "
+                    f"{entry['baseline'].replace('_', '-')}")
         elif entry.get("baseline"):
-            lead = f"{100 * entry['improvement']:+.1f}% (one seed) vs {entry['baseline']}"
+            lead = f"no fresh seed: {entry['baseline'].replace('_', '-')} is the better baseline"
         table.add_row(str(entry["k"]), entry["kind"].replace("_", "-"),
                       "\n".join(", ".join(g) for g in entry["groups"]), lead)
     Console(width=max(100, Console().width)).print(table)
