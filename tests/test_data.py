@@ -166,6 +166,18 @@ def test_a_numeric_target_declared_multiclass_is_refused(tmp_path):
     load_dataset(parse_taskset({**ts.model_dump(), "tasks": [TASKS[0], TASKS[1]]}))  # 10 kept
 
 
+def test_a_numeric_target_declared_binary_is_pointed_to_regression(tmp_path):
+    """The first hint is the right one: not multiclass (which would be refused next), but
+    regression."""
+    digits_frame(300).to_csv(tmp_path / "d.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS},
+                        "tasks": [TASKS[0], {"name": "ink", "type": "binary"}]})
+    with pytest.raises(InvalidTaskSet, match=r"tasks\[1\]\.type: binary task 'ink' has \d+ "
+                                             r"classes for 300 labelled rows; use regression: "
+                                             r"a numeric target with many values"):
+        load_dataset(ts)
+
+
 def test_default_features_name_a_left_out_target(tmp_path):
     """Only some targets listed as tasks: the others would be features. One with missing
     labels is refused, naming it; a complete one that gives a task's label away is a
