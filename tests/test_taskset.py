@@ -65,7 +65,8 @@ INVALID = [
                             "'regression'; got 'bin'"),
     ("tasks.0.type", DELETE, "tasks[0].type: Field required"),
     ("tasks.0.column", "nope", "tasks[0].column: column 'nope' not found"),
-    ("tasks.0.column", "label", "tasks[0].type: binary task 'a' has 10 classes for 300 labelled rows; use multiclass"),
+    ("tasks.0.column", "label",
+     "tasks[0].type: binary task 'a' has 10 classes for 300 labelled rows; use multiclass"),
     ("tasks.2.type", "multiclass", "tasks[2].type: multiclass task 'c' has"),  # a numeric target
     ("tasks.1.type", "regression", "tasks[1].type: regression labels of 'b' must be numeric"),
     ("tasks.0.weight", 2, "tasks[0].weight: unknown key"),
