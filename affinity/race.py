@@ -5,11 +5,12 @@ every task, each at its best group), or the auxiliary tasks of a primary p (its 
 loss). Each candidate is a set of groups; a group's network is trained once per seed and
 shared by every candidate that uses it. Each round trains, on a new seed, the groups that the
 contests' surviving candidates and baselines still miss, then halves every contest by mean
-score over the seeds so far (successive halving). A round runs only when the ledger affords
-it; when it does not, the contests drop their worst candidates until it does. The first round
-keeps room for a second (the baselines and each contest's best candidate on a new seed): the
-first round's seed is the probes', on which the candidates were chosen, so only a second seed
-measures them afresh.
+score over the seeds so far (successive halving), until each contest has one finalist: the
+race selects, and its seeds cannot confirm what they chose (``analysis.confirm`` measures the
+finalists on fresh seeds, and ``compare`` takes those). A round runs only when the plan
+affords it; when it does not, the contests drop their worst candidates until it does. The
+first round keeps room for a second (the baselines and each contest's best candidate on a
+new seed).
 Baselines (all-in-one and single-task; the primary alone) race in every round and are never
 dropped, so every comparison is paired by seed.
 
