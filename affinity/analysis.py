@@ -257,8 +257,7 @@ class _Run:
         started = time.perf_counter()
         joint = run_joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
-            self.ledger.set_unit(joint.steps, joint.epochs)
-            self.ledger.unit_seconds = joint.unit_seconds
+            self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
         self.ledger.add("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
                         [joint.steps], time.perf_counter() - started)
         self.measured.add(seed, [self.ledger.everyone], joint.val_loss[None])

@@ -54,9 +54,11 @@ class Ledger:
     stages: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def set_unit(self, steps: int, epochs: int) -> None:
-        """The all-in-one network of the first seed trained ``steps`` steps over ``epochs``."""
+    def set_unit(self, steps: int, epochs: int, seconds: float = 0.0) -> None:
+        """The all-in-one network of the first seed trained ``steps`` steps over ``epochs``
+        (in ``seconds``, affinity sampling left out: reported, never planned with)."""
         self.unit_steps, self.unit_epochs = max(steps, 1), max(epochs, 1)
+        self.unit_seconds = seconds
         self.epochs[self.everyone] = epochs
 
     @property

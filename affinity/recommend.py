@@ -269,7 +269,7 @@ def auxiliary_choice(tasks: list[str], contest: Contest, best: Candidate | None,
     alone = contest.baselines[0]
     primary = alone.targets[0]
     partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
-    on = measured.measured_on([best], confirmation) if best else []
+    on = measured.measured_on([best, alone], confirmation) if best else []
     comp = compare(measured, best, alone, on, prior, AUX_CONFIDENCE) if best and on else None
     chosen = partners if comp and comp.significant else []
     if chosen:
