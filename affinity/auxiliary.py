@@ -7,17 +7,18 @@ from typing import Any
 import numpy as np
 
 
-def rank_auxiliaries(matrix: np.ndarray, std: np.ndarray, primary: int, tasks: list[str],
-                     max_aux: int) -> list[dict[str, Any]]:
+def rank_auxiliaries(matrix: np.ndarray, std: np.ndarray | None, primary: int,
+                     tasks: list[str], max_aux: int) -> list[dict[str, Any]]:
     """Candidates for ``primary``, best first, by their affinity onto it (column ``primary``).
 
-    matrix, std : ndarrays of shape (n_tasks, n_tasks), mean and std over seeds.
-    Each entry: task, score (affinity onto the primary), std, harmful (score < 0: negative
-    transfer expected) and selected. The selected set is greedy: candidates in rank order
-    while their affinity is positive and larger than its std over seeds, at most ``max_aux``.
+    matrix, std : ndarrays of shape (n_tasks, n_tasks), mean and std over seeds (std None
+    from one seed). Each entry: task, score (affinity onto the primary), std (None from one
+    seed), harmful (score < 0: negative transfer expected) and selected. The selected set is
+    greedy: candidates in rank order while their affinity is positive and larger than its std
+    over seeds, at most ``max_aux``.
     """
     column = np.asarray(matrix, dtype=float)[:, primary]
-    spread = np.asarray(std, dtype=float)[:, primary]
+    spread = np.zeros(len(column)) if std is None else np.asarray(std, dtype=float)[:, primary]
     order = sorted((i for i in range(len(tasks)) if i != primary),
                    key=lambda i: (-column[i], tasks[i]))
     ranked, chosen = [], 0
@@ -25,6 +26,7 @@ def rank_auxiliaries(matrix: np.ndarray, std: np.ndarray, primary: int, tasks: l
         pick = chosen < max_aux and column[i] > 0 and column[i] > spread[i]
         chosen += pick
         ranked.append({"task": tasks[i], "score": round(float(column[i]), 6),
-                       "std": round(float(spread[i]), 6), "harmful": bool(column[i] < 0),
+                       "std": None if std is None else round(float(spread[i]), 6),
+                       "harmful": bool(column[i] < 0),
                        "selected": bool(pick)})
     return ranked

@@ -191,6 +191,8 @@ def _print_recommendation(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from affinity.result import group_lines, is_the_baseline
+
     for warning in result.meta.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(result.verdict, flush=True)
@@ -204,13 +206,15 @@ def _print_recommendation(result) -> None:
             lead = (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to "
                     f"{100 * hi:+.1f}%) vs {entry['baseline'].replace('_', '-')}"
                     + (", beyond noise" if entry["significant"] else ""))
+        elif is_the_baseline(entry):
+            lead = "it is the better baseline"
         elif entry.get("improvement") is not None:
             lead = (f"{100 * entry['improvement']:+.1f}% (one fresh seed) vs "
                     f"{entry['baseline'].replace('_', '-')}")
         elif entry.get("baseline"):
             lead = f"no fresh seed: {entry['baseline'].replace('_', '-')} is the better baseline"
         table.add_row(str(entry["k"]), entry["kind"].replace("_", "-"),
-                      "\n".join(", ".join(g) for g in entry["groups"]), lead)
+                      "\n".join(group_lines(entry)), lead)
     Console(width=max(100, Console().width)).print(table)
 
 

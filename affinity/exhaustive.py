@@ -35,7 +35,8 @@ class ExhaustiveTable:
         return {"tasks": self.tasks, "subsets": [
             {"tasks": [self.tasks[t] for t in s],
              "loss": {self.tasks[t]: float(self.loss[i, t]) for t in s},
-             "std": {self.tasks[t]: float(self.std[i, t]) for t in s}}
+             "std": {self.tasks[t]: None if np.isnan(self.std[i, t]) else float(self.std[i, t])
+                     for t in s}}
             for i, s in enumerate(self.subsets)]}
 
     @classmethod
@@ -48,7 +49,8 @@ class ExhaustiveTable:
         for i, s in enumerate(doc["subsets"]):
             for t, v in s["loss"].items():
                 loss[i, index[t]] = v
-                std[i, index[t]] = s.get("std", {}).get(t, np.nan)
+                spread = s.get("std", {}).get(t)
+                std[i, index[t]] = np.nan if spread is None else spread
         return cls(tasks, subsets, loss, std)
 
     def write(self, out_dir: str | Path) -> Path:
@@ -106,6 +108,6 @@ def exhaustive(taskset: TaskSet, data: Dataset, device: torch.device,
                                 tick=None).val_loss)
         prog.update(n + 1)
     stack = np.stack(runs)
-    std = stack.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(stack[0])
+    std = stack.std(axis=0, ddof=1) if len(runs) > 1 else np.full_like(stack[0], np.nan)
     prog.finish()
     return ExhaustiveTable(taskset.task_names, subsets, stack.mean(axis=0), std)

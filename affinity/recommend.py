@@ -32,7 +32,7 @@ from affinity.race import (
     variance_prior,
     winner,
 )
-from affinity.result import Result
+from affinity.result import Result, group_lines
 from affinity.taskset import TaskSet
 
 Source = tuple[str, np.ndarray, Rule]
@@ -167,13 +167,14 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     confirmation seeds, else that baseline (``kind`` says which); ``significant`` says
     whether the difference is beyond noise, and the verdict speaks only of differences
     beyond noise. The per-task losses are over the confirmation seeds (the selection seeds
-    without any).
+    without any). Where the winner is the better baseline itself (k = 1 against one network
+    for all), there is nothing to compare: no improvement.
     """
     best, base = finalists(contest, measured, selection)
     together, single = baselines(len(tasks))
     fresh = measured.measured_on([best, base] if best else [base], confirmation)
     comp = compare(measured, best, base, fresh, prior, serve_on=selection) \
-        if best is not None and fresh else None
+        if best is not None and fresh and best.groups != base.groups else None
     chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
     served = dict(zip(tasks, measured.served(chosen, selection).tolist(), strict=True))
 
@@ -302,7 +303,7 @@ def verdict(entries: list[dict[str, Any]]) -> str:
         lo, hi = e["interval"]
         return (f"k = {e['k']} groups cut the total loss by {_pct(e['improvement'])} "
                 f"({_pct(lo)} to {_pct(hi)}) against {_OTHER[e['baseline']]}: "
-                + "; ".join(", ".join(g) for g in e["groups"]))
+                + "; ".join(group_lines(e)))
     measured = [e for e in entries if e.get("baseline")]
     if not measured:
         return "not measured: groups chosen by predicted gain only (verification is off)"

@@ -17,7 +17,7 @@ from scipy.cluster.hierarchy import dendrogram, linkage  # noqa: E402
 from scipy.spatial.distance import squareform  # noqa: E402
 
 from affinity.grouping.clustering import similarity  # noqa: E402
-from affinity.result import MeasureResult, Result  # noqa: E402
+from affinity.result import MeasureResult, Result, is_the_baseline  # noqa: E402
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -34,6 +34,7 @@ th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums
 
 
 MAX_ANNOTATED = 12  # tasks up to which the heatmaps print each cell's value
+SHARES = {"conflict_rate"}  # diagnostics that are shares of sampled steps (0 to 1)
 
 
 def _cell_scale(bound: float) -> float:
@@ -49,13 +50,16 @@ def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
     off = m.matrix[~np.eye(n, dtype=bool)]
     bound = float(np.abs(off).max()) if off.size else 1.0
-    im = ax.imshow(m.matrix, cmap="RdBu", vmin=-bound, vmax=bound)
+    scale = _cell_scale(bound)
+    if title in SHARES:  # a share of sampled steps: 0 to 1, one-sided
+        im = ax.imshow(m.matrix, cmap="Reds", vmin=0.0, vmax=1.0)
+    else:  # the cells and the colour bar on one scale
+        im = ax.imshow(m.matrix / scale, cmap="RdBu", vmin=-bound / scale, vmax=bound / scale)
     ax.set_xticks(range(n), tasks, rotation=45, ha="right")
     ax.set_yticks(range(n), tasks)
     ax.set_xlabel("target task j")
     ax.set_ylabel("source task i")
-    scale = _cell_scale(bound)
-    ax.set_title(title if scale == 1 else f"{title} (cells x 1e{round(np.log10(scale))})",
+    ax.set_title(title if scale == 1 else f"{title} (x 1e{round(np.log10(scale))})",
                  fontsize=10)
     if n <= MAX_ANNOTATED:  # beyond, the cells are too small for numbers: the colours speak
         for i in range(n):
@@ -65,7 +69,9 @@ def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
                 ax.text(j, i, f"{shown + 0.0:.{1 if scale != 1 else 2}f}", ha="center",
                         va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * bound else "black")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    bar = fig.colorbar(im, ax=ax, shrink=0.8)
+    if scale != 1:
+        bar.set_label(f"x 1e{round(np.log10(scale))}", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -80,8 +86,9 @@ def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt
     for label in ax.get_xticklabels():  # anchored at their leaf, so long names do not collide
         label.set_horizontalalignment("right")
         label.set_rotation_mode("anchor")
-    ax.set_title(f"{measure}: average-link dendrogram", fontsize=10)
-    ax.set_ylabel("distance (higher join =\nless affinity)", fontsize=8)
+    ax.set_title(f"{measure}: average-link dendrogram (a higher join: less affinity)",
+                 fontsize=10)
+    ax.set_ylabel("distance", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -167,6 +174,14 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
         return _write_report(result, out_dir)
 
 
+def _aux_cell(c: dict) -> str:
+    """One auxiliary candidate: its score (± std over seeds, none from one seed), ✔ when
+    recommended, else ⚠ when predicted harmful: never both."""
+    spread = "" if c["std"] is None else f"±{c['std']:.3f}"
+    mark = " ✔" if c["selected"] else " ⚠" if c["harmful"] else ""
+    return f"{html.escape(c['task'])} {c['score']:+.3f}{spread}{mark}"
+
+
 def _write_report(result: Result, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     figures = out / "figures"
@@ -175,26 +190,32 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
     e = html.escape
     driver = meta.get("driving_measure")
     cost = meta.get("cost", {})
-    seeds = result.verification.get("seeds", [])
+    ver = result.verification
+    chose, fresh = ver.get("selection_seeds", []), ver.get("confirmation_seeds", [])
     parts = [f"<h1>Task affinity: {e(str(meta.get('name') or 'task set'))}</h1>",
              f"<p class=verdict>{e(result.verdict)}</p>",
              *(f"<p class=warning>Warning: {e(w)}</p>" for w in meta.get("warnings", [])),
              f"<p class=meta>{len(tasks)} tasks · {meta.get('probe_seeds')} probe seed(s), "
-             f"race over {len(seeds)} seed(s) · {meta.get('n_train')} training / "
+             f"candidates chosen on {len(chose)} seed(s) and confirmed on {len(fresh)} fresh "
+             f"seed(s) · {meta.get('n_train')} training / "
              f"{meta.get('n_val')} validation rows · device {e(str(meta.get('device')))} · "
              f"{meta.get('seconds', 0):.1f} s · {cost.get('training_runs', 0):.1f} of "
              f"{cost.get('budget', 0):.1f} training runs</p>"]
     if result.groupings:
-        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the least "
-                     "measured total loss: the best choice of k groups or the better "
-                     "baseline), and the best k groups against that baseline, with a 95% "
-                     "interval from seed-paired differences of the total validation loss. "
-                     "Where the difference is not beyond noise, either will do.</p>")
+        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the race's best "
+                     "k groups where they measured less total loss than the better baseline "
+                     "on fresh seeds, else that baseline), and the best k groups against "
+                     "that baseline, with a 95% interval from seed-paired differences of the "
+                     "total validation loss on the fresh seeds, which chose nothing. Where "
+                     "the difference is not beyond noise, either will do. Groups may "
+                     "overlap: each task is served by one of its groups (the "
+                     "<i>serves</i> column below).</p>")
         parts.append(_table(["k", "train", "best k groups", "vs", "improvement", "95% interval",
                              "beyond noise"], [
             [str(g["k"]), e(g["kind"].replace("_", "-")),
              e(" | ".join(", ".join(x) for x in g.get("best_groups") or g["groups"])),
-             e(str(g.get("baseline") or "—").replace("_", "-")),
+             e("— (it is the better baseline)" if is_the_baseline(g)
+               else str(g.get("baseline") or "—").replace("_", "-")),
              _pct(g["improvement"]) if g.get("improvement") is not None else "—",
              e(f"{100 * g['interval'][0]:+.1f}% to {100 * g['interval'][1]:+.1f}%")
              if g.get("interval") else "—", "yes" if g.get("significant") else "no"]
@@ -237,16 +258,17 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
              _num(c["modularity"], False), _num(c["predicted_gain"])]
             for c in result.clusterings]))
     if result.auxiliary:
-        parts.append("<h2>Auxiliary tasks</h2><p>Candidates by their affinity onto the "
-                     "primary task (± std over seeds); ✔ recommended (measured to beat the "
-                     "primary alone beyond noise), ⚠ harmful.</p>")
+        one_seed = any(c["std"] is None for r in result.auxiliary.values() for c in r)
+        parts.append("<h2>Auxiliary tasks</h2><p>Candidates ranked by their predicted "
+                     "affinity onto the primary task ("
+                     + ("1 seed: no spread" if one_seed else "± std over seeds") +
+                     "); ✔ recommended: measured on fresh seeds to beat the primary alone "
+                     "beyond noise, whatever its rank; ⚠ predicted harmful (negative "
+                     "affinity) and not recommended.</p>")
         aux_ver = result.verification.get("auxiliary", {})
         rows = []
         for primary, ranked in result.auxiliary.items():
-            cells = " ".join(
-                f"{e(c['task'])} {c['score']:+.3f}±{c['std']:.3f}"
-                f"{' ✔' if c['selected'] else ''}{' ⚠' if c['harmful'] else ''}"
-                for c in ranked)
+            cells = " ".join(_aux_cell(c) for c in ranked)
             measured = aux_ver.get(primary)
             rows.append([e(primary), e(measured["verdict"]) if measured else "not measured",
                          cells])

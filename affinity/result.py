@@ -14,23 +14,31 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class MeasureResult:
-    """A (T, T) affinity matrix (row = source i, column = target j): mean and std over seeds."""
+    """A (T, T) affinity matrix (row = source i, column = target j): mean and std over seeds;
+    ``std`` is None where one seed was measured (unknown, never 0)."""
 
     matrix: np.ndarray
-    std: np.ndarray
+    std: np.ndarray | None
 
     @classmethod
     def from_seeds(cls, per_seed: list[np.ndarray]) -> MeasureResult:
         stack = np.stack(per_seed)
-        std = stack.std(axis=0, ddof=1) if len(per_seed) > 1 else np.zeros_like(stack[0])
-        return cls(stack.mean(axis=0), std)
+        return cls(stack.mean(axis=0), stack.std(axis=0, ddof=1) if len(per_seed) > 1 else None)
 
-    def to_dict(self) -> dict[str, list[list[float]]]:
-        return {"matrix": _rounded(self.matrix), "std": _rounded(self.std)}
+    def to_dict(self) -> dict[str, list[list[float]] | None]:
+        return {"matrix": _rounded(self.matrix),
+                "std": None if self.std is None else _rounded(self.std)}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> MeasureResult:
-        return cls(np.asarray(doc["matrix"], dtype=float), np.asarray(doc["std"], dtype=float))
+        std = doc.get("std")
+        return cls(np.asarray(doc["matrix"], dtype=float),
+                   None if std is None else np.asarray(std, dtype=float))
+
+    @property
+    def spread(self) -> np.ndarray:
+        """``std``, with NaN for unknown where one seed was measured."""
+        return np.full_like(self.matrix, np.nan) if self.std is None else self.std
 
 
 @dataclass
@@ -84,26 +92,46 @@ class Result:
 
     def frame(self, measure: str, what: str = "matrix") -> pd.DataFrame:
         """One matrix (``what``: matrix or std) of a measure or diagnostic as a DataFrame:
-        index = source task, columns = target task."""
+        index = source task, columns = target task (std: NaN where one seed was measured)."""
         found = {**self.affinity, **self.diagnostics}
         if measure not in found:
             raise KeyError(f"no measure {measure!r}; this result has {sorted(found)}")
         if what not in ("matrix", "std"):
             raise ValueError(f"what must be 'matrix' or 'std'; got {what!r}")
-        return matrix_frame(getattr(found[measure], what), self.tasks)
+        m = found[measure]
+        return matrix_frame(m.matrix if what == "matrix" else m.spread, self.tasks)
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write result.json and one CSV per matrix (and its std); return the JSON's path."""
+        """Write result.json and one CSV per matrix (and its std, empty cells where one seed
+        was measured); return the JSON's path."""
         out = Path(out_dir)
         (out / "matrices").mkdir(parents=True, exist_ok=True)
         for name, m in {**self.affinity, **self.diagnostics}.items():
             _write_csv(out / "matrices" / f"{name}.csv", self.tasks, m.matrix)
-            _write_csv(out / "matrices" / f"{name}_std.csv", self.tasks, m.std)
+            _write_csv(out / "matrices" / f"{name}_std.csv", self.tasks, m.spread)
         path = out / "result.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2))
         tmp.replace(path)
         return path
+
+
+def group_lines(entry: dict[str, Any]) -> list[str]:
+    """A ``groupings`` entry's groups, one line each; where groups overlap, each says which
+    of its tasks it serves (a task takes its predictions from one of its groups:
+    ``served_by``)."""
+    groups, served = entry["groups"], entry.get("served_by") or {}
+    if len({t for g in groups for t in g}) == sum(len(g) for g in groups) or not served:
+        return [", ".join(g) for g in groups]
+    return [f"{', '.join(g)} (serves {', '.join(t for t in g if served.get(t) == i) or 'none'})"
+            for i, g in enumerate(groups)]
+
+
+def is_the_baseline(entry: dict[str, Any]) -> bool:
+    """Whether a ``groupings`` entry's best k groups are its better baseline itself (k = 1
+    against one network for all): there is nothing to compare."""
+    return entry.get("best_groups") is not None and entry.get("improvement") is None \
+        and entry["best_groups"] == entry["groups"] and entry["kind"] == entry.get("baseline")
 
 
 def matrix_frame(matrix: np.ndarray, tasks: list[str]) -> pd.DataFrame:
@@ -122,4 +150,4 @@ def _write_csv(path: Path, tasks: list[str], matrix: np.ndarray) -> None:
         writer = csv.writer(fh)
         writer.writerow(["source", *tasks])
         for t, row in zip(tasks, matrix, strict=True):
-            writer.writerow([t, *(f"{v:.6g}" for v in row)])
+            writer.writerow([t, *("" if np.isnan(v) else f"{v:.6g}" for v in row)])

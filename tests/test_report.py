@@ -1,0 +1,75 @@
+"""What the report and the printed tables say: never a contradiction, never a spread that
+one seed cannot give."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from affinity.auxiliary import rank_auxiliaries
+from affinity.recommend import verdict
+from affinity.report import _aux_cell, heatmap, write_report
+from affinity.result import MeasureResult, Result, group_lines, is_the_baseline
+
+TASKS = ["a", "b", "c"]
+
+
+def test_one_seed_has_no_spread_anywhere(tmp_path):
+    """From one seed std is null in result.json, empty in the std CSV, None in the
+    auxiliary ranking, and the report shows no ± for it."""
+    one = MeasureResult.from_seeds([np.array([[0, 0.2, -0.1], [0.3, 0, 0.1], [0, 0.1, 0]])])
+    assert one.std is None and one.to_dict()["std"] is None
+    two = MeasureResult.from_seeds([one.matrix, one.matrix + 0.1])
+    assert two.to_dict()["std"][0][1] == 0.0707107
+    result = Result(tasks=TASKS, affinity={"pairwise": one}, meta={})
+    result.auxiliary = {"a": rank_auxiliaries(one.matrix, one.std, 0, TASKS, 2)}
+    assert [c["std"] for c in result.auxiliary["a"]] == [None, None]
+    result.write(tmp_path)
+    back = Result.read(tmp_path)
+    assert back.affinity["pairwise"].std is None
+    assert np.isnan(back.frame("pairwise", "std").to_numpy()).all()
+    with open(tmp_path / "matrices" / "pairwise_std.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1] == ["a", "", "", ""]
+    page = write_report(result, tmp_path).read_text()
+    assert "1 seed: no spread" in page and "±" not in page
+
+
+def test_an_auxiliary_is_never_both_recommended_and_harmful():
+    recommended_harmful = {"task": "b", "score": -0.003, "std": 0.0, "harmful": True,
+                           "selected": True}
+    assert _aux_cell(recommended_harmful) == "b -0.003±0.000 ✔"
+    assert _aux_cell({**recommended_harmful, "selected": False}) == "b -0.003±0.000 ⚠"
+    assert _aux_cell({**recommended_harmful, "score": 0.05, "harmful": False,
+                      "selected": False, "std": None}) == "b +0.050"
+
+
+def test_overlapping_groups_say_which_tasks_each_serves():
+    entry = {"k": 2, "kind": "groups", "groups": [["a", "b", "c"], ["b"]],
+             "served_by": {"a": 0, "b": 1, "c": 0}, "baseline": "single_task",
+             "improvement": 0.05, "interval": [0.01, 0.09], "significant": True}
+    assert group_lines(entry) == ["a, b, c (serves a, c)", "b (serves b)"]
+    assert verdict([entry]).endswith(": a, b, c (serves a, c); b (serves b)")
+    apart = {**entry, "groups": [["a", "c"], ["b"]]}
+    assert group_lines(apart) == ["a, c", "b"]  # a partition: nothing to explain
+
+
+def test_k1_against_one_network_for_all_compares_nothing():
+    same = {"k": 1, "kind": "all_in_one", "groups": [TASKS], "best_groups": [TASKS],
+            "baseline": "all_in_one", "improvement": None}
+    assert is_the_baseline(same)
+    assert not is_the_baseline({**same, "baseline": "single_task", "improvement": 0.01,
+                                "kind": "groups"})
+
+
+def test_a_heatmaps_colour_bar_reads_on_the_cells_scale():
+    """Small lookahead values are labelled x 1e-3, and the colour bar spans the same scaled
+    range; the conflict rate, a share, spans 0 to 1."""
+    small = MeasureResult(np.array([[0, 0.004, -0.002], [0.001, 0, 0], [0, 0.003, 0]]), None)
+    fig = heatmap(TASKS, small, "lookahead")
+    image = fig.axes[0].images[0]
+    assert image.get_clim() == (-4.0, 4.0)
+    assert fig.axes[0].get_title() == "lookahead (x 1e-3)"
+    rate = MeasureResult(np.array([[0, 0.75, 0.2], [0.75, 0, 0], [0.2, 0, 0]]), None)
+    assert heatmap(TASKS, rate, "conflict_rate").axes[0].images[0].get_clim() == (0.0, 1.0)
