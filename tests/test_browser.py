@@ -107,3 +107,45 @@ def test_a_bad_task_set_is_explained_on_the_page(browser, tmp_path):
         wait_until(lambda: "422" in message.text)
         assert "tasks[0].type" in message.text
         assert "err" in message.get_attribute("class")
+
+
+def test_the_jobs_are_on_the_page_at_first_paint(tmp_path):
+    """Two jobs exist (queued: no worker runs): the server renders them into the page, so
+    they show before any script ran; in the browser with scripts off they are what it
+    shows. With auth on, whose jobs is not known before the token: the page asks for it."""
+    import httpx
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
+                        device="cpu")
+    job = {"name": "first-paint", "data": {"builtin": "digits"},
+           "tasks": [{"name": "a", "column": "digit_0", "type": "binary"},
+                     {"name": "b", "column": "digit_1", "type": "binary"}]}
+    with LiveServer(settings) as server:
+        ids = [httpx.post(server.url + "/v1/jobs", json=job).json()["id"] for _ in range(2)]
+        page = httpx.get(server.url + "/").text
+        assert all(f'data-job="{i}"' in page for i in ids) and ">queued<" in page
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+            options.add_argument(flag)
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2})
+        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        try:
+            driver.get(server.url + "/")
+            driver.save_screenshot(str(tmp_path / "first-paint.png"))
+            rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-job]")
+            assert sorted(r.get_attribute("data-job") for r in rows) == sorted(ids)
+            assert all(r.find_element(By.CSS_SELECTOR, ".status").text == "queued"
+                       for r in rows)
+            assert driver.find_element(By.ID, "count").text == "(2)"
+        finally:
+            driver.quit()
+    locked = Settings(data_dir=tmp_path / "data", database_url=store_url("sqlite", tmp_path),
+                      device="cpu", auth_tokens="pat:secret")
+    with LiveServer(locked) as server:
+        page = httpx.get(server.url + "/").text
+        assert "set your token above to list your jobs" in page and "data-job=" not in page
