@@ -116,36 +116,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-LOG_SECONDS = 10
-"""Without a terminal (a log, CI), progress is a line at most this often."""
-
-
-def _progress_bar(quiet: bool):
-    """A bar on a terminal; in a log (not a TTY), a line at most every LOG_SECONDS."""
-    from tqdm import tqdm
-
-    interactive = sys.stderr.isatty()
-    return tqdm(total=1, disable=quiet, unit="run", dynamic_ncols=True, delay=1,
-                mininterval=0.1 if interactive else LOG_SECONDS,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-
-
-def _report(bar):
-    """A progress callback for ``bar``; a new stage is always shown (one line in a log)."""
-    shown = [""]
-
-    def progress(stage: str, done: float, total: float) -> None:
-        bar.total = total
-        if stage != shown[0]:
-            shown[0] = stage
-            bar.set_description_str(stage, refresh=False)
-            bar.n = done
-            bar.refresh()
-        else:
-            bar.update(done - bar.n)
-    return progress
-
-
 def _device(name: str):
     """The torch device of ``--device``, or None (after saying why) when there is none."""
     from affinity.models import resolve_device
@@ -159,6 +129,7 @@ def _device(name: str):
 
 def _run(args: argparse.Namespace) -> int:
     from affinity.analysis import analyze
+    from affinity.display import ProgressDisplay
     from affinity.report import write_report
     from affinity.taskset import load_taskset
     from affinity.threads import limited_threads
@@ -170,9 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.mlflow and importlib.util.find_spec("mlflow") is None:
         print("--mlflow needs MLflow: pip install 'taskaffinity[mlflow]'", file=sys.stderr)
         return 2
-    with limited_threads(args.threads or None), _progress_bar(args.quiet) as bar:
+    with limited_threads(args.threads or None), \
+            ProgressDisplay("run", enabled=not args.quiet) as display:
         result = analyze(taskset, base_dir=args.taskset.resolve().parent, device=device,
-                         progress=_report(bar))
+                         progress=display.show)
     path = result.write(args.out)
     report = write_report(result, args.out)
     _print_recommendation(result)
@@ -270,6 +242,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _exhaustive(args: argparse.Namespace) -> int:
     from affinity.data import load_dataset
+    from affinity.display import ProgressDisplay
     from affinity.exhaustive import exhaustive
     from affinity.taskset import load_taskset
     from affinity.threads import limited_threads
@@ -279,8 +252,9 @@ def _exhaustive(args: argparse.Namespace) -> int:
         return 2
     data = load_dataset(taskset, args.taskset.resolve().parent).to(device)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    with limited_threads(args.threads or None), _progress_bar(args.quiet) as bar:
-        table = exhaustive(taskset, data, device, progress=_report(bar), seeds=seeds)
+    with limited_threads(args.threads or None), \
+            ProgressDisplay("run", enabled=not args.quiet) as display:
+        table = exhaustive(taskset, data, device, progress=display.show, seeds=seeds)
     print(f"wrote {table.write(args.out)} ({len(table.subsets)} subsets)")
     return 0
 

@@ -15,7 +15,6 @@ local file is left for the service to resolve inside its data folder.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,23 +107,18 @@ class Client:
     def wait(self, job: Job | str, *, progress: bool = True, poll: float = 1.0,
              timeout: float | None = None) -> Job:
         """Poll until the job is succeeded, failed or cancelled; return it. With
-        ``progress``: a bar with the stage and an ETA on a terminal, else a log line every
-        few seconds (on stderr)."""
-        from tqdm import tqdm
+        ``progress``: a bar with the stage and an ETA on a terminal, else a log line per stage
+        and at most every 10 s (on stderr; ``affinity.display``)."""
+        from affinity.display import ProgressDisplay
 
         current = self.job(job)
         deadline = None if timeout is None else time.monotonic() + timeout
-        interactive = sys.stderr.isatty()
-        bar = tqdm(total=100, disable=not progress, unit="%", dynamic_ncols=True, delay=1,
-                   mininterval=0.2 if interactive else 10,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        try:
+        with ProgressDisplay("%", enabled=progress) as display:
             while True:
                 stage = "" if current["status"] in TERMINAL else \
                     f": {current['stage'] or 'waiting'}"
-                bar.set_description_str(f"{current['id']} {current['status']}{stage}",
-                                        refresh=False)
-                bar.update(max(0.0, current["progress"] - bar.n))
+                display.show(f"{current['id']} {current['status']}{stage}",
+                             current["progress"], 100.0)
                 if current["status"] in TERMINAL:
                     return current
                 if deadline is not None and time.monotonic() > deadline:
@@ -132,8 +126,6 @@ class Client:
                                        f"{timeout} s")
                 time.sleep(poll)
                 current = self.job(current)
-        finally:
-            bar.close()
 
     def result(self, job: Job | str) -> Result:
         """The succeeded job's result (409 ServiceError before that)."""

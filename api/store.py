@@ -8,6 +8,7 @@ so no job is ever run by two workers at once.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -116,6 +117,18 @@ class StoreOutdated(RuntimeError):
     """The store's schema is older than this release's and migrating was not allowed."""
 
 
+def _current_revision(conn: Connection) -> str | None:
+    """The store's revision, read without alembic's INFO lines: every process that opens the
+    store reads it, and only an upgrade is news."""
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    level = migration_log.level
+    migration_log.setLevel(logging.WARNING)
+    try:
+        return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        migration_log.setLevel(level)
+
+
 def _alembic(connection: Connection | None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -152,7 +165,7 @@ class Store:
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             tables = set(inspect(conn).get_table_names())
             legacy = LEGACY_TABLE in tables and "alembic_version" not in tables
-            current = MigrationContext.configure(conn).get_current_revision()
+            current = _current_revision(conn)
             if current == head:
                 return head
             if not apply:

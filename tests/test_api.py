@@ -197,8 +197,9 @@ def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
     data_dir = tmp_path / "taskaffinity-data"
     env = {**os.environ, "TASKAFFINITY_DATA_DIR": str(data_dir), "TASKAFFINITY_DEVICE": "cpu"}
     env.pop("TASKAFFINITY_DATABASE_URL", None)
+    log = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             for _ in range(300):
@@ -215,6 +216,11 @@ def test_affinity_serve_runs_jobs_with_its_embedded_worker(tmp_path):
         assert server.wait(30) in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
     assert (data_dir / "taskaffinity.db").exists()
     assert (data_dir / "jobs" / job_id / "result.json").exists()
+    # each log message once: the API and its worker both open the store, only the upgrade
+    # of the new store is news
+    alembic = [line.split("alembic.runtime.migration")[-1] for line in
+               log.read_text().splitlines() if "alembic" in line]
+    assert len(alembic) == len(set(alembic)) and any("Running upgrade" in a for a in alembic)
 
 
 def test_an_upload_without_rows_is_refused(settings):

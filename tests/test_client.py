@@ -86,7 +86,9 @@ def test_cli_verbs(server, taskset_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TASKAFFINITY_TOKEN", TOKEN)
     url = ["--server", server.url]
     assert main(["submit", str(taskset_file), *url, "--wait"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "\r" not in captured.err  # not a terminal: whole lines, no redrawn frames
     job_id = out.split()[1].rstrip(":")
     assert f"{job_id}  succeeded" in out and "/report" in out
     assert "what to train for each number of groups k" in out and "│ 2 " in out
