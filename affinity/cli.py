@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from affinity.errors import InvalidInput
+from affinity.errors import InvalidInput, ServiceError
 
 # Heavy libraries (torch, pandas, the service) are imported by the commands that use them,
 # so that `affinity --help` and the service client commands start fast.
@@ -128,14 +128,20 @@ def _device(name: str):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from affinity.header import check_header
+    from affinity.taskset import load_taskset
+
+    # the document and the data's header first: a task set that names what is not there is
+    # refused before torch and the plotting libraries load
+    taskset = load_taskset(args.taskset)
+    check_header(taskset, args.taskset.resolve().parent)
+
     from affinity.analysis import analyze
     from affinity.display import ProgressDisplay
     from affinity.report import write_report
-    from affinity.taskset import load_taskset
     from affinity.threads import limited_threads
     from affinity.tracking import log_to_mlflow
 
-    taskset = load_taskset(args.taskset)
     if (device := _device(args.device)) is None:
         return 2
     if args.mlflow and importlib.util.find_spec("mlflow") is None:
@@ -338,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"affinity {args.command} needs the service: pip install 'taskaffinity[service]'",
               file=sys.stderr)
         return 2
-    from affinity.client import ServiceError
-
     try:
         return COMMANDS[args.command](args)
     except InvalidInput as exc:

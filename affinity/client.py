@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
+from affinity.errors import ServiceError
+
 if TYPE_CHECKING:  # imported on use: the client and the shell commands start fast
     from affinity.result import Result
     from affinity.taskset import TaskSet
@@ -31,15 +33,6 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 Job = dict[str, Any]
 """A job as the service returns it (``JobPublic``): id, status, stage, progress, error, …"""
-
-
-class ServiceError(RuntimeError):
-    """The service answered with an error ``status`` (0: no answer); ``detail`` is its
-    message."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}" if status else detail)
-        self.status, self.detail = status, detail
 
 
 class Client:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from affinity.header import DIGITS_PIXELS, check_arrays, check_columns, resolve_path
 from affinity.taskset import InvalidTaskSet, TaskSet, TaskSpec
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -153,7 +154,7 @@ def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
         raw = _load_builtin(spec.builtin, taskset)
     else:
         base = Path(base_dir) if base_dir is not None else taskset.folder or Path(".")
-        path = _resolve_path(taskset, base, root, datasets or {})
+        path = resolve_path(taskset, base, root, datasets or {})
         raw = _load_npz(path, taskset) if path.suffix == ".npz" else _load_table(path, taskset)
     if taskset.model.backbone == "cnn" and raw.x.ndim != 4:
         raise InvalidTaskSet(
@@ -179,26 +180,6 @@ def load_dataset(taskset: TaskSet, base_dir: str | Path | None = None,
                    raw.warnings)
 
 
-def _resolve_path(taskset: TaskSet, base_dir: Path, root: str | Path | None,
-                  datasets: dict[str, Path]) -> Path:
-    spec = taskset.data
-    if spec.dataset is not None:
-        if spec.dataset not in datasets:
-            raise InvalidTaskSet(f"data.dataset: unknown dataset {spec.dataset!r}")
-        path = datasets[spec.dataset]
-    else:
-        assert spec.path is not None  # the task set names exactly one source
-        path = (base_dir / spec.path).resolve()
-        if root is not None and not path.is_relative_to(Path(root).resolve()):
-            raise InvalidTaskSet(f"data.path: {spec.path!r} lies outside the data root")
-    if not path.is_file():
-        raise InvalidTaskSet(f"data.path: file {spec.path!r} not found")
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".npz"):
-        raise InvalidTaskSet(f"data.path: unsupported format {path.suffix!r}; "
-                             "use .csv, .parquet or .npz")
-    return path
-
-
 @functools.cache
 def _digits_frame() -> pd.DataFrame:
     """scikit-learn's digits: 64 pixel columns and ten one-vs-rest columns (read once)."""
@@ -213,8 +194,8 @@ def _digits_frame() -> pd.DataFrame:
 
 def _load_builtin(name: str, taskset: TaskSet) -> _Raw:
     frame = _digits_frame().copy()
-    pixels = [f"pixel_{i}" for i in range(64)]  # the label columns are never default features
-    raw = _from_frame(frame, taskset, f"builtin {name!r}", default_features=pixels)
+    # the label columns are never default features
+    raw = _from_frame(frame, taskset, f"builtin {name!r}", default_features=DIGITS_PIXELS)
     if taskset.model.backbone == "cnn" and taskset.data.features is None:
         raw.x = raw.x.reshape(-1, 1, 8, 8)
     return raw
@@ -239,21 +220,9 @@ def _from_frame(frame: pd.DataFrame, taskset: TaskSet, what: str,
     if frame.empty:
         raise InvalidTaskSet(f"data.path: {what} has no rows (columns: "
                              f"{', '.join(columns[:8]) or 'none'})")
-    for i, t in enumerate(taskset.tasks):
-        if t.source not in columns:
-            raise InvalidTaskSet(f"tasks[{i}].column: column {t.source!r} not found in {what}")
-    if spec.split_column and spec.split_column not in columns:
-        raise InvalidTaskSet(f"data.split_column: column {spec.split_column!r} not found in {what}")
-    used = {t.source for t in taskset.tasks} | {spec.split_column}
-    features = spec.features or default_features or [c for c in columns if c not in used]
-    if not features:
-        raise InvalidTaskSet(f"data.features: {what} has no feature columns left")
+    features = check_columns(columns, taskset, what, default_features)
     for i, f in enumerate(features):
         field = f"data.features[{i}]" if spec.features else "data.features"
-        if f not in columns:
-            raise InvalidTaskSet(f"{field}: column {f!r} not found in {what}")
-        if f in used:
-            raise InvalidTaskSet(f"{field}: column {f!r} is a task or split column")
         if not pd.api.types.is_numeric_dtype(frame[f]):
             hint = "" if spec.features else (" (features default to every column not used by "
                                              "a task; list data.features to choose)")
@@ -302,8 +271,6 @@ def _leaks(frame: pd.DataFrame, features: list[str], taskset: TaskSet) -> tuple[
 
 def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
     spec = taskset.data
-    if spec.features is not None:
-        raise InvalidTaskSet("data.features: not supported for NPZ data (features are array X)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -311,8 +278,7 @@ def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
         raise InvalidTaskSet(f"data.path: cannot read {path.name!r}: {exc}") from None
     except Exception as exc:
         raise InvalidTaskSet(f"data.path: {path.name!r} is not a valid NPZ file: {exc}") from None
-    if "X" not in arrays:
-        raise InvalidTaskSet(f"data.path: {path.name!r} has no array 'X'")
+    check_arrays(list(arrays), taskset, repr(path.name))
     x = arrays["X"]
     if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
         raise InvalidTaskSet(f"data.path: array 'X' must be numeric with rows first; "
@@ -321,17 +287,12 @@ def _load_npz(path: Path, taskset: TaskSet) -> _Raw:
         raise InvalidTaskSet(f"data.path: {path.name!r} has no rows (array 'X' is empty)")
     labels = {}
     for i, t in enumerate(taskset.tasks):
-        if t.source not in arrays:
-            raise InvalidTaskSet(f"tasks[{i}].column: array {t.source!r} not found in "
-                                 f"{path.name!r}")
         if arrays[t.source].shape != (len(x),):
             raise InvalidTaskSet(f"tasks[{i}].column: array {t.source!r} must have shape "
                                  f"({len(x)},); got {arrays[t.source].shape}")
         labels[t.source] = arrays[t.source]
     split = None
     if spec.split_column:
-        if spec.split_column not in arrays:
-            raise InvalidTaskSet(f"data.split_column: array {spec.split_column!r} not found")
         split = arrays[spec.split_column]
         if split.shape != (len(x),):
             raise InvalidTaskSet(f"data.split_column: array must have shape ({len(x)},)")

@@ -200,3 +200,24 @@ def test_bad_counts_are_refused_by_name(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tasks", "says"), [
+    ("  - {name: a, column: digit_0, type: ordinal}\n",
+     "invalid task set: tasks[0].type: Input should be 'binary', 'multiclass' or 'regression'"),
+    ("  - {name: a, column: digit_11, type: binary}\n",
+     "invalid task set: tasks[0].column: column 'digit_11' not found in builtin 'digits'"),
+])
+def test_an_invalid_task_set_is_refused_before_the_heavy_libraries_load(tmp_path, tasks, says):
+    """The document and the data's header are checked first: a refusal loads neither torch
+    nor pandas (bench/refusal.py times it)."""
+    path = tmp_path / "t.yaml"
+    path.write_text("data: {builtin: digits}\ntasks:\n" + tasks
+                    + "  - {name: b, column: digit_1, type: binary}\n")
+    probe = ("import sys\nfrom affinity.cli import main\n"
+             f"code = main(['run', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}])\n"
+             "print(code, sorted(m for m in ('torch', 'pandas', 'matplotlib') "
+             "if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.stdout.strip() == "2 []", proc.stderr
+    assert says in proc.stderr
