@@ -32,7 +32,7 @@ from affinity.race import (
     variance_prior,
     winner,
 )
-from affinity.result import Result, group_lines
+from affinity.result import Result, group_lines, is_the_baseline
 from affinity.taskset import TaskSet
 
 Source = tuple[str, np.ndarray, Rule]
@@ -307,13 +307,17 @@ def verdict(entries: list[dict[str, Any]]) -> str:
     measured = [e for e in entries if e.get("baseline")]
     if not measured:
         return "not measured: groups chosen by predicted gain only (verification is off)"
-    if measured[0]["interval"] is None:
+    base = measured[0]["baseline"]
+    compared = [e for e in measured if not is_the_baseline(e)]
+    if not compared:  # k = 1 alone, and one network for all is the better baseline
+        return f"{_TRAIN[base]}: it is the better baseline; no other grouping was asked for"
+    if all(e["interval"] is None for e in compared):
         return ("too little budget to measure beyond noise (fewer than two fresh seeds): "
-                f"{_TRAIN[measured[0]['baseline']]}, the better baseline as measured, or "
+                f"{_TRAIN[base]}, the better baseline as measured, or "
                 "raise budget.training_runs for a verdict")
-    ahead = [e for e in measured if e["kind"] == "groups"]
+    ahead = [e for e in compared if e["kind"] == "groups" and e["interval"] is not None]
     if not ahead:
-        if measured[0]["baseline"] == "single_task":
+        if base == "single_task":
             return "train every task alone: no grouping beats it beyond noise"
         return "train all tasks in one network; grouping does not matter here beyond noise"
     e = max(ahead, key=lambda e: e["improvement"])

@@ -61,6 +61,15 @@ def test_k1_against_one_network_for_all_compares_nothing():
     assert is_the_baseline(same)
     assert not is_the_baseline({**same, "baseline": "single_task", "improvement": 0.01,
                                 "kind": "groups"})
+    # the verdict reads the k > 1 comparisons, not k = 1's absent one
+    k2 = {"k": 2, "kind": "all_in_one", "groups": [TASKS], "best_groups": [["a"], ["b", "c"]],
+          "baseline": "all_in_one", "improvement": -0.02, "interval": [-0.05, 0.01],
+          "significant": False, "served_by": {}}
+    assert verdict([{**same, "interval": None, "significant": False}, k2]) == (
+        "train all tasks in one network; grouping does not matter here beyond noise")
+    assert verdict([{**same, "interval": None, "significant": False}]) == (
+        "train all tasks in one network: it is the better baseline; no other grouping was "
+        "asked for")
 
 
 def test_a_heatmaps_colour_bar_reads_on_the_cells_scale():
