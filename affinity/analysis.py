@@ -57,7 +57,7 @@ from affinity.recommend import (
     verdict,
 )
 from affinity.result import MeasureResult, Result
-from affinity.taskset import InvalidTaskSet, TaskSet
+from affinity.taskset import DEFAULT_DRIVERS, InvalidTaskSet, TaskSet
 
 MAX_RACE_SEEDS = 8
 CONFIRMATION_SEEDS = 2
@@ -185,6 +185,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     run = _Run(taskset, data, dev, executor or LocalExecutor(), ledger,
                Progress(ledger.budget, progress))
     result, members = run.probes(full)
+    taskset = _driver_with_evidence(taskset, members, result)
     run.progress.enter("clusterings and candidates")
     surrogate = _fitted_surrogate(result, run.measured, members, run.probe_seeds)
     sources = predictors(result, taskset, surrogate)
@@ -330,6 +331,23 @@ def evidence(wanted: list[Group], ledger: Ledger, room: float,
             break
         chosen.append(pairs[i])
     return chosen
+
+
+def _driver_with_evidence(taskset: TaskSet, members: list[Group], result: Result) -> TaskSet:
+    """The task set, its driving measure the next default one when it would be ``pairwise``
+    by default but the budget trained no pair (its matrix would hold no measurement); the
+    result's warnings say so."""
+    if taskset.grouping.measure is not None or taskset.driver != "pairwise" \
+            or any(len(g) == 2 for g in members):
+        return taskset
+    others = [m for m in DEFAULT_DRIVERS if m in taskset.measures and m != "pairwise"]
+    if not others:
+        return taskset
+    result.meta["warnings"].append(
+        f"grouping.measure: the budget trained no pair, so pairwise gains hold no measurement; "
+        f"{others[0]} drives the candidates and the auxiliary ranking instead")
+    return taskset.model_copy(update={"grouping": taskset.grouping.model_copy(
+        update={"measure": others[0]})})
 
 
 def _check_tasks(taskset: TaskSet, data: Dataset) -> None:

@@ -1,6 +1,6 @@
 """Your own backbone on image data, from Python: 900 of scikit-learn's 8x8 digits as images,
 three attribute tasks, the small residual CNN with BatchNorm that examples/backbones registers
-(`pip install -e examples/backbones`). Its cost is counted in work (at most about 12 trainings
+(`pip install -e examples/backbones`). Its cost is counted in work (at most about 20 trainings
 of one network), so it computes the same on any machine. Prints the verdict, the cost and where
 the report is.
 
@@ -36,7 +36,7 @@ def main() -> None:
         "tasks": [{"name": t, "type": "binary"} for t in ("even", "large", "loop")],
         "model": {"backbone": "small-resnet", "options": {"channels": 8, "blocks": 1}},
         "training": {"epochs": 20, "batch_size": 128, "patience": 3},
-        "budget": {"training_runs": 12},
+        "budget": {"training_runs": 20},
     })
     result = affinity.analyze(taskset)
     result.write(args.out)

@@ -108,6 +108,10 @@ def test_when_short_the_baselines_alone_are_compared_and_the_result_says_so(devi
     assert all(e["kind"] in ("all_in_one", "single_task") for e in result.groupings)
     assert all(e["best_groups"] is None for e in result.groupings)
     assert result.verification["confirmation_seeds"]
+    # no pair trained: the pairwise matrix holds no measurement and does not drive
+    assert result.meta["driving_measure"] == "lookahead"
+    assert any(w.startswith("grouping.measure: the budget trained no pair") for w in
+               result.meta["warnings"])
 
 
 def test_no_network_is_cut_short_and_intervals_come_from_fresh_seeds(device):
