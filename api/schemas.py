@@ -122,7 +122,8 @@ class AuxiliaryPublic(_Open):
 
 class MeasurePublic(BaseModel):
     matrix: list[list[float | None]]
-    std: list[list[float | None]]
+    std: list[list[float | None]] | None
+    """Over seeds; null where one seed was measured (unknown, never 0)."""
 
 
 class ResultPublic(_Open):
