@@ -168,7 +168,7 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     whether the difference is beyond noise, and the verdict speaks only of differences
     beyond noise. The per-task losses are over the confirmation seeds (the selection seeds
     without any). Where the winner is the better baseline itself (k = 1 against one network
-    for all), there is nothing to compare: no improvement.
+    for all, k = T against every task alone), there is nothing to compare: no improvement.
     """
     best, base = finalists(contest, measured, selection)
     together, single = baselines(len(tasks))
@@ -309,7 +309,7 @@ def verdict(entries: list[dict[str, Any]]) -> str:
         return "not measured: groups chosen by predicted gain only (verification is off)"
     base = measured[0]["baseline"]
     compared = [e for e in measured if not is_the_baseline(e)]
-    if not compared:  # k = 1 alone, and one network for all is the better baseline
+    if not compared:  # every k asked for is the better baseline itself
         return f"{_TRAIN[base]}: it is the better baseline; no other grouping was asked for"
     if all(e["interval"] is None for e in compared):
         return ("too little budget to measure beyond noise (fewer than two fresh seeds): "

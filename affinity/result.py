@@ -129,7 +129,7 @@ def group_lines(entry: dict[str, Any]) -> list[str]:
 
 def is_the_baseline(entry: dict[str, Any]) -> bool:
     """Whether a ``groupings`` entry's best k groups are its better baseline itself (k = 1
-    against one network for all): there is nothing to compare."""
+    against one network for all, k = T against every task alone): nothing to compare."""
     return entry.get("best_groups") is not None and entry.get("improvement") is None \
         and entry["best_groups"] == entry["groups"] and entry["kind"] == entry.get("baseline")
 

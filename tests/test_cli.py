@@ -70,8 +70,8 @@ def test_run_writes_the_contract_document(tmp_path):
         assert covered == {"zero", "label", "ink"}
         assert set(entry["measured"]) == covered  # verified: measured loss of every task
         assert entry["baseline"] in ("all_in_one", "single_task")
-        if is_the_baseline(entry):  # k = 1 against one network for all: nothing to compare
-            assert entry["k"] == 1 and entry["improvement"] is None
+        if is_the_baseline(entry):  # k = 1 or k = T as the baseline itself: nothing to compare
+            assert entry["k"] in (1, 3) and entry["improvement"] is None
             continue
         lo, hi = entry["interval"]
         assert lo <= entry["improvement"] <= hi and entry["significant"] == (lo > 0)
@@ -139,8 +139,11 @@ def test_run_logs_to_a_local_mlflow_store(tmp_path, monkeypatch):
     assert run.data.tags["verdict"] == doc["verdict"]
     assert run.data.params["tasks"] == "zero,label,ink" and run.data.params["n_tasks"] == "3"
     for entry in doc["groupings"]:
-        assert run.data.metrics[f"improvement_k{entry['k']}"] == \
-            pytest.approx(entry["improvement"])
+        if entry["improvement"] is None:  # nothing compared (the baseline itself): no metric
+            assert f"improvement_k{entry['k']}" not in run.data.metrics
+        else:
+            assert run.data.metrics[f"improvement_k{entry['k']}"] == \
+                pytest.approx(entry["improvement"])
         assert run.data.tags[f"groups_k{entry['k']}"] == \
             " | ".join(", ".join(g) for g in entry["groups"])
     assert run.data.metrics["training_runs"] == pytest.approx(doc["meta"]["cost"]["training_runs"])
