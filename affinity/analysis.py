@@ -449,6 +449,7 @@ def confirm(run: _Run, required: list[Candidate],
             if ledger.affords([*groups, *more], first * (planned - i - 1)):
                 groups += more
         todo = [g for g in groups if not measured.has(g, seed)]
-        run.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
+        if todo:
+            run.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
         used.append(seed)
     return used
