@@ -21,7 +21,7 @@ PIXELS = [f"pixel_{i}" for i in range(64)]
 
 @pytest.fixture(scope="module")
 def frame():
-    frame = digits_frame(800)
+    frame = digits_frame(600)
     frame["zero"] = frame["digit_0"]
     frame["split"] = np.where(np.arange(len(frame)) % 4 == 0, "val", "train")
     frame.loc[frame.index % 3 == 0, "ink"] = np.nan  # a task labelled on part of the rows
@@ -29,7 +29,7 @@ def frame():
 
 
 def test_the_referee_and_the_project_agree_within_seed_noise(frame, tmp_path):
-    recipe = {"epochs": 40, "batch_size": 64, "patience": 4}
+    recipe = {"epochs": 25, "batch_size": 64, "patience": 4}
     frame.to_csv(tmp_path / "d.csv", index=False)
     ts = parse_taskset({"data": {"path": str(tmp_path / "d.csv"), "features": PIXELS,
                                  "split_column": "split"},
