@@ -86,7 +86,7 @@ def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt
     for label in ax.get_xticklabels():  # anchored at their leaf, so long names do not collide
         label.set_horizontalalignment("right")
         label.set_rotation_mode("anchor")
-    ax.set_title(f"{measure}: average-link dendrogram (a higher join: less affinity)",
+    ax.set_title(f"{measure}: average-link dendrogram\n(a higher join: less affinity)",
                  fontsize=10)
     ax.set_ylabel("distance", fontsize=10)
     fig.tight_layout()
