@@ -39,7 +39,7 @@ from affinity.race import Candidate, Measurements, compare, differences, varianc
 from affinity.recommend import AUX_CONFIDENCE  # noqa: E402
 from affinity.threads import limited_threads  # noqa: E402
 from bench.datasets import DATASETS  # noqa: E402
-from bench.grouping import Truth  # noqa: E402
+from bench.ground_truth import Truth  # noqa: E402
 
 Pools = dict[int, list[tuple[int, ...]]]
 PERMUTATIONS = 200

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from affinity.evidence import Evidence, group_evidence, read_evidence  # noqa: E402
 from affinity.grouping.gain import fit_beta  # noqa: E402
 from bench.datasets import DATASETS  # noqa: E402
-from bench.grouping import KS, Truth, verdict  # noqa: E402
+from bench.ground_truth import Truth  # noqa: E402
+from bench.grouping import KS, verdict  # noqa: E402
 
 TARGET_IN_SAMPLE = 0.30
 SAMPLE_SEED = 100

