@@ -251,7 +251,8 @@ def _halve(candidates: list[Candidate], measured: Measurements,
 
 
 def winner(contest: Contest, measured: Measurements, seeds: Sequence[int]) -> Candidate | None:
-    """The surviving candidate with the least mean score, or None when none survived."""
-    if not contest.candidates:
-        return None
+    """The surviving candidate with the least mean score, or None when none survived; a
+    lone survivor wins unmeasured (a finalist chosen by prediction when nothing was raced)."""
+    if len(contest.candidates) <= 1:
+        return contest.candidates[0] if contest.candidates else None
     return min(contest.candidates, key=lambda c: measured.scores(c, seeds).mean())

@@ -154,14 +154,15 @@ def family_prior(pairs: list[tuple[Candidate, Candidate]], measured: Measurement
 
 
 def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
-                   selection: list[int], confirmation: list[int], k: int,
-                   prior: Prior | None = None) -> dict[str, Any]:
+                   selection: list[int], confirmation: list[int], k: int) -> dict[str, Any]:
     """The contract's ``groupings`` entry for k from a finished race and its confirmation.
 
-    The race's winner, the better baseline and the group serving each task are chosen on the
-    ``selection`` seeds; ``baseline``, ``improvement``, ``interval`` and ``significant``
-    compare the winner with that baseline on the ``confirmation`` seeds only (paired;
-    ``prior``: the variance prior of every k's comparison), which chose nothing, so the
+    The race's winner and the group serving each task are chosen on the ``selection`` seeds,
+    the better baseline on them and on the confirmation seeds that measured both baselines
+    (picking the better of two can only flatter the baseline, so an improvement against it
+    is, if anything, understated); ``baseline``, ``improvement``, ``interval`` and ``significant``
+    compare the winner with that baseline on the ``confirmation`` seeds only (paired,
+    a t-interval on their own variance), which chose nothing, so the
     selection's optimism does not enter them. ``groups`` is what to train at this budget:
     the winner where it measured less total loss than the better baseline on the
     confirmation seeds, else that baseline (``kind`` says which); ``significant`` says
@@ -171,23 +172,30 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     for all, k = T against every task alone), there is nothing to compare: no improvement.
     """
     best, base = finalists(contest, measured, selection)
+    both = measured.measured_on(contest.baselines, [*selection, *confirmation])
+    base = min(contest.baselines, key=lambda b: measured.scores(b, both).mean())
     together, single = baselines(len(tasks))
     fresh = measured.measured_on([best, base] if best else [base], confirmation)
-    comp = compare(measured, best, base, fresh, prior, serve_on=selection) \
+    if best is not None and not fresh and not measured.measured_on([best], selection):
+        best = None  # chosen by prediction and never trained: nothing to compare
+    # a finalist chosen by prediction alone (the budget raced nothing) serves each task by
+    # its group on the confirmation seeds, the only ones it was measured on
+    serve = selection if best is None or measured.measured_on([best], selection) else fresh
+    comp = compare(measured, best, base, fresh, serve_on=serve) \
         if best is not None and fresh and best.groups != base.groups else None
     chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
-    served = dict(zip(tasks, measured.served(chosen, selection).tolist(), strict=True))
+    served = dict(zip(tasks, measured.served(chosen, serve).tolist(), strict=True))
 
     def on(*cs: Candidate) -> list[int]:
-        return measured.measured_on(cs, confirmation) or selection
+        return measured.measured_on(cs, confirmation) or measured.measured_on(cs, selection)
 
     def per_task(c: Candidate) -> np.ndarray:
-        return measured.task_losses(c, on(c), selection).mean(axis=0)
+        return measured.task_losses(c, on(c), serve).mean(axis=0)
 
     mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
     paired = on(chosen, single)
-    spread = _gain_halfwidths(measured.task_losses(single, paired, selection),
-                              measured.task_losses(chosen, paired, selection))
+    spread = _gain_halfwidths(measured.task_losses(single, paired, serve),
+                              measured.task_losses(chosen, paired, serve)) if paired else None
     fields = _comparison(comp)
     fields["baseline"] = base.kind
     return {
@@ -211,7 +219,8 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                        f"against {base.kind.replace('_', '-')} training",
         "finalists": [{"groups": _names(tasks, c.groups), "sources": c.sources,
                        "measured_total_loss": round(float(measured.scores(c, selection).mean()),
-                                                    6)}
+                                                    6)
+                       if measured.measured_on([c], selection) == list(selection) else None}
                       for c in contest.candidates],
     }
 

@@ -19,8 +19,9 @@ from the documented recipe) on 16 seeds that no probe, race or confirmation uses
   every "beyond noise" claim whose truth improvement is <= 0.
 
 Prints one table per half; exits 1 when a target is missed on the checking half: mean regret
-<= 0.30 and worst <= 0.7 over (set, k = 2, 3), auxiliary regret <= 0.40, coverage >= 90%,
-no false "beyond noise", cost within 20 training runs at T <= 8.
+<= 0.30 and worst <= 0.7 over (set, k = 2, 3), auxiliary regret <= 0.40, an interval for
+every (set, k), coverage >= 90%, no false "beyond noise", cost within 20 training runs at
+T <= 8.
 
     python bench/grouping.py [NAME ...] [--budget RUNS] [--threads N] [--save DIR]
 """
@@ -28,6 +29,8 @@ no false "beyond noise", cost within 20 training runs at T <= 8.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -82,7 +85,8 @@ def evaluate(name: str, budget: float | None, device: torch.device,
     assert result.tasks == truth.tasks, (result.tasks, truth.tasks)
     halvings = truth.halvings(SPLITS, np.random.default_rng(1))
     row: dict = {"name": name, "tasks": n, "verdict": result.verdict,
-                 "cost": result.meta["cost"]["training_runs"], "intervals": []}
+                 "cost": result.meta["cost"]["training_runs"], "intervals": [],
+                 "no_interval": 0}
     everyone, singles = [tuple(range(n))], [(t,) for t in range(n)]
     for k in KS:
         rand = truth.random_mean(k, rng)
@@ -105,6 +109,8 @@ def evaluate(name: str, budget: float | None, device: torch.device,
             lo, hi = entry["interval"]
             row["intervals"].append({"k": k, "true": true, "lo": lo, "hi": hi,
                                      "claimed": bool(entry["significant"])})
+        else:
+            row["no_interval"] += 1
     max_aux = taskset.auxiliary.max_aux
     aux, aux_floor = [], []
     for p, choice in result.verification.get("auxiliary", {}).items():
@@ -140,9 +146,11 @@ def print_half(half: str, rows: list[dict]) -> dict[str, float]:
                "aux": float(np.mean([r["aux"] for r in rows])),
                "coverage": float(np.mean(covered)) if covered else float("nan"),
                "intervals": len(intervals),
+               "no_interval": sum(r["no_interval"] for r in rows),
                "false_claims": sum(i["claimed"] and i["true"] <= 0 for i in intervals)}
     print(f"worst regret {summary['worst']:.2f}; interval coverage {sum(covered)} of "
-          f"{len(covered)}; 'beyond noise' claims {sum(i['claimed'] for i in intervals)}, "
+          f"{len(covered)} (no interval: {summary['no_interval']}); 'beyond noise' claims "
+          f"{sum(i['claimed'] for i in intervals)}, "
           f"false {summary['false_claims']}")
     for r in rows:
         for i in r["intervals"]:
@@ -164,12 +172,24 @@ def targets(summary: dict[str, float], rows: list[dict]) -> list[str]:
     if summary["intervals"] and summary["coverage"] < TARGET_COVERAGE:
         missed.append(f"interval coverage {100 * summary['coverage']:.0f}% < "
                       f"{100 * TARGET_COVERAGE:.0f}%")
+    if summary["no_interval"]:
+        missed.append(f"{summary['no_interval']} (set, k) case(s) without an interval")
     if summary["false_claims"]:
         missed.append(f"{summary['false_claims']} 'beyond noise' claim(s) where the truth's "
                       "improvement is <= 0")
     missed += [f"{r['name']}: cost {r['cost']:.1f} > {TARGET_COST_T8} training runs"
                for r in rows if r["tasks"] <= 8 and r["cost"] > TARGET_COST_T8]
     return missed
+
+
+def set_knob(knob: str) -> None:
+    """``MODULE.NAME=VALUE``: affinity.MODULE's constant NAME set to VALUE (a Python literal)."""
+    target, value = knob.split("=", 1)
+    module, name = target.rsplit(".", 1)
+    mod = importlib.import_module(f"affinity.{module}")
+    if not hasattr(mod, name):
+        raise SystemExit(f"--knob: affinity.{module} has no {name}")
+    setattr(mod, name, ast.literal_eval(value))
 
 
 def main() -> int:
@@ -180,7 +200,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save", type=Path, help="write each set's result to SAVE/<set>/")
+    parser.add_argument("--knob", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                        help="for tuning: set a constant of affinity.MODULE, e.g. "
+                             "analysis.EVIDENCE_SHARE=0.3 (repeatable)")
     args = parser.parse_args()
+    for knob in args.knob:
+        set_knob(knob)
     missing = [n for n in args.names if not (TRUTH_DIR / f"{n}.npz").is_file()]
     if missing:
         print(f"no truth for {', '.join(missing)}: python bench/make_truth.py "

@@ -9,11 +9,11 @@ defaults, the other half check them (``HALVES``).
 | name | kind | rows | tasks |
 |---|---|---|---|
 | fashion-attributes | image attributes, pixels as given | 3,000 | 6 binary |
-| school-groups | a regression per band of schools, rows labelled once | 7,185 | 6 regression |
+| wage-groups | log wage per region, city or not, rows labelled once | 2,100 | 6 regression |
 | health-mixed | counts, flags, a rating (NMES 1988) | 4,406 | 2 reg., 2 binary, 1 multiclass |
 | wage-flags | multi-label flags of workers (PSID) | 4,165 | 5 binary |
 | diamond-grades | price and grades of diamonds | 6,000 | 2 reg., 3 multiclass |
-| flight-carriers | a late-arrival flag per airline, own rows | 6,000 | 5 binary |
+| flight-carriers | a late-arrival flag per airline, own rows | 2,000 | 5 binary |
 | star-scores | scores and class of pupils (STAR) | 5,748 | 3 reg., 1 binary, 1 multiclass |
 | smoke-flags | flags from age and schooling alone | 5,000 | 5 binary |
 """
@@ -31,7 +31,7 @@ from bench.sources import fashion_images, r_dataset
 
 VAL_SHARE = 0.2
 RECIPE = {"epochs": 60, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "patience": 5}
-HALVES = {"tuning": ["school-groups", "wage-flags", "diamond-grades", "smoke-flags"],
+HALVES = {"tuning": ["wage-groups", "wage-flags", "diamond-grades", "smoke-flags"],
           "checking": ["fashion-attributes", "health-mixed", "flight-carriers", "star-scores"]}
 
 
@@ -73,13 +73,18 @@ def fashion_attributes(folder: Path) -> TaskSet:
                   dict.fromkeys(attributes, "binary"), [128, 64], standardize_features=False)
 
 
-def school_groups(folder: Path) -> TaskSet:
-    d = r_dataset("nlme", "MathAchieve")
-    band = pd.qcut(d["MEANSES"].rank(method="first"), 6, labels=False)
-    features = pd.DataFrame({"ses": d["SES"], "mean_ses": d["MEANSES"],
-                             "minority": _flag(d["Minority"]), "female": _flag(d["Sex"], "Female")})
-    targets = {f"band{b}": d["MathAch"].where(band == b) for b in range(6)}
-    return _write("school-groups", folder, features, targets,
+def wage_groups(folder: Path) -> TaskSet:
+    d = r_dataset("AER", "CPS1988")
+    cells = [("northeast", "yes"), ("midwest", "yes"), ("south", "yes"), ("west", "yes"),
+             ("midwest", "no"), ("south", "no")]
+    d = pd.concat([d[(d["region"] == r) & (d["smsa"] == s)].sample(350, random_state=0)
+                   for r, s in cells])
+    features = pd.DataFrame({"education": d["education"], "experience": d["experience"],
+                             "afam": _flag(d["ethnicity"], "afam"),
+                             "parttime": _flag(d["parttime"])})
+    targets = {f"{r}_{'city' if s == 'yes' else 'rural'}":
+               np.log(d["wage"]).where((d["region"] == r) & (d["smsa"] == s)) for r, s in cells}
+    return _write("wage-groups", folder, features, targets,
                   dict.fromkeys(targets, "regression"), [32, 16], batch_size=64)
 
 
@@ -119,7 +124,7 @@ def diamond_grades(folder: Path) -> TaskSet:
 def flight_carriers(folder: Path) -> TaskSet:
     d = r_dataset("nycflights13", "flights").dropna(subset=["arr_delay"])
     carriers = ["UA", "B6", "EV", "DL", "AA"]
-    d = pd.concat([d[d["carrier"] == c].sample(1200, random_state=0) for c in carriers])
+    d = pd.concat([d[d["carrier"] == c].sample(400, random_state=0) for c in carriers])
     weekday = pd.to_datetime(d[["year", "month", "day"]]).dt.dayofweek
     features = pd.concat([d[["month", "hour", "distance"]].assign(weekday=weekday),
                           _dummies(d, ["origin"])], axis=1)
@@ -152,7 +157,7 @@ def smoke_flags(folder: Path) -> TaskSet:
 
 REALSETS: dict[str, Callable[[Path], TaskSet]] = {
     "fashion-attributes": fashion_attributes,
-    "school-groups": school_groups,
+    "wage-groups": wage_groups,
     "health-mixed": health_mixed,
     "wage-flags": wage_flags,
     "diamond-grades": diamond_grades,

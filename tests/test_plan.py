@@ -89,12 +89,12 @@ def small(**budget) -> dict:
 
 def test_a_budget_too_small_for_two_seeds_of_the_baselines_is_refused_before_training():
     """4 tasks on every row: the probes' seed (all-in-one + 4 singles = 5 runs) and one
-    confirmation seed of the cheaper baseline (1 run) and the finalists' allowance (2) need
-    at least 8 runs; the message says so, before any network trains."""
+    confirmation seed of the dearer baseline (4 runs) and the finalists' allowance (2) need
+    at least 11 runs; the message says so, before any network trains."""
     started = time.perf_counter()
     with pytest.raises(InvalidTaskSet, match=re.escape(
             "budget.training_runs: 6 cannot afford two seeds of the baselines and the "
-            "finalists; this task set needs at least 8")):
+            "finalists; this task set needs at least 11")):
         affinity.analyze(parse_taskset(small(training_runs=6)), device="cpu")
     assert time.perf_counter() - started < 30  # refused before training: no epoch ran
 
@@ -148,3 +148,16 @@ def test_the_same_job_under_load_and_alone_gives_the_same_answer(tmp_path):
     assert loaded.verdict == alone.verdict
     assert loaded.verification["auxiliary"] == alone.verification["auxiliary"]
     assert loaded.meta["cost"]["network_steps"] == alone.meta["cost"]["network_steps"]
+
+
+def test_a_default_budget_short_of_two_seeds_is_raised_not_refused(device):
+    """8 tasks on every row: the default (20 runs) is short of two seeds of the baselines and
+    the finalists once the first seed's single-task networks are the better baseline (9 runs
+    spent, two seeds of 8 singles and 2 finalists' networks, with the margin), so the analysis
+    raises it and confirms on two fresh seeds, without refusing."""
+    doc = small()
+    doc["tasks"] = [{"name": f"digit_{d}", "type": "binary"} for d in range(8)]
+    result = affinity.analyze(parse_taskset(doc), device=device)
+    cost = result.meta["cost"]
+    assert cost["budget"] > 20 and cost["training_runs"] <= cost["budget"]
+    assert len(result.verification["confirmation_seeds"]) == 2
