@@ -58,6 +58,14 @@ class Truth:
         rows = np.stack([self.row(g) for g in groups])
         return float(np.nanmin(rows, axis=0).sum())
 
+    def seed_totals(self, groups: list[tuple[int, ...]]) -> np.ndarray:
+        """Per seed, the total loss of ``groups``, each task served by its best group on the
+        mean over the seeds."""
+        idx = [self.index[tuple(sorted(g))] for g in groups]
+        serving = np.nanargmin(np.stack([self.mean[i] for i in idx]), axis=0)
+        return np.stack([self.loss[:, idx[b], t] for t, b in enumerate(serving)], axis=1) \
+            .sum(axis=1)
+
     def optimum(self, k: int) -> tuple[list[tuple[int, ...]], float]:
         """The least total loss of k groups (each task at its best group): an integer
         program over every subset, solved once per k."""

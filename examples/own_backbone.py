@@ -36,7 +36,7 @@ def main() -> None:
         "tasks": [{"name": t, "type": "binary"} for t in ("even", "large", "loop")],
         "model": {"backbone": "small-resnet", "options": {"channels": 8, "blocks": 1}},
         "training": {"epochs": 20, "batch_size": 128, "patience": 3},
-        "budget": {"training_runs": 20},
+        "budget": {"training_runs": 24},
     })
     result = affinity.analyze(taskset)
     result.write(args.out)

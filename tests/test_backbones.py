@@ -132,7 +132,7 @@ def test_the_own_backbone_example_runs_as_written(tmp_path):
     assert doc["verdict"] in proc.stdout and (tmp_path / "out" / "report.html").exists()
     assert doc["meta"]["taskset"]["model"]["backbone"] == "small-resnet"
     cost = doc["meta"]["cost"]
-    assert f"cost: {cost['training_runs']:.1f} of 20 training runs" in proc.stdout
+    assert f"cost: {cost['training_runs']:.1f} of 24 training runs" in proc.stdout
     assert cost["training_runs"] <= 1.25 * cost["budget"]
     assert doc["meta"]["n_train"] + doc["meta"]["n_val"] == 900
     assert not any(s.get("cut") for s in cost["stages"])  # every network trained out

@@ -168,7 +168,7 @@ def test_defaults_fill_in(tmp_path):
     assert ts.budgets == [1, 2]  # default 1..3, capped at the number of tasks
     assert ts.model.hidden is None and ts.probe.seeds is None  # backbone default; planner
     assert ts.training.epochs == 200 and ts.training.patience == 5  # to convergence
-    assert ts.training_runs == 10.0  # 2.5 per task, at least 10
+    assert ts.training_runs == 20.0  # at least 20
     eight = ts.model_copy(update={"tasks": ts.tasks * 4})
     assert eight.training_runs == 20.0
     twelve = ts.model_copy(update={"tasks": ts.tasks * 6})
