@@ -219,3 +219,11 @@ def test_beside_everyone_agrees_with_brute_force_for_one_addition():
                    for g in all_subsets(6) if g != everyone)
         sel = beside_everyone(a, 2)
         assert sel is not None and sel.total_gain == pytest.approx(best)
+
+
+def test_one_group_of_many_tasks_looks_only_at_the_blocks_that_occur():
+    """k = 1 over 30 tasks: one partition, one block (the whole set). Enumerating every subset
+    of the tasks instead (a billion) would not fit in memory."""
+    rng = np.random.default_rng(0)
+    found = top_groupings(rng.normal(size=(30, 30)), 1, n_best=3)
+    assert [s.groups for s in found] == [[tuple(range(30))]]

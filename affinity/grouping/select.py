@@ -153,11 +153,11 @@ def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> lis
         return []
     labels = partitions(n, k)
     masks = _block_masks(labels, k)
-    subsets = all_subsets(n)
-    gains = group_gains(affinity, subsets, rule)
-    score = np.zeros(1 << n)
-    score[[sum(1 << t for t in s) for s in subsets]] = np.nansum(gains, axis=1)
-    totals = score[masks].sum(axis=1)
+    # only the blocks that occur: every subset of 20 tasks is a million groups (k = 1 has one)
+    blocks, where = np.unique(masks, return_inverse=True)
+    subsets = [tuple(t for t in range(n) if int(m) >> t & 1) for m in blocks]
+    score = np.nansum(group_gains(affinity, subsets, rule), axis=1)
+    totals = score[where.reshape(masks.shape)].sum(axis=1)
     order = np.argsort(-totals, kind="stable")[:n_best]
     out = []
     for row in order:
@@ -251,25 +251,27 @@ def by_integer_program(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
 
 def _by_partitions(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
                    method: str) -> Selection | None:
-    """``choose_groups`` by enumeration, where the pool's groups times the blocks (every
-    subset of the tasks) number at most ``MAX_ENUMERATED`` (a hundredth of the integer
+    """``choose_groups`` by enumeration, where the pool's groups times the blocks that occur
+    in the partitions number at most ``MAX_ENUMERATED`` (a hundredth of the integer
     program's time at 8 tasks). The tasks a chosen group serves form a block, and the blocks
     partition the tasks; a block's best value is its summed gain in the best pool group
     holding it, so the best partition's value bounds every choice of k groups, and is one
     when its blocks' best groups differ. None when they do not (or when there are too many
     partitions): the integer program decides."""
     n = gains.shape[1]
-    if len(pool) << n > MAX_ENUMERATED or stirling2(n, k) > MAX_PARTITIONS:
+    if stirling2(n, k) > MAX_PARTITIONS:
         return None
-    blocks = np.arange(1, 1 << n)
+    labels = partitions(n, k)
+    blocks, where = np.unique(_block_masks(labels, k), return_inverse=True)
+    if len(pool) * len(blocks) > MAX_ENUMERATED:
+        return None
+    masks = where.reshape(len(labels), k)  # index into the blocks that occur
     inside = (blocks[:, None] >> np.arange(n)) & 1  # (blocks, tasks)
     holds = ~np.isnan(gains)
     group_masks = holds @ (1 << np.arange(n))
     value = np.where((group_masks[:, None] & blocks) == blocks,
                      np.where(holds, gains, 0.0) @ inside.T, -np.inf)  # (pool, blocks)
     best_group, best_value = value.argmax(axis=0), value.max(axis=0)
-    labels = partitions(n, k)
-    masks = _block_masks(labels, k) - 1  # index into blocks
     totals = best_value[masks].sum(axis=1)
     row = int(np.argmax(totals))
     chosen = best_group[masks[row]]
