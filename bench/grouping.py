@@ -1,4 +1,4 @@
-"""Recommendations against exhaustive ground truth on eight real data sets of realistic size
+"""Recommendations against ground truth on ten real data sets of realistic size
 (``bench/realsets.py``), half of them for tuning the defaults and half for checking them.
 
 The truth (``bench/truth/<name>.npz``, made by ``bench/make_truth.py``) holds every subset of
