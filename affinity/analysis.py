@@ -46,6 +46,7 @@ from affinity.recommend import (
     auxiliary_contest,
     baselines,
     best_auxiliaries,
+    better_baseline,
     clusterings,
     family_prior,
     finalists,
@@ -134,6 +135,13 @@ def least_budget(ledger: Ledger, n_tasks: int, allowance: int) -> float:
         + confirmation_estimate(ledger, dearer, allowance)
 
 
+def raise_default_budget(taskset: TaskSet, ledger: Ledger, need: float) -> None:
+    """A default budget (the task set gives none) short of the ``need`` of two fresh seeds is
+    raised to it: a default never refuses, and it affords the seeds it promises."""
+    if taskset.budget.training_runs is None and need > ledger.budget:
+        ledger.budget = float(math.ceil(need))
+
+
 def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
     """Before training, given the ``least_budget`` it ``need``s: whether the budget affords
     the analysis (True), affords the baselines only and the task set asks for that (False),
@@ -186,8 +194,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     ledger = Ledger(taskset.training_runs, taskset.training.batch_size, network_rows(data),
                     tuple(range(n)), taskset.budget.max_seconds)
     need = least_budget(ledger, n, finalist_allowance(taskset))
-    if taskset.budget.training_runs is None and need > ledger.budget:
-        ledger.budget = float(math.ceil(need))  # a default budget never refuses
+    raise_default_budget(taskset, ledger, need)
     full = check_budget(taskset, ledger, need)
     run = _Run(taskset, data, dev, executor or LocalExecutor(), ledger,
                Progress(ledger.budget, progress))
@@ -242,11 +249,6 @@ class _Run:
         """Confirmation seeds that run even where networks trained longer than planned (the
         budget check reserved them; the cost says what they took beyond the budget)."""
 
-    def better_baseline(self, seed: int) -> Candidate:
-        """The baseline of the lesser total validation loss on ``seed``."""
-        return min(baselines(self.data.n_tasks),
-                   key=lambda b: float(self.measured.scores(b, [seed]).sum()))
-
     def tick(self, networks: int = 1) -> None:
         self.ledger.tick(networks)
         self.progress.update(self.ledger.live())
@@ -295,13 +297,12 @@ class _Run:
             parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
             if seed == 0:
                 self.reserve = CONFIRMATION_SEEDS * CONFIRMATION_MARGIN * confirmation_estimate(
-                    ledger, self.better_baseline(seed).groups, finalist_allowance(taskset)) \
+                    ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
+                    finalist_allowance(taskset)) \
                     + ledger.estimate([ledger.everyone, *singles]) * (self.probe_seeds - 1)
-                if taskset.budget.training_runs is None and ledger.remaining < self.reserve:
-                    # a default budget affords two fresh seeds as the first seed's epochs
-                    # now plan them (networks that train longer than the all-in-one one
-                    # cost more than planned before training)
-                    ledger.budget = float(math.ceil(ledger.spent + self.reserve))
+                # planned again from the first seed's epochs: networks that train longer
+                # than the all-in-one one cost more than planned before training
+                raise_default_budget(taskset, ledger, ledger.spent + self.reserve)
                 room = EVIDENCE_SHARE * (ledger.remaining - self.reserve)
                 members = singles + evidence(wanted[n:], ledger, room, joint)
             if len(members) > n:
@@ -417,10 +418,11 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
     final = {k: finalists(c, measured, selection) for k, c in grouping.items()}
     confirming = {g for pair in final.values() for c in pair if c for g in c.groups}
     for k, contest in grouping.items():
-        more = confirming | set(favourite[k].groups) if k in favourite else confirming
-        if not contest.candidates and more != confirming and \
-                run.promised_seeds * CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) \
-                <= ledger.remaining + 1e-9:
+        if contest.candidates or k not in favourite:
+            continue
+        more = confirming | set(favourite[k].groups)
+        if more != confirming and run.promised_seeds * CONFIRMATION_MARGIN \
+                * ledger.estimate(sorted(more)) <= ledger.remaining + 1e-9:
             # the budget raced no candidate for k: the leading predictor's favourite goes to
             # the confirmation seeds, chosen by prediction alone, where they afford it
             contest.candidates = [favourite[k]]

@@ -133,12 +133,17 @@ def _comparison(c: Comparison | None) -> dict[str, Any]:
             "significant": c.significant}
 
 
+def better_baseline(candidates: list[Candidate], measured: Measurements,
+                    seeds: list[int]) -> Candidate:
+    """Of the baseline ``candidates``, the one of the least mean total loss over ``seeds``."""
+    return min(candidates, key=lambda b: measured.scores(b, seeds).mean())
+
+
 def finalists(contest: Contest, measured: Measurements,
               seeds: list[int]) -> tuple[Candidate | None, Candidate]:
     """The race's winner (None when no candidate survived) and the contest's better
     baseline over ``seeds``: both chosen on the selection seeds."""
-    base = min(contest.baselines, key=lambda b: measured.scores(b, seeds).mean())
-    return winner(contest, measured, seeds), base
+    return winner(contest, measured, seeds), better_baseline(contest.baselines, measured, seeds)
 
 
 def family_prior(pairs: list[tuple[Candidate, Candidate]], measured: Measurements,
@@ -171,9 +176,9 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     without any). Where the winner is the better baseline itself (k = 1 against one network
     for all, k = T against every task alone), there is nothing to compare: no improvement.
     """
-    best, base = finalists(contest, measured, selection)
-    both = measured.measured_on(contest.baselines, [*selection, *confirmation])
-    base = min(contest.baselines, key=lambda b: measured.scores(b, both).mean())
+    best = winner(contest, measured, selection)
+    base = better_baseline(contest.baselines, measured,
+                           measured.measured_on(contest.baselines, [*selection, *confirmation]))
     together, single = baselines(len(tasks))
     fresh = measured.measured_on([best, base] if best else [base], confirmation)
     if best is not None and not fresh and not measured.measured_on([best], selection):

@@ -151,13 +151,10 @@ def top_partitions(affinity: np.ndarray, k: int, n_best: int, rule: Rule) -> lis
     n = len(affinity)
     if k > n or stirling2(n, k) > MAX_PARTITIONS:
         return []
-    labels = partitions(n, k)
-    masks = _block_masks(labels, k)
-    # only the blocks that occur: every subset of 20 tasks is a million groups (k = 1 has one)
-    blocks, where = np.unique(masks, return_inverse=True)
+    labels, blocks, where = _occurring_blocks(n, k)
     subsets = [tuple(t for t in range(n) if int(m) >> t & 1) for m in blocks]
     score = np.nansum(group_gains(affinity, subsets, rule), axis=1)
-    totals = score[where.reshape(masks.shape)].sum(axis=1)
+    totals = score[where].sum(axis=1)
     order = np.argsort(-totals, kind="stable")[:n_best]
     out = []
     for row in order:
@@ -187,10 +184,16 @@ def partitions(n: int, k: int) -> np.ndarray:
     return labels
 
 
-def _block_masks(labels: np.ndarray, k: int) -> np.ndarray:
-    """The bit mask of each block of each partition, shape (partitions, k)."""
-    bits = 1 << np.arange(labels.shape[1])
-    return np.stack([(labels == b) @ bits for b in range(k)], axis=1)
+def _occurring_blocks(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The partitions of n tasks into k blocks (``partitions``), the bit masks of the blocks
+    that occur in them, and for each partition its blocks' indices into those masks, shape
+    (partitions, k). Only the blocks that occur: every subset of 20 tasks is a million
+    groups, where k = 1 has one."""
+    labels = partitions(n, k)
+    bits = 1 << np.arange(n)
+    masks = np.stack([(labels == b) @ bits for b in range(k)], axis=1)
+    blocks, where = np.unique(masks, return_inverse=True)
+    return labels, blocks, where.reshape(masks.shape)
 
 
 def stirling2(n: int, k: int) -> int:
@@ -261,11 +264,9 @@ def _by_partitions(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
     n = gains.shape[1]
     if stirling2(n, k) > MAX_PARTITIONS:
         return None
-    labels = partitions(n, k)
-    blocks, where = np.unique(_block_masks(labels, k), return_inverse=True)
+    labels, blocks, masks = _occurring_blocks(n, k)
     if len(pool) * len(blocks) > MAX_ENUMERATED:
         return None
-    masks = where.reshape(len(labels), k)  # index into the blocks that occur
     inside = (blocks[:, None] >> np.arange(n)) & 1  # (blocks, tasks)
     holds = ~np.isnan(gains)
     group_masks = holds @ (1 << np.arange(n))
