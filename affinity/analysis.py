@@ -407,7 +407,6 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
         return not ledger.out_of_time() and cost <= share * room + 1e-9 \
             and cost + ledger.estimate(then) <= room + 1e-9
 
-    favourite = {k: c.candidates[0] for k, c in grouping.items() if c.candidates}
     selection = list(range(run.probe_seeds))
     if sources:
         seeds = list(range(max(MAX_RACE_SEEDS, run.probe_seeds)))
@@ -417,17 +416,24 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
                              affords)
     final = {k: finalists(c, measured, selection) for k, c in grouping.items()}
     confirming = {g for pair in final.values() for c in pair if c for g in c.groups}
+    base_groups = {g for _, base in final.values() for g in base.groups}
+    allowance = finalist_allowance(taskset) * ledger.estimate([ledger.everyone])
     for k, contest in grouping.items():
-        if contest.candidates or k not in favourite:
+        if contest.candidates:
             continue
-        more = confirming | set(favourite[k].groups)
-        if more != confirming and run.promised_seeds * CONFIRMATION_MARGIN \
-                * ledger.estimate(sorted(more)) <= ledger.remaining + 1e-9:
-            # the budget raced no candidate for k: the leading predictor's favourite goes to
-            # the confirmation seeds, chosen by prediction alone, where they afford it
-            contest.candidates = [favourite[k]]
-            final[k] = finalists(contest, measured, selection)
-            confirming = more
+        # the budget raced no candidate for k: the best-ranked one (the leading predictors'
+        # favourite first) whose networks fit in what is left, or in the finalists' allowance
+        # the plan kept on each promised seed, goes to the confirmation seeds, chosen by
+        # prediction alone
+        for candidate in contest.entered:
+            more = confirming | set(candidate.groups)
+            if run.promised_seeds * CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) \
+                    <= ledger.remaining + 1e-9 \
+                    or ledger.estimate(sorted(more - base_groups)) <= allowance + 1e-9:
+                contest.candidates = [candidate]
+                final[k] = finalists(contest, measured, selection)
+                confirming = more
+                break
     best_aux = {p: best_auxiliaries(c, measured, selection) for p, c in aux.items()}
     required = [c for pair in final.values() for c in pair if c]
     # the other baseline too where it fits, so that more than one seed picks the better one

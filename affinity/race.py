@@ -155,6 +155,44 @@ def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
     return Prior(float(np.exp(e.mean() + special.digamma(d0 / 2) - np.log(d0 / 2))), d0)
 
 
+def network_prior(measured: Measurements, candidate: Candidate, baseline: Candidate,
+                  seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> Prior | None:
+    """The variance of ``differences(candidate, baseline, seeds)`` predicted from each
+    network's own seed-to-seed spread, over every seed it was trained on, worth the
+    Welch-Satterthwaite degrees of freedom; None where a network it needs has one seed.
+
+    A seed-paired difference is a sum over networks: each network of the two candidates adds
+    the losses of the tasks it serves in the candidate and subtracts those it serves in the
+    baseline (a task served by the same network in both cancels). Taking the networks as
+    independent across seeds (a seed draws each network's initialisation and batch order;
+    whatever the networks of one seed share makes their difference vary less, so the sum is,
+    if anything, too wide), the variance is the sum of theirs. Two fresh seeds alone can agree
+    by chance and give an interval far narrower than the truth's spread; the networks were
+    mostly trained on more seeds (probes, race) than the comparison has."""
+    weights: dict[Group, np.ndarray] = {}
+    n_tasks = len(next(iter(measured.loss.values()))) if measured.loss else 0
+    serve = serve_on if serve_on is not None else seeds
+    for c, sign in ((candidate, 1.0), (baseline, -1.0)):
+        for task, g in zip(c.targets, measured.served(c, serve).tolist(), strict=True):
+            w = weights.setdefault(c.groups[g], np.zeros(n_tasks))
+            w[task] += sign
+    parts = []
+    for group, w in weights.items():
+        if not w.any():
+            continue
+        on = sorted(s for (g, s) in measured.loss if g == group)
+        if len(on) < 2:
+            return None
+        totals = np.array([np.nansum(measured.loss[group, s] * w) for s in on])
+        parts.append((float(totals.var(ddof=1)), len(on) - 1))
+    total = sum(v for v, _ in parts)
+    if not parts or total <= 0:
+        return None
+    df = total ** 2 / sum(v ** 2 / d for v, d in parts if v > 0)
+    scale = max(float(measured.scores(baseline, seeds, serve_on).mean()), 1e-12)
+    return Prior(total / scale ** 2, df)
+
+
 def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
             seeds: Sequence[int], prior: Prior | None = None,
             confidence: float = 0.95, serve_on: Sequence[int] | None = None) -> Comparison:

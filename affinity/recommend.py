@@ -29,6 +29,7 @@ from affinity.race import (
     Prior,
     compare,
     differences,
+    network_prior,
     variance_prior,
     winner,
 )
@@ -166,15 +167,15 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     the better baseline on them and on the confirmation seeds that measured both baselines
     (picking the better of two can only flatter the baseline, so an improvement against it
     is, if anything, understated); ``baseline``, ``improvement``, ``interval`` and ``significant``
-    compare the winner with that baseline on the ``confirmation`` seeds only (paired,
-    a t-interval on their own variance), which chose nothing, so the
-    selection's optimism does not enter them. ``groups`` is what to train at this budget:
-    the winner where it measured less total loss than the better baseline on the
-    confirmation seeds, else that baseline (``kind`` says which); ``significant`` says
-    whether the difference is beyond noise, and the verdict speaks only of differences
-    beyond noise. The per-task losses are over the confirmation seeds (the selection seeds
-    without any). Where the winner is the better baseline itself (k = 1 against one network
-    for all, k = T against every task alone), there is nothing to compare: no improvement.
+    compare the winner with that baseline on the ``confirmation`` seeds only (paired, a
+    t-interval on their variance moderated by the one the networks' own seed-to-seed spread
+    predicts: ``network_prior``), which chose nothing, so the selection's optimism does not
+    enter them. ``groups`` is what to train at this budget: the winner where it beats the
+    better baseline beyond noise on the confirmation seeds (``significant``), else that
+    baseline (``kind`` says which), as the verdict says. The per-task losses are over the
+    confirmation seeds (the selection seeds without any). Where the winner is the better
+    baseline itself (k = 1 against one network for all, k = T against every task alone),
+    there is nothing to compare: no improvement.
     """
     best = winner(contest, measured, selection)
     base = better_baseline(contest.baselines, measured,
@@ -186,9 +187,10 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     # a finalist chosen by prediction alone (the budget raced nothing) serves each task by
     # its group on the confirmation seeds, the only ones it was measured on
     serve = selection if best is None or measured.measured_on([best], selection) else fresh
-    comp = compare(measured, best, base, fresh, serve_on=serve) \
+    comp = compare(measured, best, base, fresh, network_prior(measured, best, base, fresh, serve),
+                   serve_on=serve) \
         if best is not None and fresh and best.groups != base.groups else None
-    chosen = best if best is not None and comp is not None and comp.improvement > 0 else base
+    chosen = best if best is not None and comp is not None and comp.significant else base
     served = dict(zip(tasks, measured.served(chosen, serve).tolist(), strict=True))
 
     def on(*cs: Candidate) -> list[int]:
@@ -329,7 +331,8 @@ def verdict(entries: list[dict[str, Any]]) -> str:
         return ("too little budget to measure beyond noise (fewer than two fresh seeds): "
                 f"{_TRAIN[base]}, the better baseline as measured, or "
                 "raise budget.training_runs for a verdict")
-    ahead = [e for e in compared if e["kind"] == "groups" and e["interval"] is not None]
+    ahead = [e for e in compared if e.get("best_groups") and e["interval"] is not None
+             and e["improvement"] > 0]
     if not ahead:
         if base == "single_task":
             return "train every task alone: no grouping beats it beyond noise"

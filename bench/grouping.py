@@ -173,10 +173,11 @@ def print_half(half: str, all_rows: list[dict]) -> dict[str, float]:
         print(f"{r['name']:20} {r['tasks']:2d} "
               + " ".join(f"{r[c + '2']:7.2f}/{r[c + '3']:<7.2f}" for c, _ in COLUMNS)
               + f" {r['aux']:5.2f} {r['aux_floor']:5.2f} {r['cost']:5.1f}")
-    mean = {c: float(np.mean([r[c + str(k)] for r in rows for k in KS])) for c, _ in COLUMNS}
+    mean = {c: float(np.mean([r[c + str(k)] for r in rows for k in KS])) if rows else np.nan
+            for c, _ in COLUMNS}
     print(f"{'mean':23} " + " ".join(f"{mean[c]:15.2f}" for c, _ in COLUMNS)
-          + f" {np.mean([r['aux'] for r in rows]):5.2f} "
-            f"{np.mean([r['aux_floor'] for r in rows]):5.2f}")
+          + (f" {np.mean([r['aux'] for r in rows]):5.2f} "
+             f"{np.mean([r['aux_floor'] for r in rows]):5.2f}" if rows else ""))
     for r in all_rows:
         if r["large"]:
             print(f"{r['name']} ({r['tasks']} tasks, {r['cost']:.1f} runs): ours against the "
@@ -189,8 +190,8 @@ def print_half(half: str, all_rows: list[dict]) -> dict[str, float]:
     near = [i["lo"] - i["noise"] <= i["true"] <= i["hi"] + i["noise"] for i in intervals]
     exhaustive = [r for r in rows if not r["large"]]
     summary = {"mean": mean["ours"],
-               "worst": max(r[f"ours{k}"] for r in exhaustive for k in KS),
-               "aux": float(np.mean([r["aux"] for r in exhaustive])),
+               "worst": max((r[f"ours{k}"] for r in exhaustive for k in KS), default=np.nan),
+               "aux": float(np.mean([r["aux"] for r in exhaustive])) if exhaustive else np.nan,
                "large_worse": [f"{r['name']} k={k}" for r in rows if r["large"] for k in KS
                                if r[f"gain{k}"] < -r[f"gain_noise{k}"]],
                "coverage": float(np.mean(covered)) if covered else float("nan"),

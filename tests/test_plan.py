@@ -161,3 +161,15 @@ def test_a_default_budget_short_of_two_seeds_is_raised_not_refused(device):
     cost = result.meta["cost"]
     assert cost["budget"] > 20 and cost["training_runs"] <= cost["budget"]
     assert len(result.verification["confirmation_seeds"]) == 2
+
+
+def test_every_k_gets_a_finalist_and_an_interval_when_nothing_was_raced(device):
+    """At the least budget the race trains nothing beyond the probes' seed: for every k the
+    best-ranked candidate the promised fresh seeds afford is confirmed, chosen by prediction
+    alone, so every k has an interval from them."""
+    result = affinity.analyze(parse_taskset(small(training_runs=11)), device=device)
+    assert not any(s["stage"].startswith("race") for s in result.meta["cost"]["stages"])
+    compared = [e for e in result.groupings if e["k"] != 1]
+    assert compared and all(e["best_groups"] for e in compared)
+    assert all(e["interval"] is not None and len(e["confirmation_seeds"]) == 2
+               for e in compared)
