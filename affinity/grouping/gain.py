@@ -21,7 +21,7 @@ import numpy as np
 
 @runtime_checkable
 class GainModel(Protocol):
-    def predict(self, groups: Sequence[Sequence[int]]) -> np.ndarray: ...
+    def predict(self, groups: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray: ...
 
 
 RULES = ("sum", "mean")
@@ -29,8 +29,11 @@ Rule = str | float | GainModel
 BETAS = np.round(np.arange(0.0, 2.01, 0.1), 2)  # the grid fit_beta searches
 
 
-def membership(groups: Sequence[Sequence[int]], n_tasks: int) -> np.ndarray:
-    """Boolean matrix of shape (n_groups, n_tasks): member[g, j] is True when j is in g."""
+def membership(groups: Sequence[Sequence[int]] | np.ndarray, n_tasks: int) -> np.ndarray:
+    """Boolean matrix of shape (n_groups, n_tasks): member[g, j] is True when j is in g
+    (``groups`` may already be one)."""
+    if isinstance(groups, np.ndarray) and groups.dtype == bool:
+        return groups
     member = np.zeros((len(groups), n_tasks), dtype=bool)
     for g, group in enumerate(groups):
         member[g, list(group)] = True
@@ -46,9 +49,10 @@ def exponent(rule: Rule) -> float:
     return 0.0 if rule == "sum" else 1.0
 
 
-def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]],
+def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]] | np.ndarray,
                 rule: Rule = "sum") -> np.ndarray:
-    """Predicted gain of every task in every group.
+    """Predicted gain of every task in every group (``groups``: lists of tasks, or their
+    boolean ``membership`` matrix).
 
     affinity : ndarray of shape (n_tasks, n_tasks), row = source i, column = target j
     Returns an ndarray of shape (n_groups, n_tasks), NaN where the task is not in the group.
@@ -62,6 +66,20 @@ def group_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]],
     count = member.sum(axis=1, keepdims=True) - 1
     scale = np.where(count > 0, np.maximum(count, 1) ** beta, 1.0)
     return np.where(member > 0, others / scale, np.nan)
+
+
+def summed_gains(affinity: np.ndarray, groups: Sequence[Sequence[int]] | np.ndarray,
+                 rule: Rule = "sum") -> np.ndarray:
+    """Each group's summed predicted gain over its tasks, shape (n_groups,): the row sums of
+    ``group_gains``, in closed form for the rules of a beta (the affinities among the
+    group's members over (|g| - 1) ** beta)."""
+    if isinstance(rule, GainModel):
+        return np.nansum(rule.predict(groups), axis=1)
+    affinity = np.asarray(affinity, dtype=float)
+    member = membership(groups, len(affinity)).astype(float)
+    inside = ((member @ affinity) * member).sum(axis=1) - member @ np.diag(affinity)
+    count = member.sum(axis=1) - 1
+    return inside / np.where(count > 0, np.maximum(count, 1) ** exponent(rule), 1.0)
 
 
 def fit_beta(pairwise: np.ndarray, groups: Sequence[Sequence[int]],

@@ -4,10 +4,13 @@ Each task is served by the chosen group in which its predicted gain is highest; 
 must be served and every chosen group serves at least one task. Solved over a pool of
 candidate groups: every non-empty subset for up to ``max_exact_tasks`` tasks (the exact
 optimum), otherwise a pruned pool (singles, pairs, the whole set, and groups grown greedily
-from each task's best pair) whose optimum is a heuristic answer. Small problems are solved by
-enumerating the partitions of the tasks into the blocks that each chosen group serves, the
-rest (and the few where that bound is not met) as an integer program with
-``scipy.optimize.milp`` (HiGHS).
+from pairs; beyond 20 tasks, each task's 12 best pairs) whose optimum is a heuristic answer.
+Small problems are solved by enumerating the partitions of the tasks into the blocks that
+each chosen group serves, the rest (and the few where that bound is not met) as an integer
+program with ``scipy.optimize.milp`` (HiGHS); a pruned pool of more than
+``MAX_PROGRAM_GROUPS`` groups by local search (swapping groups, moving tasks between blocks,
+then the integer program over the groups it found best and a few per task), which reached
+the program's optimum in 92% of ``bench/selection.py``'s choices at 16 and 20 tasks.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
+from scipy.spatial.distance import squareform
 
-from affinity.grouping.gain import Rule, group_gains
+from affinity.grouping.gain import Rule, group_gains, membership, summed_gains
 
 MAX_EXACT_TASKS = 10
 
@@ -52,24 +57,64 @@ def all_subsets(n_tasks: int) -> list[tuple[int, ...]]:
 
 def pruned_pool(affinity: np.ndarray, rule: Rule) -> list[tuple[int, ...]]:
     """Singles, pairs, the whole set, and for each pair the groups met while growing it
-    greedily (adding the task that most raises the group's summed gain, while it rises)."""
+    greedily (adding the task that most raises the group's summed gain, the lowest such
+    task on a tie, while it rises). Every pair grows at once: one ``summed_gains`` call per
+    size, over every growing group's every next task. Cached for the rules of a beta: every
+    k's choice by one predictor grows the same pool."""
+    affinity = np.ascontiguousarray(affinity, dtype=float)
+    if isinstance(rule, str | int | float):
+        return list(_cached_pool(affinity.tobytes(), len(affinity), rule))
+    return _grown_pool(affinity, rule)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_pool(raw: bytes, n: int, rule: str | float) -> tuple[tuple[int, ...], ...]:
+    return tuple(_grown_pool(np.frombuffer(raw).reshape(n, n), rule))
+
+
+def _grown_pool(affinity: np.ndarray, rule: Rule) -> list[tuple[int, ...]]:
     n = len(affinity)
-    pool: set[tuple[int, ...]] = {(t,) for t in range(n)} | set(
-        itertools.combinations(range(n), 2))
-    pool.add(tuple(range(n)))
-    for pair in itertools.combinations(range(n), 2):
-        group = list(pair)
-        score = np.nansum(group_gains(affinity, [group], rule))
-        while len(group) < n:
-            rest = [t for t in range(n) if t not in group]
-            trials = [sorted(group + [t]) for t in rest]
-            scores = np.nansum(group_gains(affinity, trials, rule), axis=1)
-            best = int(np.argmax(scores))
-            if scores[best] <= score:
-                break
-            group, score = trials[best], scores[best]
-            pool.add(tuple(group))
+    pairs = list(itertools.combinations(range(n), 2)) if n <= EVERY_PAIR_GROWS \
+        else _closest_pairs(affinity, rule)
+    bits = 1 << np.arange(n, dtype=np.int64) if n < 63 else None
+    grown: list[np.ndarray] = []
+    member = membership(pairs, n)
+    score = summed_gains(affinity, member, rule)
+    while len(member) and n > member[0].sum():
+        row, task = np.nonzero(~member)  # every growing group, every task outside it
+        trials = member[row]
+        trials[np.arange(len(row)), task] = True
+        scores = summed_gains(affinity, trials, rule)
+        first = np.lexsort((task, -scores, row))  # per group: its best, then lowest task
+        best = first[np.r_[True, row[first][1:] != row[first][:-1]]]
+        grows = scores[best] > score
+        member, score = trials[best][grows], scores[best][grows]
+        grown.append(np.unique(member @ bits) if bits is not None else member)
+    pool: set[tuple[int, ...]] = {(t,) for t in range(n)} | {tuple(range(n))} \
+        | set(itertools.combinations(range(n), 2))
+    for found in grown:
+        rows = (found[:, None] >> np.arange(n)) & 1 if bits is not None else found
+        pool.update(tuple(np.flatnonzero(r).tolist()) for r in rows)
     return sorted(pool, key=lambda g: (len(g), g))
+
+
+EVERY_PAIR_GROWS = 20
+GROWN_PARTNERS = 12
+"""Beyond ``EVERY_PAIR_GROWS`` tasks only the pairs of each task with its ``GROWN_PARTNERS``
+best partners grow (at 40 tasks 400-odd of the 780 pairs: half the pool, half the time; at
+16 and 20 tasks, where every pair grows, it would have cost the best choice 0.5% of its
+predicted gain on average, up to 15%: ``bench/selection.py``'s matrices)."""
+
+
+def _closest_pairs(affinity: np.ndarray, rule: Rule) -> list[tuple[int, int]]:
+    """Each task's pairs with the ``GROWN_PARTNERS`` partners of highest summed pair gain."""
+    n = len(affinity)
+    pairs = list(itertools.combinations(range(n), 2))
+    both = np.full((n, n), -np.inf)
+    both[tuple(np.array(pairs).T)] = summed_gains(affinity, membership(pairs, n), rule)
+    both = np.maximum(both, both.T)
+    best = np.argsort(-both, axis=1, kind="stable")[:, :GROWN_PARTNERS]
+    return sorted({(min(i, int(j)), max(i, int(j))) for i in range(n) for j in best[i]})
 
 
 def select_groups(affinity: np.ndarray, k: int, *, rule: Rule = "sum",
@@ -215,7 +260,229 @@ def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of tasks ({n}); got {k}")
     found = _by_partitions(pool, gains, k, method)
+    if found is None and method == "pruned" and len(pool) > MAX_PROGRAM_GROUPS:
+        found = by_local_search(pool, gains, k, method)
     return found if found is not None else by_integer_program(pool, gains, k, method)
+
+
+LOCAL_SEARCH_STARTS = 3
+REDUCED_PER_TASK = 3
+MAX_PROGRAM_GROUPS = 400
+"""Pruned pools of more groups than this (beyond 20 or so tasks) are searched locally: the
+integer program over 900 groups of 20 tasks takes about 0.2 to 0.7 s a choice, over 8,000 of
+40 tasks more than ten minutes."""
+
+
+def by_local_search(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
+                    method: str = "pruned", starts: int = LOCAL_SEARCH_STARTS) -> Selection | None:
+    """``choose_groups`` by local search, for pools too large for the integer program: from
+    each of ``starts`` starting groups (the ``starts`` of highest summed gain and the whole
+    set), groups are added greedily, then swapped one at a time for any pool group while
+    the total gain rises; the best local optimum found. Every chosen group serves a task
+    and every task is served. A heuristic: its answer can fall short of the optimum over
+    the pool. None when no start reaches k groups that serve every task."""
+    n_groups, n = gains.shape
+    value = np.where(np.isnan(gains), -np.inf, gains)  # (pool, tasks)
+    floor = np.full(n, -np.inf)
+    order = np.argsort(-np.nansum(gains, axis=1), kind="stable")
+    everyone = [g for g in range(n_groups) if len(pool[g]) == n]
+    masks = ~np.isnan(gains) @ (1 << np.arange(n, dtype=np.int64)) if n < 63 else None
+    worth = np.where(np.isnan(gains), 0.0, gains)
+    best: tuple[float, list[int]] | None = None
+    optima: set[int] = set()
+    firsts = [[g] for g in dict.fromkeys([*everyone, *order[:starts].tolist()])]
+    clustered = _clustered_starts(pool, value, masks, k) if masks is not None else []
+    for start in [*clustered, *firsts]:
+        chosen = list(start)
+        while len(chosen) < k:
+            total, g = _best_addition(value, chosen, floor)
+            if g is None:
+                break
+            chosen.append(g)
+        if len(chosen) < k:
+            continue
+        total = _swap_to_local_optimum(value, chosen, floor)
+        while np.isfinite(total) and masks is not None:
+            moved = _move_tasks(value, worth, chosen, masks)
+            if moved is None:
+                break
+            chosen = moved
+            total = _swap_to_local_optimum(value, chosen, floor)
+        if np.isfinite(total):
+            optima.update(chosen)
+            if best is None or total > best[0] + 1e-12:
+                best = (total, sorted(chosen))
+    if best is None:
+        return None
+    chosen = best[1]
+    # the integer program over a small pool: every local optimum's groups and, for each
+    # task, the groups where it gains most (a few hundred groups: a fraction of a second)
+    per_task = np.argsort(-value, axis=0, kind="stable")[:REDUCED_PER_TASK].ravel().tolist()
+    reduced = sorted(optima | set(per_task) | set(order[:REDUCED_PER_TASK * 5].tolist()))
+    exact = by_integer_program([pool[g] for g in reduced], gains[reduced], k, method)
+    if exact.total_gain > best[0] + 1e-12:
+        chosen = sorted(reduced[[pool[g] for g in reduced].index(group)] for group in exact.groups)
+    served = _serving_every_group(value[chosen])
+    return Selection([pool[g] for g in chosen], served.tolist(),
+                     value[chosen][served, np.arange(n)], method)
+
+
+def _clustered_starts(pool: list[tuple[int, ...]], value: np.ndarray, masks: np.ndarray,
+                      k: int) -> list[list[int]]:
+    """Starting choices from average-link clusterings of the tasks into k, k + 1, ... blocks
+    by the pool's pair gains, each block's best pool group holding it (at most k distinct
+    groups, the first k of most value)."""
+    n = value.shape[1]
+    index = {g: i for i, g in enumerate(pool)}
+    sim = np.zeros((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        if (i, j) in index:
+            sim[i, j] = sim[j, i] = value[index[i, j], [i, j]].sum()
+    distance = sim.max() - sim
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    starts = []
+    for blocks in range(k, min(n, k + 2) + 1):
+        labels = fcluster(tree, blocks, criterion="maxclust")
+        chosen: list[int] = []
+        for b in np.unique(labels):
+            block = np.flatnonzero(labels == b)
+            bits = int(sum(1 << int(t) for t in block))
+            holds = np.flatnonzero((masks & bits) == bits)
+            worth = value[np.ix_(holds, block)].sum(axis=1)
+            g = int(holds[np.argmax(worth)])
+            if g not in chosen:
+                chosen.append(g)
+        starts.append(chosen[:k])
+    return starts
+
+
+def _move_tasks(value: np.ndarray, worth: np.ndarray, chosen: list[int],
+                masks: np.ndarray) -> list[int] | None:
+    """The best move of one task from the block its group serves to another block, each
+    block then served by its best pool group holding it; the new choice where it raises the
+    total, else None. (Swaps change one group at a time; a move changes two, which a swap
+    cannot reach when no group of the pool holds the block in between.)"""
+    n = value.shape[1]
+    served = _serving_every_group(value[chosen])
+    blocks = [int(((served == b) * (1 << np.arange(n, dtype=np.int64))).sum())
+              for b in range(len(chosen))]
+    current = float(value[chosen][served, np.arange(n)].sum())
+    moves, trial = [], []
+    for j in range(n):
+        source = int(served[j])
+        if blocks[source] == 1 << j:
+            continue  # a block keeps a task
+        for target in range(len(chosen)):
+            if target != source:
+                moves.append((source, target))
+                trial += [blocks[source] & ~(1 << j), blocks[target] | 1 << j]
+    if not moves:
+        return None
+    wanted = np.asarray(trial, dtype=np.int64)
+    inside = ((wanted[:, None] >> np.arange(n)) & 1).astype(bool)  # (blocks, tasks)
+    block, group = np.nonzero((masks[None, :] & wanted[:, None]) == wanted[:, None])
+    sums = (worth[group] * inside[block]).sum(axis=1)  # each block in each group holding it
+    order = np.lexsort((group, -sums, block))  # per block: its best group, the first on a tie
+    first = order[np.r_[True, block[order][1:] != block[order][:-1]]]
+    best_group = np.zeros(len(wanted), dtype=int)
+    best_worth = np.full(len(wanted), -np.inf)
+    best_group[block[first]], best_worth[block[first]] = group[first], sums[first]
+    now = np.array([value[g, served == b].sum() for b, g in enumerate(chosen)])
+    pairs = np.array(moves)
+    gain = best_worth[0::2] + best_worth[1::2] - now[pairs[:, 0]] - now[pairs[:, 1]]
+    m = int(np.argmax(gain))
+    if not gain[m] > 1e-12:
+        return None
+    source, target = moves[m]
+    new = list(chosen)
+    new[source], new[target] = int(best_group[2 * m]), int(best_group[2 * m + 1])
+    if len(set(new)) < len(new):
+        return None
+    reached = value[new].max(axis=0)
+    return new if reached.sum() > current + 1e-12 else None
+
+
+def _serving_every_group(rows: np.ndarray) -> np.ndarray:
+    """Per task, the row (group) of its best value, ties given to a group that would
+    otherwise serve no task (a local search keeps every group best for some task, or tied)."""
+    served = np.argmax(rows, axis=0)
+    reached = rows[served, np.arange(rows.shape[1])]
+    for g in range(len(rows)):
+        if (served == g).any():
+            continue
+        counts = np.bincount(served, minlength=len(rows))
+        tied = np.flatnonzero((rows[g] == reached) & (counts[served] > 1))
+        if len(tied):
+            served[tied[0]] = g
+    return served
+
+
+
+
+def _served_values(value: np.ndarray, chosen: list[int],
+                   floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each task's best value among the ``chosen`` groups (``floor`` with none), and which
+    position of ``chosen`` serves it (-1 with none; on a tie the last: a group added later
+    serves the tasks it ties on)."""
+    if not chosen:
+        return floor.copy(), np.full(len(floor), -1)
+    rows = value[chosen]
+    owner = len(chosen) - 1 - np.argmax(rows[::-1], axis=0)
+    reached = rows[owner, np.arange(rows.shape[1])]
+    return reached, np.where(np.isfinite(reached), owner, -1)
+
+
+def _candidate_totals(value: np.ndarray, others: list[int], floor: np.ndarray) -> np.ndarray:
+    """For every pool group g: the total value of ``others`` + g, -inf where g could serve
+    no task (ties count), leave one of ``others`` serving none, or leave a task unserved (when every
+    task is served; before that, uncovered tasks do not count, so that greedy additions
+    can cover them one group at a time)."""
+    reached, owner = _served_values(value, others, floor)
+    takes = (value >= reached) & np.isfinite(value)  # (pool, tasks): g can serve the task
+    feasible = takes.any(axis=1)
+    if others:  # each of ``others`` keeps a task it serves
+        serves = (owner[:, None] == np.arange(len(others))).astype(float)  # (tasks, others)
+        feasible &= ((~takes).astype(float) @ serves > 0).all(axis=1)
+    both = np.maximum(value, reached)
+    covered = np.isfinite(both)
+    totals = np.where(covered, both, 0.0).sum(axis=1) - (~covered).sum(axis=1) * _UNCOVERED
+    totals[others] = -np.inf
+    return np.where(feasible, totals, -np.inf)
+
+
+_UNCOVERED = 1e6
+"""What an unserved task costs a choice under construction: more than any gain."""
+
+
+def _best_addition(value: np.ndarray, chosen: list[int],
+                   floor: np.ndarray) -> tuple[float, int | None]:
+    totals = _candidate_totals(value, chosen, floor)
+    g = int(np.argmax(totals))
+    return (float(totals[g]), g) if np.isfinite(totals[g]) else (-np.inf, None)
+
+
+def _swap_to_local_optimum(value: np.ndarray, chosen: list[int], floor: np.ndarray) -> float:
+    """Swap chosen groups one at a time for the pool group that most raises the total, in
+    place, until no swap does; the total (-inf while a task is unserved)."""
+    def total() -> float:
+        reached = _served_values(value, chosen, floor)[0]
+        return float(reached.sum())
+
+    current = total()
+    improved = True
+    while improved:
+        improved = False
+        for position in range(len(chosen)):
+            others = chosen[:position] + chosen[position + 1:]
+            totals = _candidate_totals(value, others, floor)
+            g = int(np.argmax(totals))
+            if totals[g] > (current if np.isfinite(current) else -np.inf) + 1e-12 \
+                    and totals[g] > -_UNCOVERED / 2:
+                chosen[position] = g
+                current = total()
+                improved = True
+    return current
 
 
 def by_integer_program(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,

@@ -40,7 +40,7 @@ class Surrogate:
     slopes: np.ndarray
     pairs: np.ndarray
 
-    def predict(self, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    def predict(self, groups: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
         """Predicted gain of every task in every group, shape (n_groups, n_tasks), NaN where
         the task is not in the group; a pair's are its measured gains."""
         member = membership(groups, len(self.slopes)).astype(float)
