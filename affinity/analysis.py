@@ -436,9 +436,14 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
                 break
     best_aux = {p: best_auxiliaries(c, measured, selection) for p, c in aux.items()}
     required = [c for pair in final.values() for c in pair if c]
-    # the other baseline too where it fits, so that more than one seed picks the better one
-    confirmation = confirm(run, required, [baselines(n)] + [[c, aux[p].baselines[0]]
-                                                            for p, c in best_aux.items() if c])
+    # the other baseline too where it fits, so that more than one seed picks the better one;
+    # then each primary's best auxiliary set beside it alone, the cheapest first (the most
+    # primaries confirmed for the work)
+    required_groups = {g for c in required for g in c.groups}
+    auxiliaries = sorted(([c, aux[p].baselines[0]] for p, c in best_aux.items() if c),
+                         key=lambda item: ledger.estimate(sorted(
+                             {g for c in item for g in c.groups} - required_groups)))
+    confirmation = confirm(run, required, [baselines(n), *auxiliaries])
     if len(confirmation) < 2:
         least = sorted({g for c in required for g in c.groups})
         need = ledger.spent + (2 - len(confirmation)) * ledger.estimate(least)

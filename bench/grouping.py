@@ -18,7 +18,9 @@ from the documented recipe) on 16 seeds that no probe, race or confirmation uses
   measured winner over the reported baseline lies inside the reported 95% interval (the
   target), and whether it does within the truth's own 95% noise (16 seeds: an interval from
   two seeds can be narrower than that); and every "beyond noise" claim whose truth
-  improvement is <= 0.
+  improvement is <= 0;
+- the Spearman correlation with the truth's pair gains of the all-in-one run's own evidence
+  (gradient cosine, lookahead) beside that of the pairs the probes trained (one seed).
 
 Prints one table per half; exits 1 when a target is missed on the checking half: mean regret
 <= 0.30 and worst <= 0.7 over (set, k = 2, 3), auxiliary regret <= 0.40, an interval for
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -109,6 +112,7 @@ def evaluate(name: str, budget: float | None, device: torch.device,
                                      "claimed": bool(entry["significant"])})
         else:
             row["no_interval"] += 1
+    row["spearman"] = pair_spearman(truth, result)
     if name in LARGE:
         n = len(truth.tasks)
         better = min(("all_in_one", [tuple(range(n))]), ("single_task", [(t,) for t in range(n)]),
@@ -118,6 +122,28 @@ def evaluate(name: str, budget: float | None, device: torch.device,
                 truth, as_indices(truth.tasks, entry["groups"]), better)
         return row
     return {**row, **regrets(truth, result, entries), **aux_regrets(truth, result, taskset)}
+
+
+def pair_spearman(truth: Truth, result: Result) -> dict[str, float]:
+    """Spearman correlation of each evidence's matrix with the truth's pair gains (every
+    ordered pair; for ``pairwise`` only the pairs the probes trained): the one-run measures
+    (gradient cosine and lookahead, from the all-in-one network alone) beside trained pairs
+    at one seed."""
+    tasks = result.tasks
+    untrained = {tuple(sorted(tasks.index(t) for t in pair))
+                 for pair in result.meta.get("untrained_pairs", [])}
+    pairs = [(i, j) for i, j in itertools.permutations(range(len(tasks)), 2)]
+    truth_gain = truth.pair_gains()
+    out = {}
+    for name in ("grad_cosine", "lookahead", "pairwise"):
+        if name not in result.affinity:
+            continue
+        keep = [p for p in pairs if name != "pairwise" or tuple(sorted(p)) not in untrained]
+        if len(keep) > 2:
+            matrix = result.affinity[name].matrix
+            out[name] = float(stats.spearmanr([matrix[p] for p in keep],
+                                              [truth_gain[p] for p in keep])[0])
+    return out
 
 
 def regrets(truth: Truth, result: Result, entries: dict[int, dict]) -> dict[str, float]:
@@ -184,6 +210,12 @@ def print_half(half: str, all_rows: list[dict]) -> dict[str, float]:
                   "better baseline on the truth "
                   + ", ".join(f"k={k} {100 * r[f'gain{k}']:+.2f}% "
                               f"(±{100 * r[f'gain_noise{k}']:.2f}%)" for k in KS))
+    print("Spearman with the truth's pair gains (one run: gradient cosine, lookahead; "
+          "trained pairs at one seed):")
+    for r in all_rows:
+        rho = r["spearman"]
+        print(f"  {r['name']:20} " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items())
+              + ("" if "pairwise" in rho else " (no pair trained)"))
     rows = all_rows
     intervals = [i for r in rows for i in r["intervals"]]
     covered = [i["lo"] <= i["true"] <= i["hi"] for i in intervals]
