@@ -443,7 +443,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
     auxiliaries = sorted(([c, aux[p].baselines[0]] for p, c in best_aux.items() if c),
                          key=lambda item: ledger.estimate(sorted(
                              {g for c in item for g in c.groups} - required_groups)))
-    confirmation = confirm(run, required, [baselines(n), *auxiliaries])
+    confirmation = confirm(run, required, [baselines(n)], auxiliaries)
     if len(confirmation) < 2:
         least = sorted({g for c in required for g in c.groups})
         need = ledger.spent + (2 - len(confirmation)) * ledger.estimate(least)
@@ -468,29 +468,42 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
                            "confirmation_seeds": confirmation, "auxiliary": choices}
 
 
-def confirm(run: _Run, required: list[Candidate],
-            optional: list[list[Candidate]]) -> list[int]:
+def confirm(run: _Run, required: list[Candidate], optional: list[list[Candidate]],
+            paired: list[list[Candidate]]) -> list[int]:
     """The confirmation round: the ``required`` candidates (each k's finalist and better
     baseline) trained on as many fresh seeds as the budget affords, the promised ones always
     (the plan kept them: ``CONFIRMATION_SEEDS`` where the budget check passed, else one), at
-    most ``MAX_CONFIRMATION_SEEDS``; each item of ``optional`` (a
-    primary's best auxiliary set and the primary alone) joins a seed, in order, where it fits
-    without taking a later seed's share, and only when two seeds or more are planned (one
-    seed gives no interval). Returns the seeds trained."""
+    most ``MAX_CONFIRMATION_SEEDS``, and only when two seeds or more are planned (one seed
+    gives no interval):
+    - each item of ``paired`` (a primary's best auxiliary set and the primary alone), in
+      order, where it fits on every planned seed: measured on one seed it could not be
+      compared, so it is confirmed on all of them or on none;
+    - each item of ``optional`` (the other baseline), on each seed where it fits beside
+      them without taking a later seed's share (one more seed that measured both helps to
+      pick the better baseline).
+    Returns the seeds trained."""
     ledger, measured = run.ledger, run.measured
     first = sorted({g for c in required for g in c.groups}, key=lambda g: (len(g), g))
     per_seed = ledger.estimate(first)
     planned = max(run.promised_seeds, min(MAX_CONFIRMATION_SEEDS,
                   int((ledger.remaining + 1e-9) // per_seed) if per_seed else 1))
+    extra: list[Group] = []  # the paired items' networks, on every seed
+    for item in paired if planned > 1 else []:
+        more = [g for c in item for g in c.groups if g not in first and g not in extra]
+        if ledger.affords([*first, *extra, *more] * planned):
+            extra += more
     used: list[int] = []
     for i in range(planned):
         seed = CONFIRMATION_FIRST_SEED + i
         if ledger.out_of_time() or (i >= run.promised_seeds and not ledger.affords(first)):
             break
+        later = [*first, *extra] * (planned - i - 1)
         groups = list(first)
+        if ledger.affords([*groups, *extra], later):
+            groups += extra
         for item in optional if planned > 1 else []:
             more = [g for c in item for g in c.groups if g not in groups]
-            if ledger.affords([*groups, *more], first * (planned - i - 1)):
+            if ledger.affords([*groups, *more], later):
                 groups += more
         todo = [g for g in groups if not measured.has(g, seed)]
         if todo:

@@ -5,6 +5,7 @@ Prints a table and exits 1 when a target is missed:
   (c) naive per-task loop / (b1) batched, both every step     >= 1.5
   (e) 45 pair probes one after another / (d) batched          >= 2
   whole `affinity run` on examples/digits.yaml                 < 60 s, peak memory < 2 GB
+  (and its cost by stage, in runs of work: network-steps over the all-in-one network's)
   (f)/(g) a registered user CNN (examples/backbones' small-resnet with BatchNorm, digits as
   8x8 images): its 10 single and pair networks batched vs one by one; equal losses, ratio
   reported
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import resource
 import subprocess
 import sys
@@ -77,14 +79,29 @@ def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple
     return min(times), out
 
 
-def whole_run(device: str) -> tuple[float, float]:
-    """Wall time and peak RSS (GB) of `affinity run` on the example, in a child process."""
+def whole_run(device: str) -> tuple[float, float, dict]:
+    """Wall time, peak RSS (GB) and the result's ``meta.cost`` of `affinity run` on the
+    example, in a child process."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "affinity.cli", "run", str(EXAMPLE), "--out", out,
                         "--device", device, "--quiet"], check=True)
         seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        cost = json.loads((Path(out) / "result.json").read_text())["meta"]["cost"]
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2, cost
+
+
+def print_stages(cost: dict) -> None:
+    """What each stage of the whole analysis cost, in runs of work (network-steps over the
+    all-in-one network's) against what it was planned to cost, and in seconds."""
+    print(f"\nthe whole analysis by stage: {cost['training_runs']:.1f} of "
+          f"{cost['budget']:g} training runs of work, {cost['seconds']:.1f} s")
+    print(f"  {'stage':52} {'seed':>4} {'nets':>4} {'runs':>6} {'planned':>7} {'s':>6}")
+    for st in cost["stages"]:
+        planned = st.get("planned_training_runs")
+        print(f"  {st['stage'][:52]:52} {st['seed']:4d} {st['networks']:4d} "
+              f"{st['training_runs']:6.2f} "
+              f"{'' if planned is None else f'{planned:.2f}':>7} {st['seconds']:6.1f}")
 
 
 def user_cnn(device: torch.device) -> tuple[TaskSet, Dataset]:
@@ -132,7 +149,7 @@ def main() -> int:
     t_c, naive_c = timed(lambda: naive_joint(taskset, data, 0, device, every=1), 1, device)
     t_d, subsets_d = timed(lambda: run_subsets(taskset, data, pairs, 0, device), 1, device)
     t_e, naive_e = timed(lambda: naive_subsets(taskset, data, pairs, 0, device), 1, device)
-    run_s, peak_gb = whole_run(args.device)
+    run_s, peak_gb, cost = whole_run(args.device)
     cnn_set, cnn_data = user_cnn(device)
     cnn_members = [(t,) for t in range(4)] + list(itertools.combinations(range(4), 2))
     t_f, cnn_f = timed(lambda: run_subsets(cnn_set, cnn_data, cnn_members, 0, device), 1, device)
@@ -174,6 +191,7 @@ def main() -> int:
     for name, value, ratio, ok in rows:
         mark = "" if ok == "" else ("yes" if ok else "MISS")
         print(f"{name:44} {value:>12}  {ratio:18} {mark}")
+    print_stages(cost)
     missed = [name for name, _, _, ok in rows if ok is False]
     if missed:
         print("missed:", "; ".join(missed))
