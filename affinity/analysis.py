@@ -445,7 +445,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
                              {g for c in item for g in c.groups} - required_groups)))
     confirmation = confirm(run, required, [baselines(n)], auxiliaries)
     if len(confirmation) < 2:
-        least = sorted({g for c in required for g in c.groups})
+        least = sorted(required_groups)
         need = ledger.spent + (2 - len(confirmation)) * ledger.estimate(least)
         result.meta["warnings"].append(
             f"budget.training_runs: {len(confirmation)} fresh seed(s) confirmed the "

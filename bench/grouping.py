@@ -55,6 +55,7 @@ from affinity.threads import limited_threads  # noqa: E402
 from bench.ground_truth import TRUTH_DIR, Truth  # noqa: E402
 from bench.make_truth import extend  # noqa: E402
 from bench.realsets import HALVES, LARGE, REALSETS  # noqa: E402
+from bench.targets import verdict  # noqa: E402
 
 KS = (2, 3)
 TARGET_MEAN_REGRET = 0.30
@@ -311,15 +312,6 @@ def main() -> int:
                 missed = targets(summary, chosen)
     print("\ntargets: on the checking half")
     return verdict(missed)
-
-
-def verdict(missed: list[str]) -> int:
-    """Print the missed targets (or that all were met); the benchmark's exit code."""
-    if missed:
-        print("\nmissed:\n  " + "\n  ".join(missed))
-        return 1
-    print("\nall targets met")
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from affinity.grouping.select import (  # noqa: E402
     pruned_pool,
 )
 from affinity.recommend import Source, grouping_contest  # noqa: E402
+from bench.targets import verdict  # noqa: E402
 
 KS = (2, 3, 4, 5)
 TARGET_SECONDS_T40 = 10.0
@@ -112,11 +113,7 @@ def main() -> int:
     if shortfall.mean() > TARGET_MEAN_SHORTFALL:
         missed.append(f"mean shortfall {100 * shortfall.mean():.1f}% > "
                       f"{100 * TARGET_MEAN_SHORTFALL:.0f}%")
-    if missed:
-        print("\nmissed:\n  " + "\n  ".join(missed))
-        return 1
-    print("\nall targets met")
-    return 0
+    return verdict(missed)
 
 
 if __name__ == "__main__":

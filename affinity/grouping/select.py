@@ -266,21 +266,26 @@ def choose_groups(pool: list[tuple[int, ...]], gains: np.ndarray, k: int, *,
 
 
 LOCAL_SEARCH_STARTS = 3
+"""Groups of highest summed gain the local search starts from (beside the whole set and the
+clusterings)."""
 REDUCED_PER_TASK = 3
+"""Each task's best groups in the small pool the integer program polishes the search over."""
 MAX_PROGRAM_GROUPS = 400
-"""Pruned pools of more groups than this (beyond 20 or so tasks) are searched locally: the
+"""Pruned pools of more groups than this (from about 14 tasks on) are searched locally: the
 integer program over 900 groups of 20 tasks takes about 0.2 to 0.7 s a choice, over 8,000 of
 40 tasks more than ten minutes."""
 
 
 def by_local_search(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
                     method: str = "pruned", starts: int = LOCAL_SEARCH_STARTS) -> Selection | None:
-    """``choose_groups`` by local search, for pools too large for the integer program: from
-    each of ``starts`` starting groups (the ``starts`` of highest summed gain and the whole
-    set), groups are added greedily, then swapped one at a time for any pool group while
-    the total gain rises; the best local optimum found. Every chosen group serves a task
-    and every task is served. A heuristic: its answer can fall short of the optimum over
-    the pool. None when no start reaches k groups that serve every task."""
+    """``choose_groups`` by local search, for pools too large for the integer program. From
+    each start (average-link clusterings of the tasks, the whole set, the ``starts`` groups
+    of highest summed gain), groups are added greedily, then swapped one at a time for any
+    pool group and tasks moved between the blocks they serve while the total gain rises.
+    The integer program then decides over a small pool: every local optimum's groups, each
+    task's ``REDUCED_PER_TASK`` best and the groups of highest summed gain. Every chosen
+    group serves a task and every task is served. A heuristic: its answer can fall short of
+    the optimum over the pool. None when no start reaches k groups that serve every task."""
     n_groups, n = gains.shape
     value = np.where(np.isnan(gains), -np.inf, gains)  # (pool, tasks)
     floor = np.full(n, -np.inf)
@@ -295,7 +300,7 @@ def by_local_search(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
     for start in [*clustered, *firsts]:
         chosen = list(start)
         while len(chosen) < k:
-            total, g = _best_addition(value, chosen, floor)
+            g = _best_addition(value, chosen, floor)
             if g is None:
                 break
             chosen.append(g)
@@ -321,7 +326,8 @@ def by_local_search(pool: list[tuple[int, ...]], gains: np.ndarray, k: int,
     reduced = sorted(optima | set(per_task) | set(order[:REDUCED_PER_TASK * 5].tolist()))
     exact = by_integer_program([pool[g] for g in reduced], gains[reduced], k, method)
     if exact.total_gain > best[0] + 1e-12:
-        chosen = sorted(reduced[[pool[g] for g in reduced].index(group)] for group in exact.groups)
+        where = {pool[g]: g for g in reduced}
+        chosen = sorted(where[group] for group in exact.groups)
     served = _serving_every_group(value[chosen])
     return Selection([pool[g] for g in chosen], served.tolist(),
                      value[chosen][served, np.arange(n)], method)
@@ -418,8 +424,6 @@ def _serving_every_group(rows: np.ndarray) -> np.ndarray:
     return served
 
 
-
-
 def _served_values(value: np.ndarray, chosen: list[int],
                    floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each task's best value among the ``chosen`` groups (``floor`` with none), and which
@@ -455,11 +459,12 @@ _UNCOVERED = 1e6
 """What an unserved task costs a choice under construction: more than any gain."""
 
 
-def _best_addition(value: np.ndarray, chosen: list[int],
-                   floor: np.ndarray) -> tuple[float, int | None]:
+def _best_addition(value: np.ndarray, chosen: list[int], floor: np.ndarray) -> int | None:
+    """The pool group whose addition to ``chosen`` raises the total most; None where none
+    can join (``_candidate_totals``)."""
     totals = _candidate_totals(value, chosen, floor)
     g = int(np.argmax(totals))
-    return (float(totals[g]), g) if np.isfinite(totals[g]) else (-np.inf, None)
+    return g if np.isfinite(totals[g]) else None
 
 
 def _swap_to_local_optimum(value: np.ndarray, chosen: list[int], floor: np.ndarray) -> float:
@@ -477,8 +482,7 @@ def _swap_to_local_optimum(value: np.ndarray, chosen: list[int], floor: np.ndarr
             others = chosen[:position] + chosen[position + 1:]
             totals = _candidate_totals(value, others, floor)
             g = int(np.argmax(totals))
-            if totals[g] > (current if np.isfinite(current) else -np.inf) + 1e-12 \
-                    and totals[g] > -_UNCOVERED / 2:
+            if totals[g] > current + 1e-12 and totals[g] > -_UNCOVERED / 2:
                 chosen[position] = g
                 current = total()
                 improved = True
