@@ -1,0 +1,87 @@
+"""One-run evidence against the truth: Spearman of each matrix the all-in-one run gives
+(gradient cosine, lookahead, and the linearised gain of ``bench/linearized.py``) with the
+truth's pair gains (``bench/grouping.py`` prints trained pairs' beside), per set and probe
+seed, the seconds each took, and each half's mean. Exits 1 when the linearised gain's mean
+is not above both of the others'.
+
+    python bench/one_run.py [NAME ...] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from affinity.data import load_dataset  # noqa: E402
+from affinity.measures import MEASURES, ProbeRun  # noqa: E402
+from affinity.probes.joint import run_joint  # noqa: E402
+from bench.ground_truth import Truth  # noqa: E402
+from bench.linearized import linearized_gain  # noqa: E402
+from bench.realsets import HALVES, REALSETS  # noqa: E402
+
+ONE_RUN = ("grad_cosine", "lookahead", "linearized")
+
+
+def spearman(matrix: np.ndarray, truth: np.ndarray) -> float:
+    """Over every ordered pair; 0 for a matrix that ranks nothing (all equal)."""
+    pairs = list(itertools.permutations(range(len(truth)), 2))
+    mine = [matrix[p] for p in pairs]
+    if np.ptp(mine) == 0:
+        return 0.0
+    return float(stats.spearmanr(mine, [truth[p] for p in pairs])[0])
+
+
+def evaluate(name: str, seeds: int) -> list[dict]:
+    truth = Truth.read(name).pair_gains()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        taskset = REALSETS[name](Path(folder))
+        data = load_dataset(taskset)
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            started = time.perf_counter()
+            joint = run_joint(taskset, data, seed, torch.device("cpu"))
+            row = {"name": name, "seed": seed, "joint_s": time.perf_counter() - started}
+            run = ProbeRun(taskset, data, seed, joint, None)
+            for m in ONE_RUN:
+                started = time.perf_counter()
+                matrix = linearized_gain(run) if m == "linearized" else MEASURES[m].compute(run)
+                row[m] = spearman(np.asarray(matrix), truth)
+                row[f"{m}_s"] = time.perf_counter() - started
+            rows.append(row)
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in row.items()), flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    rows = []
+    for half, names in HALVES.items():
+        for name in names:
+            if not args.names or name in args.names:
+                rows += [{**r, "half": half} for r in evaluate(name, args.seeds)]
+    for half in HALVES:
+        mine = [r for r in rows if r["half"] == half]
+        if mine:
+            print(half, " ".join(f"{m}={np.mean([r[m] for r in mine]):+.2f}" for m in ONE_RUN))
+    means = {m: np.mean([r[m] for r in rows]) for m in ONE_RUN}
+    return 0 if means["linearized"] > max(means["grad_cosine"], means["lookahead"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
