@@ -79,19 +79,26 @@ def projected_jacobians(model: MultiTaskNet, x: torch.Tensor, seed: int,
 
 class _Linearised:
     """The linearised network on a set of rows: outputs, features and projected Jacobians
-    at the checkpoint, one scale each (as the transfer measure's features)."""
+    at the checkpoint; the Jacobians and the centred features each at one scale, taken from
+    the rows of ``like`` where given (the training rows', for the validation rows)."""
 
-    def __init__(self, model: MultiTaskNet, x: torch.Tensor, seed: int) -> None:
+    def __init__(self, model: MultiTaskNet, x: torch.Tensor, seed: int,
+                 like: _Linearised | None = None) -> None:
         was = model.training
         model.eval()
         with torch.no_grad():
             features = model.trunk(x).flatten(1)
             self.out = model.head(features).flatten(1)
         model.train(was)
-        self.jac = projected_jacobians(model, x, seed, DIRECTIONS)
-        self.jac = self.jac / self.jac.pow(2).mean().sqrt().clamp(min=1e-12)
-        features = features - features.mean(0)
-        features = features / features.pow(2).mean().sqrt().clamp(min=1e-6)
+        jac = projected_jacobians(model, x, seed, DIRECTIONS)
+        if like is None:
+            self.jac_scale = jac.pow(2).mean().sqrt().clamp(min=1e-12)
+            self.mean = features.mean(0)
+            self.scale = (features - self.mean).pow(2).mean().sqrt().clamp(min=1e-6)
+        else:
+            self.jac_scale, self.mean, self.scale = like.jac_scale, like.mean, like.scale
+        self.jac = jac / self.jac_scale
+        features = (features - self.mean) / self.scale
         self.features = torch.cat([features, torch.ones_like(features[:, :1])], 1)
 
     def shifted(self, shift: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
@@ -137,7 +144,7 @@ def linearized_losses(run: ProbeRun, groups: list[tuple[int, ...]]) -> np.ndarra
     rows = sample_rows(data.labelled(data.y_train), FIT_ROWS, run.seed)
     val_rows = sample_rows(data.labelled(data.y_val), FIT_ROWS, run.seed + 1)
     train = _Linearised(model, data.x_train[rows], run.seed)
-    val = _Linearised(model, data.x_val[val_rows], run.seed)
+    val = _Linearised(model, data.x_val[val_rows], run.seed, like=train)
     losses = TaskLosses(data.tasks)
     member = torch.zeros(len(groups), n, dtype=torch.bool, device=data.x_train.device)
     for g, group in enumerate(groups):
