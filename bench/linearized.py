@@ -1,7 +1,7 @@
 """Linearised gain, an experiment: each pair's gain estimated from the all-in-one run, no
 pair trained (``bench/one_run.py`` scores it against the truth).
 
-In the spirit of GRAD-TAG (Li et al., KDD 2024). Around the joint run's checkpoint theta, a
+In the spirit of GRAD-TAG (Li et al., KDD 2024). Around the all-in-one network's checkpoint theta, a
 network's outputs are linear in a small parameter shift: f(x; theta + d) ~ f(x; theta) + J(x) d.
 The trunk's per-row Jacobians J(x) (``torch.func``) are projected onto ``DIRECTIONS`` random
 Gaussian directions P, so fine-tuning a group from the checkpoint is a small convex problem:
@@ -14,6 +14,7 @@ the transfer measure's heads are. G[i][j] = (L_j alone - L_j with i) / L_j alone
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -135,12 +136,12 @@ def fit_groups(train: _Linearised, y_train: torch.Tensor, val: _Linearised,
 
 def linearized_losses(run: ProbeRun, groups: list[tuple[int, ...]]) -> np.ndarray:
     """Each group's estimated validation loss per task (NaN for a task not in the group),
-    shape (groups, tasks), fine-tuned linearly from the joint run's checkpoint."""
-    data, joint, n = run.data, run.joint_probe, run.data.n_tasks
-    if joint.state is None:
-        raise ValueError("this measure needs the joint run's checkpoint; the run kept none")
-    model = MultiTaskNet(run.taskset.model, data.input_shape, data.tasks).to(data.x_train.device)
-    model.load_state_dict(joint.state)
+    shape (groups, tasks), fine-tuned linearly from the checkpoint of the all-in-one network
+    among the run's subset probes."""
+    data, probe, n = run.data, run.subset_probe, run.data.n_tasks
+    everyone = probe.index(range(n))  # the all-in-one network, at its checkpoint
+    model = copy.deepcopy(probe.initial)
+    model.load_state_dict({k: v[everyone] for k, v in probe.params.items()})
     rows = sample_rows(data.labelled(data.y_train), FIT_ROWS, run.seed)
     val_rows = sample_rows(data.labelled(data.y_val), FIT_ROWS, run.seed + 1)
     train = _Linearised(model, data.x_train[rows], run.seed)

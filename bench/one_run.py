@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from affinity.data import load_dataset  # noqa: E402
 from affinity.measures import MEASURES, ProbeRun  # noqa: E402
 from affinity.probes.joint import run_joint  # noqa: E402
+from affinity.probes.subsets import run_subsets  # noqa: E402
 from bench.ground_truth import Truth  # noqa: E402
 from bench.linearized import linearized_gain  # noqa: E402
 from bench.realsets import HALVES, REALSETS  # noqa: E402
@@ -52,7 +53,10 @@ def evaluate(name: str, seeds: int) -> list[dict]:
             started = time.perf_counter()
             joint = run_joint(taskset, data, seed, torch.device("cpu"))
             row = {"name": name, "seed": seed, "joint_s": time.perf_counter() - started}
-            run = ProbeRun(taskset, data, seed, joint, None)
+            # the all-in-one network again, as a subset probe, which keeps its checkpoint
+            everyone = run_subsets(taskset, data, [tuple(range(data.n_tasks))], seed,
+                                   torch.device("cpu"))
+            run = ProbeRun(taskset, data, seed, joint, everyone)
             for m in ONE_RUN:
                 started = time.perf_counter()
                 matrix = linearized_gain(run) if m == "linearized" else MEASURES[m].compute(run)

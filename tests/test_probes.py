@@ -12,7 +12,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from affinity.data import load_dataset
 from affinity.models import TaskLosses, stacked_call
-from affinity.probes.common import init_model, validation_loss
+from affinity.probes.common import init_model
 from affinity.probes.joint import affinity_step, run_joint
 from affinity.probes.reference import naive_affinity_step, naive_joint, naive_subsets
 from affinity.probes.subsets import run_subsets
@@ -153,11 +153,6 @@ def test_network_is_scored_at_one_checkpoint(mixed, device):
     joint = run_joint(ts, data, 0, device)
     np.testing.assert_allclose(joint.val_loss, stacked.val_loss[0], rtol=1e-3)
     assert joint.epochs == stacked.epochs[0] <= ts.training.epochs
-    # the weights it keeps are those of that checkpoint, not of its last epoch
-    model = init_model(ts, data, 0).to(device)
-    model.load_state_dict(joint.state)
-    np.testing.assert_allclose(validation_loss(model, TaskLosses(data.tasks), data).cpu(),
-                               joint.val_loss, rtol=1e-5)
 
 
 def test_single_task_probe_ignores_other_tasks_missing_labels(tmp_path, device):

@@ -42,7 +42,7 @@ class JointProbe:
     task's validation loss at the network's checkpoint (least mean validation loss): the
     all-in-one baseline of this seed. ``unit_seconds`` is the wall time the run would have
     taken without the sampling (one full training of one network), ``epochs`` and ``steps``
-    its length; ``state`` the network's weights at its checkpoint.
+    its length.
     """
 
     grad_cosine: np.ndarray
@@ -53,8 +53,6 @@ class JointProbe:
     epochs: int
     unit_seconds: float
     steps: int
-    state: dict[str, torch.Tensor] | None = None
-    """The network's weights at its checkpoint, for whatever starts from the trained network."""
 
 
 def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
@@ -117,7 +115,6 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
     n_samples = step = epochs = 0
     sampling_seconds = plain_seconds = 0.0
     val_loss = torch.full((n,), torch.nan, device=device)
-    state = None
     started = time.perf_counter()
     batches = Minibatches(own_rows(data.labelled(data.y_train), torch.ones(1, n, device=device)),
                           spec.batch_size, seed)
@@ -149,11 +146,10 @@ def run_joint(taskset: TaskSet, data: Dataset, seed: int, device: torch.device, 
         improved, stopped = stopper.update(val.mean()[None])
         if improved.item():
             val_loss = val
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if stopped.item() or epochs >= spec.epochs:
             break
     plain_step = plain_seconds / max(1, step - n_samples) if step > n_samples else 0.0
     unit = time.perf_counter() - started - sampling_seconds + n_samples * plain_step
     cosine, conflict, lookahead = (sums[:3] / sums[3].clamp(min=1)).double().cpu().numpy()
     return JointProbe(cosine, conflict, lookahead, n_samples, val_loss.double().cpu().numpy(),
-                      epochs, unit, step, state)
+                      epochs, unit, step)
