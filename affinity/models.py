@@ -184,17 +184,18 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     training : run the module in train mode (the stacked buffers are updated in place);
         else in eval mode
     Returns shape (K, n_rows, ...). Stacks of Linear/ReLU/Flatten (the MLP) run as batched
-    matmuls; anything else through ``vmap(functional_call)``, or, for a module that vmap
-    cannot run (data-dependent control flow, ``.item()``, in-place updates of a tensor it did
-    not get), member after member (``functional_call`` on each member's slices, whose buffers
-    it updates in place). All three give the same numbers; the matmuls skip vmap's per-call
-    overhead, which dominates small models, and the loop gives up batching.
+    matmuls; anything else through ``vmap(functional_call)``, or member after member
+    (``functional_call`` on each member's slices, whose buffers it updates in place) for a
+    module that vmap cannot run (data-dependent control flow, ``.item()``, in-place updates of
+    a tensor it did not get) and for convolutions on the CPU (``_grouped_on_cpu``). All three
+    give the same numbers; the matmuls skip vmap's per-call overhead, which dominates small
+    models.
     """
     if not _plain(module):
         was = module.training
         module.train(training)
         try:
-            if vmappable(module, params, x, per_member):
+            if not _grouped_on_cpu(module, x) and vmappable(module, params, x, per_member):
                 return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
                     module, params, (x,))
             k = next(iter(params.values())).shape[0]
@@ -215,6 +216,14 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
         else:
             h = h.flatten(2)
     return h
+
+
+def _grouped_on_cpu(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module`` convolves on the CPU, where vmap turns the members' convolutions into
+    one grouped convolution that trains 2 to 3 times slower than the members one after
+    another (``bench/probes.py``, case h)."""
+    return x.device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd)
+                                          for m in module.modules())
 
 
 def _plain(module: nn.Module) -> bool:

@@ -1,9 +1,10 @@
 """An image-sized run: Fashion-MNIST (Debian's dataset-fashion-mnist) with eight binary
 attribute tasks, the built-in cnn backbone at its defaults, the default budget. Prints wall
 time, peak memory, training runs spent against the budget and the memory plan; exits 1 when
-the run spends more than 1.25 times its budget (in wall-time run-equivalents) or when the
+the run spends more than 1.25 times its budget (in wall-time run-equivalents), when the
 projected total time (what a progress ETA shows) strays more than 30% from the actual one
-after the first stage. Threads: as the worker chooses them (all cores but one).
+after the first stage, or when the run takes more than 45 minutes or 16 GiB. Threads: as the
+worker chooses them (all cores but one).
 
     python bench/fashion.py [--rows 6000] [--budget RUNS] [--backbone cnn]
 """
@@ -31,6 +32,7 @@ from affinity.threads import limited_threads  # noqa: E402
 from bench.sources import MissingData, fashion_images  # noqa: E402
 
 ETA_TOLERANCE = 0.30
+MAX_MINUTES, MAX_GIB = 45, 16
 # classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker,
 # 8 bag, 9 ankle boot
 ATTRIBUTES = {"top": [0, 2, 4, 6], "footwear": [5, 7, 9], "bag": [8], "long_sleeve": [2, 4, 6],
@@ -92,13 +94,16 @@ def main() -> int:
               f"{s['training_runs']:5.1f} runs")
     over = cost["wall_run_equivalents"] > 1.25 * cost["budget"]
     print("missed: the run spent more than its budget" if over else "within budget")
+    slow = seconds > 60 * MAX_MINUTES or peak >= MAX_GIB
+    print(f"{'missed' if slow else 'met'}: at most {MAX_MINUTES} minutes and under {MAX_GIB} "
+          f"GiB ({seconds / 60:.1f} minutes, {peak:.2f} GiB)")
     # the ETA from the end of the first stage on (before it, the unit is not known)
     later = [p for e, p in projected if e > cost["stages"][0]["seconds"] + 1]
     spread = (min(later) / seconds - 1, max(later) / seconds - 1) if later else (0.0, 0.0)
     unstable = max(abs(spread[0]), abs(spread[1])) > ETA_TOLERANCE
     print(f"projected total time {100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% of the "
           f"actual ({len(later)} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
-    return 1 if over or unstable else 0
+    return 1 if over or unstable or slow else 0
 
 
 if __name__ == "__main__":

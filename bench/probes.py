@@ -9,6 +9,9 @@ Prints a table and exits 1 when a target is missed:
   (f)/(g) a registered user CNN (examples/backbones' small-resnet with BatchNorm, digits as
   8x8 images): its 10 single and pair networks batched vs one by one; equal losses, ratio
   reported
+  (h) the built-in cnn on Fashion-sized (1, 28, 28) inputs, 8 stacked members, one forward
+  and backward of a minibatch: vmap (one grouped convolution) / the path stacked_call takes
+  (on the CPU, member after member)                        >= 1.5 on the CPU; equal outputs
 
     python bench/probes.py [--device cpu|cuda] [--repeats 3]
 """
@@ -29,9 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from torch.func import functional_call, stack_module_state, vmap
 
+from affinity.backbones import cnn
 from affinity.data import Dataset, load_dataset
-from affinity.models import TaskLosses, resolve_device
+from affinity.models import TaskLosses, resolve_device, stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import run_joint
 from affinity.probes.reference import naive_joint, naive_subsets
@@ -123,6 +128,26 @@ def user_cnn(device: torch.device) -> tuple[TaskSet, Dataset]:
     return taskset, load_dataset(taskset).to(device)
 
 
+def conv_stack(device: torch.device, members: int = 8,
+               rows: int = 128) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
+    """(h): one forward and backward of ``members`` stacked built-in cnn trunks on a minibatch
+    of random (1, 28, 28) images, through ``stacked_call`` and through plain vmap."""
+    torch.manual_seed(0)
+    trunk = cnn((1, 28, 28)).to(device)
+    params, _ = stack_module_state([cnn((1, 28, 28)).to(device) for _ in range(members)])
+    x = torch.randn(rows, 1, 28, 28, device=device)
+
+    def step(forward: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            out = forward()
+            out.square().sum().backward()
+            return out.detach()
+        return run
+
+    return (step(lambda: stacked_call(trunk, params, x)),
+            step(lambda: vmap(functional_call, in_dims=(None, 0, None))(trunk, params, (x,))))
+
+
 def off_diagonal_spearman(a: np.ndarray, b: np.ndarray) -> float:
     mask = ~np.eye(len(a), dtype=bool)
     return float(spearmanr(a[mask], b[mask]).statistic)
@@ -156,6 +181,10 @@ def main() -> int:
     t_g, cnn_g = timed(lambda: naive_subsets(cnn_set, cnn_data, cnn_members, 0, device), 1,
                        device)
 
+    conv_chosen, conv_vmap = conv_stack(device)
+    t_h, out_h = timed(conv_chosen, r, device)
+    t_hv, out_hv = timed(conv_vmap, r, device)
+
     same_c = np.allclose(joint_b1.lookahead, naive_c, atol=1e-5, rtol=1e-3)
     same_e = np.allclose(subsets_d.val_loss, naive_e, atol=1e-6, rtol=1e-4, equal_nan=True)
     same_g = np.allclose(cnn_f.val_loss, cnn_g, atol=1e-6, rtol=3e-4, equal_nan=True)
@@ -179,6 +208,12 @@ def main() -> int:
         ("(g) user CNN, 10 networks, one by one", f"{t_g:.3f} s",
          f"(g)/(f) = {t_g / t_f:.2f} info", ""),
         ("(f) val losses == (g) naive", str(same_g), "", same_g),
+        ("(h) 8 stacked cnn, 28x28: stacked_call", f"{t_h:.3f} s", "", ""),
+        ("(h) 8 stacked cnn, 28x28: vmap", f"{t_hv:.3f} s",
+         f"vmap/chosen = {t_hv / t_h:.2f}" + (" info" if device.type != "cpu" else ""),
+         t_hv / t_h >= 1.5 if device.type == "cpu" else ""),
+        ("(h) outputs equal", str(torch.allclose(out_h, out_hv, atol=1e-5)), "",
+         torch.allclose(out_h, out_hv, atol=1e-5)),
         ("(b1) lookahead == (c) naive", str(same_c), "", same_c),
         ("(d) val losses == (e) naive", str(same_e), "", same_e),
         ("spearman (b) vs (b1): lookahead / cosine", f"{rho_look:.2f} / {rho_cos:.2f}",
