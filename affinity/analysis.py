@@ -263,6 +263,7 @@ class _Run:
                                       tick=self.tick, deadline=self.ledger.deadline())
         self.ledger.add(stage, seed, groups, probe.epochs.tolist(),
                         probe.member_steps.tolist(), time.perf_counter() - started, probe.cut)
+        self.progress.update(self.ledger.live())
         self.measured.add(seed, groups, probe.val_loss)
         return probe
 
@@ -274,6 +275,7 @@ class _Run:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
         self.ledger.add("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
                         [joint.steps], time.perf_counter() - started)
+        self.progress.update(self.ledger.live())  # the unit is known from here on
         self.measured.add(seed, [self.ledger.everyone], joint.val_loss[None])
         return joint
 

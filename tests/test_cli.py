@@ -120,6 +120,9 @@ def test_progress_reports_stages_up_to_the_total(tmp_path):
     assert stages[-1] == "done" and any(s.startswith("race: ") for s in stages)
     dones = [done for _, done, _ in seen]
     assert dones == sorted(dones) and seen[-1][1] == seen[-1][2] > 0
+    # the all-in-one network is one run of work, counted as soon as it ends
+    after_first = next(done for stage, done, _ in seen if "single-task" in stage)
+    assert after_first == 1.0
 
 
 def test_run_logs_to_a_local_mlflow_store(tmp_path, monkeypatch):
