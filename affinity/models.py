@@ -187,7 +187,7 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     matmuls; anything else through ``vmap(functional_call)``, or member after member
     (``functional_call`` on each member's slices, whose buffers it updates in place) for a
     module that vmap cannot run (data-dependent control flow, ``.item()``, in-place updates of
-    a tensor it did not get) and for convolutions on the CPU (``_grouped_on_cpu``). All three
+    a tensor it did not get) and for convolutions on the CPU (``grouped_on_cpu``). All three
     give the same numbers; the matmuls skip vmap's per-call overhead, which dominates small
     models.
     """
@@ -195,7 +195,7 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
         was = module.training
         module.train(training)
         try:
-            if not _grouped_on_cpu(module, x) and vmappable(module, params, x, per_member):
+            if not grouped_on_cpu(module, x) and vmappable(module, params, x, per_member):
                 return vmap(functional_call, in_dims=(None, 0, 0 if per_member else None))(
                     module, params, (x,))
             k = next(iter(params.values())).shape[0]
@@ -218,10 +218,10 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
     return h
 
 
-def _grouped_on_cpu(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``module`` convolves on the CPU, where vmap turns the members' convolutions into
-    one grouped convolution that trains 2 to 3 times slower than the members one after
-    another (``bench/probes.py``, case h)."""
+def grouped_on_cpu(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module`` convolves on the CPU, where vmap (and a batched backward) turns the
+    members' convolutions into one grouped convolution that trains 2 to 3 times slower than
+    the members one after another (``bench/probes.py``, case h)."""
     return x.device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd)
                                           for m in module.modules())
 

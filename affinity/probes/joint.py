@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses, stacked_call
+from affinity.models import MultiTaskNet, TaskLosses, grouped_on_cpu, stacked_call
 from affinity.probes.common import init_model, validation_loss
 from affinity.taskset import TaskSet
 from affinity.training import EarlyStopping, Minibatches, make_optimizer, own_rows
@@ -57,12 +57,19 @@ class JointProbe:
 
 def affinity_step(model: MultiTaskNet, losses: TaskLosses, x: torch.Tensor, y: torch.Tensor,
                   eta: float, exact: bool = True) -> AffinitySample:
-    """Per-task gradients in one batched backward; leaves their sum in ``p.grad``."""
+    """Per-task gradients in one batched backward (one backward a task for convolutions on
+    the CPU: ``models.grouped_on_cpu``); leaves their sum in ``p.grad``."""
     names, params = zip(*model.named_parameters(), strict=True)
     per_task = losses(model(x), y)
     n_tasks = per_task.shape[0]
-    eye = torch.eye(n_tasks, device=x.device, dtype=per_task.dtype)
-    grads = torch.autograd.grad(per_task, params, grad_outputs=eye, is_grads_batched=True)
+    if grouped_on_cpu(model.trunk, x):
+        rows = [torch.autograd.grad(per_task[t], params, retain_graph=t < n_tasks - 1,
+                                    allow_unused=True, materialize_grads=True)
+                for t in range(n_tasks)]
+        grads = tuple(torch.stack(g) for g in zip(*rows, strict=True))
+    else:
+        eye = torch.eye(n_tasks, device=x.device, dtype=per_task.dtype)
+        grads = torch.autograd.grad(per_task, params, grad_outputs=eye, is_grads_batched=True)
     trunk: dict[str, torch.Tensor] = {}
     for name, p, g in zip(names, params, grads, strict=True):
         p.grad = g.sum(0)
