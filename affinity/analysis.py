@@ -261,10 +261,8 @@ class _Run:
         groups = list(groups)
         probe = self.executor.subsets(self.taskset, self.data, groups, seed, self.device,
                                       tick=self.tick, deadline=self.ledger.deadline())
-        self.ledger.add(stage, seed, groups, probe.epochs.tolist(),
-                        probe.member_steps.tolist(), time.perf_counter() - started, probe.cut)
-        self.progress.update(self.ledger.live())
-        self.measured.add(seed, groups, probe.val_loss)
+        self._record(stage, seed, groups, probe.epochs.tolist(), probe.member_steps.tolist(),
+                     started, probe.val_loss, probe.cut)
         return probe
 
     def joint(self, seed: int, label: str) -> JointProbe:
@@ -273,11 +271,16 @@ class _Run:
         joint = run_joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
-        self.ledger.add("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
-                        [joint.steps], time.perf_counter() - started)
-        self.progress.update(self.ledger.live())  # the unit is known from here on
-        self.measured.add(seed, [self.ledger.everyone], joint.val_loss[None])
+        self._record("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
+                     [joint.steps], started, joint.val_loss[None])
         return joint
+
+    def _record(self, stage: str, seed: int, groups: list[Group], epochs: list[int],
+                steps: list[int], started: float, val_loss: np.ndarray, cut: int = 0) -> None:
+        """A finished stage: its cost in the ledger and the progress, its losses measured."""
+        self.ledger.add(stage, seed, groups, epochs, steps, time.perf_counter() - started, cut)
+        self.progress.update(self.ledger.live())
+        self.measured.add(seed, groups, val_loss)
 
     def probes(self, full: bool) -> tuple[Result, list[Group]]:
         """Per probe seed: the all-in-one network, the single-task networks, then the pairs
