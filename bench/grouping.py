@@ -14,6 +14,7 @@ from the documented recipe) on 16 seeds that no probe, race or confirmation uses
   lookahead matrix, all-in-one and single-task training;
 - auxiliary regret of each primary p = (p's loss with its chosen auxiliaries, none when
   none is recommended - p's best subset) / (p's loss with random auxiliaries - the best);
+  for information, also that of p's best measured set taken without its confirmation;
 - coverage: for every (set, k) with an interval, whether the truth's improvement of the
   measured winner over the reported baseline lies inside the reported 95% interval (the
   target), and whether it does within the truth's own 95% noise (16 seeds: an interval from
@@ -172,17 +173,21 @@ def regrets(truth: Truth, result: Result, entries: dict[int, dict]) -> dict[str,
 
 
 def aux_regrets(truth: Truth, result: Result, taskset: TaskSet) -> dict[str, float]:
-    """Mean auxiliary regret of the primaries' choices, and its noise floor."""
+    """Mean auxiliary regret of the primaries' choices, its noise floor, and (for
+    information) that of each primary's best measured set taken unconfirmed."""
     halvings = truth.halvings(SPLITS, np.random.default_rng(1))
     max_aux = taskset.auxiliary.max_aux
-    aux, aux_floor = [], []
+    aux, aux_floor, unconfirmed = [], [], []
     for p, choice in result.verification.get("auxiliary", {}).items():
         j = truth.tasks.index(p)
         chosen = as_indices(truth.tasks, [choice["auxiliaries"]])[0]
         aux.append(truth.aux_regret(j, chosen, max_aux))
+        best = as_indices(truth.tasks, [choice["best_measured"]])[0]
+        unconfirmed.append(truth.aux_regret(j, best, max_aux))
         aux_floor.append(np.mean([b.aux_regret(j, a.best_aux(j, max_aux), max_aux)
                                   for a, b in halvings]))
-    return {"aux": float(np.mean(aux)), "aux_floor": float(np.mean(aux_floor))}
+    return {"aux": float(np.mean(aux)), "aux_floor": float(np.mean(aux_floor)),
+            "aux_unconfirmed": float(np.mean(unconfirmed))}
 
 
 COLUMNS = [("ours", "ours"), ("floor", "floor"), ("hoa", "HOA"), ("tag", "TAG"),
@@ -205,6 +210,11 @@ def print_half(half: str, all_rows: list[dict]) -> dict[str, float]:
     print(f"{'mean':23} " + " ".join(f"{mean[c]:15.2f}" for c, _ in COLUMNS)
           + (f" {np.mean([r['aux'] for r in rows]):5.2f} "
              f"{np.mean([r['aux_floor'] for r in rows]):5.2f}" if rows else ""))
+    if rows:
+        print("auxiliary regret had each primary's best measured set been recommended without "
+              "confirmation (information, against the fresh-seed rule): "
+              + ", ".join(f"{r['name']} {r['aux_unconfirmed']:.2f}" for r in rows)
+              + f"; mean {np.mean([r['aux_unconfirmed'] for r in rows]):.2f}")
     for r in all_rows:
         if r["large"]:
             print(f"{r['name']} ({r['tasks']} tasks, {r['cost']:.1f} runs): ours against the "
