@@ -36,7 +36,7 @@ from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import HeadFactory, LossFn, check_backbone, own_heads, resolve_device
 from affinity.plan import Ledger
-from affinity.probes.joint import JointProbe, run_joint
+from affinity.probes.joint import JointProbe
 from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
 from affinity.race import Candidate, Contest, Group, Measurements, run_race
@@ -167,7 +167,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     """Probe, measure, race, confirm and decide; see the module docstring.
 
     ``data``: the data instead of the task set's ``data`` (``affinity.tensors``).
-    ``executor`` trains the stacked networks (default: ``LocalExecutor``, in this process).
+    ``executor`` trains the networks, the all-in-one one and the stacked ones (default:
+    ``LocalExecutor``, in this process).
     ``trunk``: your own shared network, a factory ``(input_shape) -> nn.Module`` mapping a
     batch (N, *input_shape) to features (N, width) (its options: ``functools.partial``); it
     replaces the task set's ``model``. ``heads``: per task, a factory ``(width) -> nn.Module``
@@ -268,7 +269,7 @@ class _Run:
     def joint(self, seed: int, label: str) -> JointProbe:
         self.progress.enter(f"all-in-one network and affinity samples {label}")
         started = time.perf_counter()
-        joint = run_joint(self.taskset, self.data, seed, self.device, tick=self.tick)
+        joint = self.executor.joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
         self._record("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
@@ -500,7 +501,7 @@ def confirm(run: _Run, required: list[Candidate], optional: list[list[Candidate]
     used: list[int] = []
     for i in range(planned):
         seed = CONFIRMATION_FIRST_SEED + i
-        if ledger.out_of_time() or (i >= run.promised_seeds and not ledger.affords(first)):
+        if ledger.out_of_time() or not ledger.affords(first):
             break
         later = [*first, *extra] * (planned - i - 1)
         groups = list(first)

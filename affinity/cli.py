@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from affinity.errors import InvalidInput, ServiceError
+from affinity.errors import InvalidInput, ServiceError, crash_line
 
 # Heavy libraries (torch, pandas, the service) are imported by the commands that use them,
 # so that `affinity --help` and the service client commands start fast.
@@ -353,9 +355,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if exc.status in INVALID_STATUS else 1
     except Exception as exc:  # noqa: BLE001 - the CLI's contract is exit code 1 on failure
-        traceback.print_exc()
-        print(f"error: affinity {args.command} failed: {exc}", file=sys.stderr)
+        log = _crash_log(args)
+        print(f"error: affinity {args.command} failed: {crash_line(exc, str(log))}",
+              file=sys.stderr)
         return 1
+
+
+def _crash_log(args: argparse.Namespace) -> Path:
+    """The traceback of the exception being handled, written to ``error.log`` in the run's
+    ``--out`` folder (a temporary file for other commands or where that cannot be written)."""
+    text = traceback.format_exc()
+    out = getattr(args, "out", None)
+    if out is not None:
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (path := Path(out) / "error.log").write_text(text)
+            return path
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix="affinity-error-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return Path(name)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 
 from affinity.data import Dataset
 from affinity.memory import available_bytes, plan
+from affinity.probes.joint import JointProbe, run_joint
 from affinity.probes.subsets import SubsetProbe, merge_probes, run_subsets
 from affinity.taskset import InvalidTaskSet, TaskSet
 
@@ -23,6 +24,11 @@ Members = Sequence[tuple[int, ...]]
 
 
 class Executor(Protocol):
+    def joint(self, taskset: TaskSet, data: Dataset, seed: int, device: torch.device,
+              tick: Callable[..., None] | None = None) -> JointProbe:
+        """Train the all-in-one network of ``seed`` with its affinity samples (as
+        ``probes.joint.run_joint``); call ``tick()`` as the training goes on."""
+
     def subsets(self, taskset: TaskSet, data: Dataset, members: Members, seed: int,
                 device: torch.device, tick: Callable[..., None] | None = None,
                 deadline: float | None = None) -> SubsetProbe:
@@ -30,7 +36,15 @@ class Executor(Protocol):
         ``deadline`` included); call ``tick()`` as the training goes on."""
 
 
-class LocalExecutor:
+class _JointHere:
+    """The all-in-one network trains in this process (one network: nothing to spread)."""
+
+    def joint(self, taskset: TaskSet, data: Dataset, seed: int, device: torch.device,
+              tick: Callable[..., None] | None = None) -> JointProbe:
+        return run_joint(taskset, data, seed, device, tick=tick)
+
+
+class LocalExecutor(_JointHere):
     """The members as batched models in this process: one stack when they fit the device's
     memory (RAM on the CPU), else chunks trained one after another (``memory.plan``). A chunk
     that runs out of CUDA memory anyway is halved and retried.
@@ -83,7 +97,7 @@ def _train_chunk(taskset_doc: dict, data: Dataset, members: list[tuple[int, ...]
     return merge_probes([probe])  # moved to the CPU for the trip back
 
 
-class RayExecutor:
+class RayExecutor(_JointHere):
     """Chunks of members as Ray tasks, each asking for the share of a GPU its memory needs
     (when the cluster has GPUs) and retried by Ray when its worker dies.
 

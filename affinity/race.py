@@ -60,15 +60,19 @@ class Measurements:
     def task_losses(self, candidate: Candidate, seeds: Sequence[int],
                     serve_on: Sequence[int] | None = None) -> np.ndarray:
         """Loss of each target task on each seed, shape (seeds, targets), each task served by
-        one group of the candidate: the one of its least mean loss over ``serve_on`` (default:
-        ``seeds``; a task's least loss on each seed would favour every task in two groups by
-        the luck of its better seed, and the seeds that chose the serving group would
-        flatter it)."""
-        serving = self.served(candidate, serve_on if serve_on is not None else seeds)
+        one group of the candidate (``served``: chosen on ``serve_on``, default ``seeds``; a
+        task's least loss on each seed would favour every task in two groups by the luck of
+        its better seed, and the seeds that chose the serving group would flatter it)."""
+        serving = self.served(candidate, serve_on if serve_on is not None else seeds, seeds)
         return self._rows(candidate, seeds)[:, serving, list(candidate.targets)]
 
-    def served(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
-        """For each target, the index of the candidate's group of its least mean loss."""
+    def served(self, candidate: Candidate, serve_on: Sequence[int],
+               fallback: Sequence[int] = ()) -> np.ndarray:
+        """For each target, the index of the candidate's group of its least mean loss over
+        the seeds of ``serve_on`` that measured the candidate (those that chose it), or over
+        ``fallback`` where none did (a candidate chosen by prediction, first measured where
+        it is compared)."""
+        seeds = self.measured_on([candidate], serve_on) or list(fallback)
         return _serving(self._rows(candidate, seeds), candidate)
 
     def measured_on(self, candidates: Sequence[Candidate], seeds: Sequence[int]) -> list[int]:
@@ -77,7 +81,12 @@ class Measurements:
                 if all(self.has(g, s) for c in candidates for g in c.groups)]
 
     def _rows(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
-        """Losses of shape (seeds, groups, tasks), NaN off-group."""
+        """Losses of shape (seeds, groups, tasks), NaN off-group; a seed on which a group's
+        network did not train is a bug of the caller, never read as anything."""
+        missing = [(g, s) for s in seeds for g in candidate.groups if (g, s) not in self.loss]
+        if missing or not seeds:
+            raise LookupError(f"{candidate.kind} {candidate.groups}: no network trained for "
+                              f"{missing or 'no seed'}")
         return np.stack([[self.loss[g, s] for g in candidate.groups] for s in seeds])
 
     def scores(self, candidate: Candidate, seeds: Sequence[int],
@@ -173,7 +182,7 @@ def network_prior(measured: Measurements, candidate: Candidate, baseline: Candid
     n_tasks = len(next(iter(measured.loss.values()))) if measured.loss else 0
     serve = serve_on if serve_on is not None else seeds
     for c, sign in ((candidate, 1.0), (baseline, -1.0)):
-        for task, g in zip(c.targets, measured.served(c, serve).tolist(), strict=True):
+        for task, g in zip(c.targets, measured.served(c, serve, seeds).tolist(), strict=True):
             w = weights.setdefault(c.groups[g], np.zeros(n_tasks))
             w[task] += sign
     parts = []

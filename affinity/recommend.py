@@ -107,7 +107,8 @@ def auxiliary_contest(sources: list[Source], primary: int, groupings: list[Conte
     groupings anyway); the primary alone is the baseline."""
     column = np.asarray(sources[0][1], dtype=float)[:, primary].copy()
     column[primary] = -np.inf
-    partners = [int(t) for t in np.argsort(-column, kind="stable")[:max_aux]]
+    partners = [int(t) for t in np.argsort(-column, kind="stable")[:max_aux]
+                if t != primary]
     found: dict[tuple[int, ...], Candidate] = {}
     for m in range(1, len(partners) + 1):
         g = tuple(sorted((primary, *partners[:m])))
@@ -191,10 +192,11 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                    serve_on=serve) \
         if best is not None and fresh and best.groups != base.groups else None
     chosen = best if best is not None and comp is not None and comp.significant else base
-    served = dict(zip(tasks, measured.served(chosen, serve).tolist(), strict=True))
 
     def on(*cs: Candidate) -> list[int]:
         return measured.measured_on(cs, confirmation) or measured.measured_on(cs, selection)
+
+    served = dict(zip(tasks, measured.served(chosen, serve, on(chosen)).tolist(), strict=True))
 
     def per_task(c: Candidate) -> np.ndarray:
         return measured.task_losses(c, on(c), serve).mean(axis=0)
@@ -219,6 +221,8 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                          "gain_halfwidth": None if spread is None else round(float(spread[j]), 6)}
                      for j, t in enumerate(tasks)},
         "measured_total_loss": round(float(mine.sum()), 6),
+        "measured_seeds": {"groups": on(chosen), "single_task": on(single),
+                           "all_in_one": on(together)},
         "selection_seeds": list(selection),
         "confirmation_seeds": fresh,
         "selected_by": f"race: {len(contest.candidates)} finalist(s) chosen on "

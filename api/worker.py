@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from affinity.analysis import analyze
+from affinity.errors import crash_line
 from affinity.executor import Executor, LocalExecutor
 from affinity.report import write_report
 from affinity.taskset import InvalidTaskSet
@@ -77,7 +78,7 @@ def run_job(store: Store, settings: Settings, job: JobRow, worker: str,
         log.error("job %s failed: %s", job.id, traceback.format_exc())
         retry = job.attempts < job.max_attempts
         status = JobStatus.queued if retry else JobStatus.failed
-        store.finish(job.id, worker, status, error=f"{type(exc).__name__}: {exc}")
+        store.finish(job.id, worker, status, error=crash_line(exc, "the worker's log"))
         return status
     store.finish(job.id, worker, JobStatus.succeeded, result=result.to_dict(),
                  output_dir=str(out))

@@ -100,7 +100,12 @@ def test_failure_inside_the_analysis_exits_1(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(affinity.analysis, "analyze", boom)  # the command imports it on use
     assert main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
-    assert "out of memory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    log = tmp_path / "o" / "error.log"
+    # one line on the screen, naming the error and where its traceback is
+    assert err == (f"error: affinity run failed: internal error, RuntimeError: out of memory "
+                   f"(traceback in {log})\n")
+    assert "Traceback (most recent call last)" in log.read_text() and "boom" in log.read_text()
 
 
 def test_unusable_device_exits_2(tmp_path, capsys):

@@ -395,6 +395,22 @@ def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():
     assert measured.served(both, [1]).tolist() == [1, 0, 1]
 
 
+def test_serving_is_chosen_on_the_seeds_that_trained_the_candidate():
+    """{a, b} and {a, c} trained on seed 0 and fresh seed 500 only: asked to serve on seeds
+    0 and 1 (the race's), the choice reads seed 0 alone; a candidate never trained on the
+    seeds asked to serve on is served by the seeds it is scored on; a seed with no network is
+    never read."""
+    measured = Measurements()
+    measured.add(0, [(0, 1), (0, 2)], np.array([[1.0, 1.0, np.nan], [3.0, np.nan, 1.0]]))
+    measured.add(500, [(0, 1), (0, 2)], np.array([[4.0, 1.0, np.nan], [2.0, np.nan, 1.0]]))
+    both = Candidate(((0, 1), (0, 2)), (0, 1, 2))
+    assert measured.served(both, [0, 1]).tolist() == [0, 0, 1]
+    np.testing.assert_allclose(measured.scores(both, [500], serve_on=[0, 1]), [6.0])
+    assert measured.served(both, [7], fallback=[500]).tolist() == [1, 0, 1]
+    with pytest.raises(LookupError, match=r"no network trained for \[\(\(0, 1\), 1\)"):
+        measured.scores(both, [0, 1])
+
+
 def test_with_nothing_affordable_the_race_keeps_whatever_seed_0_trained():
     """The probes trained the baselines and only the groups of the last candidate in
     priority order; with no budget left for anything, that candidate is measured, not the

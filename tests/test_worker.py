@@ -41,14 +41,18 @@ def test_invalid_data_fails_without_retry(settings):
     assert failed.error == "invalid task set: data.path: file 'missing.csv' not found"
 
 
-def test_crash_is_retried_then_failed(settings, monkeypatch):
+def test_crash_is_retried_then_failed(settings, monkeypatch, caplog):
     store = Store(settings.url)
     job = store.add_job("a", TASKSET, max_attempts=2)
     monkeypatch.setattr("api.worker.analyze", lambda *a, **k: 1 / 0)
-    work(settings, max_jobs=2)
+    with caplog.at_level("ERROR", logger="taskaffinity.worker"):
+        work(settings, max_jobs=2)
     failed = store.get_job("a", job.id)
     assert failed.status == "failed" and failed.attempts == 2
-    assert failed.error == "ZeroDivisionError: division by zero"
+    # one line in the job's record; the traceback in the worker's log
+    assert failed.error == ("internal error, ZeroDivisionError: division by zero (traceback "
+                            "in the worker's log)")
+    assert "Traceback (most recent call last)" in caplog.text and "1 / 0" in caplog.text
 
 
 def test_cancel_stops_a_running_job(settings):

@@ -1,0 +1,154 @@
+"""The planner, the race, the confirmation and the result's entries over generated task sets,
+driven by a simulated trainer (``tests/simulated.py``: instant synthetic losses, no torch
+training): no crash but the documented refusal, every loss read from a network trained on
+the seed it names, every stage planned within the budget, the same answer twice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from affinity import tensors
+from affinity.analysis import analyze
+from affinity.result import Result
+from affinity.taskset import InvalidTaskSet, TaskSet, parse_taskset
+from tests.simulated import SimulatedExecutor
+
+MEASURES = ["grad_cosine", "lookahead", "pairwise"]  # those a simulated run can give
+
+
+@st.composite
+def jobs(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(2, 12))
+    ks = draw(st.lists(st.integers(1, n), min_size=1, max_size=3, unique=True))
+    return {"n": n, "ks": sorted(ks),
+            # small budgets often: the planner's edge cases lie near the least it needs
+            "runs": draw(st.one_of(st.none(), st.integers(1, 60), st.integers(1, 500))),
+            "own_rows": draw(st.booleans()),
+            "recipe": draw(st.one_of(st.none(), st.sampled_from([
+                {"epochs": 8, "batch_size": 64}, {"epochs": 30, "batch_size": 200}]))),
+            "world": draw(st.integers(0, 10_000))}
+
+
+def build(job: dict) -> tuple[TaskSet, object]:
+    """The job's task set and generated data (binary and regression tasks in turn; shared
+    rows, or each task on rows of its own of a size of its own)."""
+    doc: dict = {"data": {"in_memory": True}, "measures": MEASURES,
+                 "tasks": [{"name": f"t{i}", "type": "binary" if i % 2 else "regression"}
+                           for i in range(job["n"])],
+                 "grouping": {"budgets": job["ks"]}}
+    if job["runs"] is not None:
+        doc["budget"] = {"training_runs": job["runs"]}
+    if job["recipe"]:
+        doc["training"] = job["recipe"]
+    taskset = parse_taskset(doc)
+    rng = np.random.default_rng(job["world"])
+
+    def labels(i: int, m: int) -> np.ndarray:
+        return (rng.random(m) < 0.5).astype(float) if i % 2 else rng.normal(size=m)
+
+    if job["own_rows"]:
+        sizes = rng.integers(60, 300, job["n"])
+        train: object = {t: (rng.normal(size=(m, 3)).astype("float32"), labels(i, m))
+                         for i, (t, m) in enumerate(zip(taskset.task_names, sizes, strict=True))}
+    else:
+        train = (rng.normal(size=(300, 3)).astype("float32"),
+                 {t: labels(i, 300) for i, t in enumerate(taskset.task_names)})
+    return taskset, tensors(taskset, train)
+
+
+def run(job: dict) -> tuple[Result | None, SimulatedExecutor, str]:
+    taskset, data = build(job)
+    sim = SimulatedExecutor(job["n"], job["world"])
+    try:
+        return analyze(taskset, data=data, device="cpu", executor=sim), sim, ""
+    except InvalidTaskSet as refusal:
+        return None, sim, str(refusal)
+
+
+def trained_loss(sim: SimulatedExecutor, group: tuple[int, ...], seed: int, task: int) -> float:
+    assert (group, seed) in sim.trained, f"{group} read on seed {seed}, never trained there"
+    return float(sim.trained[group, seed][task])
+
+
+def check_entry(entry: dict, tasks: list[str], sim: SimulatedExecutor) -> None:
+    """Each measured loss of a groupings entry is the mean, over the seeds it names, of the
+    losses of networks trained on those seeds."""
+    index = {t: i for i, t in enumerate(tasks)}
+    everyone = tuple(range(len(tasks)))
+    seeds = entry["measured_seeds"]
+    groups = [tuple(sorted(index[t] for t in g)) for g in entry["groups"]]
+    for name, m in entry["measured"].items():
+        t = index[name]
+        served = groups[entry["served_by"][name]]
+        for field, group, on in (("loss", served, seeds["groups"]),
+                                 ("single_loss", (t,), seeds["single_task"]),
+                                 ("all_in_one_loss", everyone, seeds["all_in_one"])):
+            assert on, f"k={entry['k']}: {field} of {name} from no seed"
+            expected = np.mean([trained_loss(sim, group, s, t) for s in on])
+            assert m[field] == pytest.approx(expected, abs=2e-6), (entry["k"], name, field)
+    for s in entry["confirmation_seeds"]:  # the comparison's seeds trained both sides
+        for g in groups if entry["kind"] == "groups" else []:
+            assert (g, s) in sim.trained
+
+
+def check_auxiliary(choice: dict, primary: int, tasks: list[str],
+                    sim: SimulatedExecutor) -> None:
+    """The primary's comparison read its best set's network and the primary alone on the
+    seeds it names; the set never holds the primary twice."""
+    partners = tuple(sorted([primary, *(tasks.index(t) for t in choice["best_measured"])]))
+    assert len(set(partners)) == len(partners)
+    for s in choice["confirmation_seeds"]:
+        trained_loss(sim, partners, s, primary)
+        trained_loss(sim, (primary,), s, primary)
+    if choice["loss"] is not None:
+        expected = np.mean([sim.trained[partners, s][primary]
+                            for s in choice["confirmation_seeds"]])
+        assert choice["loss"] == pytest.approx(expected, abs=2e-6)
+
+
+def check_budget(cost: dict) -> None:
+    """Each stage of ``meta.cost`` started only where its planned cost fitted in what the
+    budget left (a network that trains longer than planned is paid in full, and says so)."""
+    spent = 0.0
+    for stage in cost["stages"]:
+        planned = stage.get("planned_training_runs", stage.get("training_runs", 0.0))
+        assert spent + planned <= cost["budget"] + 1e-3, (stage, spent, cost["budget"])
+        spent += stage["training_runs"]
+    assert cost["training_runs"] == pytest.approx(spent, abs=0.01)
+
+
+def stable(result: Result) -> str:
+    """The result without its wall times."""
+    doc = json.loads(json.dumps(result.to_dict(), default=str))
+    cost = doc["meta"].pop("cost")
+    doc["meta"].pop("seconds", None)
+    doc["stages"] = [{k: v for k, v in s.items() if k != "seconds"} for s in cost["stages"]]
+    return json.dumps(doc, sort_keys=True, default=str)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(jobs())
+def test_planner_over_generated_task_sets(job: dict) -> None:
+    result, sim, refusal = run(job)
+    event("refused" if result is None else f"ran, T={job['n']}")
+    if result is None:  # the documented refusal: too small a budget, named with what it needs
+        assert job["runs"] is not None
+        assert refusal.startswith(f"budget.training_runs: {job['runs']:g} cannot afford")
+        assert "needs at least" in refusal
+        return
+    assert len(result.groupings) == len(job["ks"])
+    assert [e["k"] for e in result.groupings] == job["ks"]
+    for entry in result.groupings:
+        check_entry(entry, result.tasks, sim)
+        assert {t for g in entry["groups"] for t in g} == set(result.tasks)
+    for p, choice in result.verification["auxiliary"].items():
+        check_auxiliary(choice, result.tasks.index(p), result.tasks, sim)
+    check_budget(result.meta["cost"])
+    again, _, _ = run(job)
+    assert again is not None and stable(again) == stable(result)
