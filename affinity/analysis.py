@@ -32,26 +32,37 @@ from scipy.stats import rankdata
 from affinity.backbones import register as register_backbone
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
+from affinity.flops import step_flops
+from affinity.grouping.select import all_subsets
 from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import HeadFactory, LossFn, check_backbone, own_heads, resolve_device
-from affinity.plan import Ledger
+from affinity.plan import (
+    CONFIRMATION_MARGIN,
+    EVIDENCE_SHARE,
+    Ledger,
+    check_budget,
+    counted_default,
+    finalist_allowance,
+    least_budget,
+    raise_default_budget,
+    reserve,
+)
 from affinity.probes.joint import JointProbe
 from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Candidate, Contest, Group, Measurements, run_race
+from affinity.race import Candidate, Contest, Group, Measurements, run_race, to_confirm
 from affinity.recommend import (
     Source,
     auxiliary_choice,
     auxiliary_contest,
     baselines,
-    best_auxiliaries,
     better_baseline,
     clusterings,
-    family_prior,
-    finalists,
+    finalist,
     grouping_contest,
     grouping_entry,
+    measured_optimum,
     predicted_entry,
     predictors,
     ranked_auxiliaries,
@@ -61,14 +72,6 @@ from affinity.result import MeasureResult, Result
 from affinity.taskset import DEFAULT_DRIVERS, InvalidTaskSet, TaskSet
 
 MAX_RACE_SEEDS = 8
-CONFIRMATION_SEEDS = 2
-"""Fresh seeds kept for the confirmation round: the finalists and the baselines, measured on
-seeds that chose nothing (the reported intervals come from these)."""
-CONFIRMATION_MARGIN = 1.25
-"""The confirmation seeds are kept at this many times their planned cost: a network trains
-more epochs on one seed than on another (up to a fifth more, seen on the benchmark's sets),
-and the promised seeds run whatever they cost."""
-MAX_CONFIRMATION_SEEDS = 8
 CONFIRMATION_FIRST_SEED = 500  # the exhaustive ground truth trains on seeds 1000, 1001, ...
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
@@ -102,59 +105,6 @@ def network_rows(data: Dataset) -> Callable[[Sequence[Group]], list[int]]:
                 known[g] = int(labelled[:, list(g)].any(1).sum())
         return [known[g] for g in groups]
     return rows
-
-
-def finalist_allowance(taskset: TaskSet) -> int:
-    """Networks of the all-in-one network's size a confirmation seed is planned to need beyond
-    the better baseline, before the finalists are known: the largest k's groups less one
-    (each k's finalists mostly share groups with one another and with the baselines)."""
-    return max(1, max(taskset.budgets) - 1)
-
-
-EVIDENCE_SHARE = 0.6
-"""Of what the budget leaves beside the confirmation seeds after the single-task networks,
-the most the pairs and sampled groups may take; the race's selection rounds get the rest."""
-
-
-def confirmation_estimate(ledger: Ledger, baseline: Sequence[Group], allowance: int) -> float:
-    """Training runs one confirmation seed is planned to cost: the better baseline's networks
-    (``baseline``) and ``allowance`` networks of the all-in-one network's size."""
-    return ledger.estimate(baseline) + allowance * ledger.estimate([ledger.everyone])
-
-
-def least_budget(ledger: Ledger, n_tasks: int, allowance: int) -> float:
-    """The least budget that affords two seeds of the baselines and the finalists: the
-    probes' seed (its all-in-one and single-task networks) and one confirmation seed of the
-    dearer baseline (which baseline is the better one is known only once both trained) and
-    the finalists' ``allowance``."""
-    singles: list[Group] = [(t,) for t in range(n_tasks)]
-    together: list[Group] = [ledger.everyone]
-    dearer = max([together, singles], key=ledger.estimate)
-    return ledger.spent + ledger.estimate(singles) \
-        + (0 if ledger.unit_steps else ledger.estimate([ledger.everyone])) \
-        + confirmation_estimate(ledger, dearer, allowance)
-
-
-def raise_default_budget(taskset: TaskSet, ledger: Ledger, need: float) -> None:
-    """A default budget (the task set gives none) short of the ``need`` of two fresh seeds is
-    raised to it: a default never refuses, and it affords the seeds it promises."""
-    if taskset.budget.training_runs is None and need > ledger.budget:
-        ledger.budget = float(math.ceil(need))
-
-
-def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
-    """Before training, given the ``least_budget`` it ``need``s: whether the budget affords
-    the analysis (True), affords the baselines only and the task set asks for that (False),
-    or neither (InvalidTaskSet, naming the training runs it needs)."""
-    if need <= ledger.budget + 1e-9:
-        return True
-    if taskset.budget.when_short == "baselines":
-        return False
-    raise InvalidTaskSet(
-        f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
-        f"and the finalists; this task set needs at least {math.ceil(need)} (planned from "
-        "each network's rows; networks that train more epochs than the all-in-one one need "
-        "more); or set budget.when_short: baselines to compare the two baselines only")
 
 
 def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
@@ -193,13 +143,13 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     _check_tasks(taskset, data)
     n = data.n_tasks
     ledger = Ledger(taskset.training_runs, taskset.training.batch_size, network_rows(data),
-                    tuple(range(n)), taskset.budget.max_seconds)
+                    tuple(range(n)), taskset.budget.max_seconds,
+                    step_flops=step_flops(taskset, data))
     need = least_budget(ledger, n, finalist_allowance(taskset))
     raise_default_budget(taskset, ledger, need)
     full = check_budget(taskset, ledger, need)
     run = _Run(taskset, data, dev, executor or LocalExecutor(), ledger,
                Progress(ledger.budget, progress))
-    run.promised_seeds = CONFIRMATION_SEEDS if full else 1
     result, members = run.probes(full)
     taskset = _driver_with_evidence(taskset, members, result)
     run.progress.enter("clusterings and candidates")
@@ -246,9 +196,11 @@ class _Run:
         self.reserve = 0.0
         """Training runs kept for the confirmation seeds (set once the first seed's
         baselines are known)."""
-        self.promised_seeds = 1
-        """Confirmation seeds that run even where networks trained longer than planned (the
-        budget check reserved them; the cost says what they took beyond the budget)."""
+
+    def exhaustive(self, seeds: list[int]) -> bool:
+        """Whether every subset of the tasks was trained on each of ``seeds``."""
+        n = self.data.n_tasks
+        return all(self.measured.has(g, s) for g in all_subsets(n) for s in seeds)
 
     def tick(self, networks: int = 1) -> None:
         self.ledger.tick(networks)
@@ -272,6 +224,8 @@ class _Run:
         joint = self.executor.joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
+            counted_default(self.taskset, self.ledger)
+            self.progress.total = self.ledger.budget
         self._record("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
                      [joint.steps], started, joint.val_loss[None])
         return joint
@@ -302,15 +256,20 @@ class _Run:
             conflicts.append(joint.conflict_rate)
             parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
             if seed == 0:
-                self.reserve = CONFIRMATION_SEEDS * CONFIRMATION_MARGIN * confirmation_estimate(
+                self.reserve = reserve(
                     ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
-                    finalist_allowance(taskset)) \
-                    + ledger.estimate([ledger.everyone, *singles]) * (self.probe_seeds - 1)
+                    finalist_allowance(taskset), self.probe_seeds, n)
                 # planned again from the first seed's epochs: networks that train longer
                 # than the all-in-one one cost more than planned before training
                 raise_default_budget(taskset, ledger, ledger.spent + self.reserve)
-                room = EVIDENCE_SHARE * (ledger.remaining - self.reserve)
-                members = singles + evidence(wanted[n:], ledger, room, joint)
+                self.progress.total = ledger.budget
+                room = ledger.remaining - self.reserve
+                every = [g for g in all_subsets(n) if 1 < len(g) < n]
+                # every subset on two seeds (this one and a race round) fits: all of them,
+                # and the measured optimum of every k enters the race
+                members = singles + (every if needs & {"pairs"} and taskset.verify
+                                     and 2 * ledger.estimate(every) <= room else
+                                     evidence(wanted[n:], ledger, EVIDENCE_SHARE * room, joint))
             if len(members) > n:
                 parts.append(self.train(members[n:], seed,
                                         f"{len(members) - n} evidence networks {label}"))
@@ -333,6 +292,13 @@ class _Run:
                          if (i, j) not in members]
             if untrained:  # the budget could not train every pair (see ``evidence``)
                 result.meta["untrained_pairs"] = untrained
+                missing = [tuple(result.tasks.index(t) for t in p) for p in untrained]
+                more = math.ceil(ledger.budget + ledger.estimate(missing) / EVIDENCE_SHARE)
+                result.meta["warnings"].append(
+                    f"pairwise: {len(untrained)} of {n * (n - 1) // 2} pairs were not trained "
+                    "(the budget did not reach them); their cells hold the mean of their "
+                    "target's trained pairs, not a measurement, and the auxiliary ranking "
+                    f"reads them so; budget.training_runs: {more} would train every pair")
         return result, members
 
 
@@ -400,10 +366,14 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
     Without ``sources`` only the baselines are compared."""
     n, tasks, ledger, measured = len(result.tasks), result.tasks, run.ledger, run.measured
     grouping: dict[int, Contest] = {}
+    probe_seeds = list(range(run.probe_seeds))
+    exhaustive = bool(sources) and run.exhaustive(probe_seeds)
     for k in taskset.budgets:
         run.progress.enter(f"candidate groupings for k={k}")
         grouping[k] = grouping_contest(sources, n, k, taskset.grouping.candidates) \
             if sources else Contest(f"k={k}", [], baselines(n))
+        if exhaustive:  # every subset measured: the measured optimum races first
+            grouping[k].enter(measured_optimum(measured, n, k, probe_seeds))
     primaries = taskset.auxiliary.primary or tasks
     aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
                                 taskset.auxiliary.max_aux) for p in primaries} if sources else {}
@@ -413,59 +383,51 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
         return not ledger.out_of_time() and cost <= share * room + 1e-9 \
             and cost + ledger.estimate(then) <= room + 1e-9
 
-    selection = list(range(run.probe_seeds))
+    selection = probe_seeds
     if sources:
         seeds = list(range(max(MAX_RACE_SEEDS, run.probe_seeds)))
         selection = run_race([*grouping.values(), *aux.values()], measured, seeds,
                              lambda groups, seed, _then: run.train(
                                  groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
                              affords)
-    final = {k: finalists(c, measured, selection) for k, c in grouping.items()}
-    confirming = {g for pair in final.values() for c in pair if c for g in c.groups}
-    base_groups = {g for _, base in final.values() for g in base.groups}
+    final = {k: finalist(c, measured, selection) for k, c in grouping.items()}
     allowance = finalist_allowance(taskset) * ledger.estimate([ledger.everyone])
     for k, contest in grouping.items():
-        if contest.candidates:
+        if final[k][0] is not None or not sources:
             continue
         # the budget raced no candidate for k: the best-ranked one (the leading predictors'
         # favourite first) whose networks fit in what is left, or in the finalists' allowance
-        # the plan kept on each promised seed, goes to the confirmation seeds, chosen by
-        # prediction alone
+        # the plan kept on the fresh seed, goes to it, chosen by prediction alone
+        confirming = {g for best, base in final.values() if best for g in to_confirm(best, base)}
         for candidate in contest.entered:
-            more = confirming | set(candidate.groups)
-            if run.promised_seeds * CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) \
-                    <= ledger.remaining + 1e-9 \
-                    or ledger.estimate(sorted(more - base_groups)) <= allowance + 1e-9:
+            more = confirming | set(to_confirm(candidate, final[k][1]))
+            if CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) <= ledger.remaining + 1e-9 \
+                    or ledger.estimate(sorted(more - confirming)) <= allowance + 1e-9:
                 contest.candidates = [candidate]
-                final[k] = finalists(contest, measured, selection)
-                confirming = more
+                final[k] = (candidate, final[k][1])
                 break
-    best_aux = {p: best_auxiliaries(c, measured, selection) for p, c in aux.items()}
-    required = [c for pair in final.values() for c in pair if c]
-    # the other baseline too where it fits, so that more than one seed picks the better one;
-    # then each primary's best auxiliary set beside it alone, the cheapest first (the most
-    # primaries confirmed for the work)
-    required_groups = {g for c in required for g in c.groups}
-    auxiliaries = sorted(([c, aux[p].baselines[0]] for p, c in best_aux.items() if c),
-                         key=lambda item: ledger.estimate(sorted(
-                             {g for c in item for g in c.groups} - required_groups)))
-    confirmation = confirm(run, required, [baselines(n)], auxiliaries)
-    if len(confirmation) < 2:
-        least = sorted(required_groups)
-        need = ledger.spent + (2 - len(confirmation)) * ledger.estimate(least)
+    aux_final = {p: finalist(c, measured, selection)[0] for p, c in aux.items()}
+    required = [(best, base) for best, base in final.values() if best]
+    paired = sorted(((c, aux[p].baselines[0]) for p, c in aux_final.items() if c),
+                    key=lambda item: ledger.estimate(to_confirm(*item)))
+    # the baselines against each other first: one more seed that measured both helps to pick
+    # the better one, which every comparison is against
+    bases = baselines(n)
+    if final:
+        better = next(iter(final.values()))[1]
+        paired.insert(0, (next(b for b in bases if b.groups != better.groups), better))
+    confirmation = confirm(run, required, paired)
+    if not confirmation and required:
+        need = ledger.spent + ledger.estimate(sorted({g for item in required
+                                                      for g in to_confirm(*item)}))
         result.meta["warnings"].append(
-            f"budget.training_runs: {len(confirmation)} fresh seed(s) confirmed the "
-            "finalists, so no comparison has an interval; about "
-            f"{math.ceil(max(need, ledger.budget + 1))} training runs would afford two")
-    # No variance prior across k: every k's comparison shares the baseline's networks and
-    # mostly the finalists' too, so their variances are not independent draws; pooling them
-    # gave 95% intervals that held the truth in 2 of 4 cases (bench/grouping.py).
+            "budget.training_runs: no fresh seed fitted to confirm the finalists, so no "
+            f"comparison has an interval; about {math.ceil(max(need, ledger.budget + 1))} "
+            "training runs would afford one")
     result.groupings = [grouping_entry(tasks, grouping[k], measured, selection, confirmation,
                                        k) for k in taskset.budgets]
     result.verdict = verdict(result.groupings)
-    prior = family_prior([(c, aux[p].baselines[0]) for p, c in best_aux.items() if c],
-                         measured, selection, confirmation)
-    choices = {p: auxiliary_choice(tasks, aux[p], best_aux[p], measured, confirmation, prior)
+    choices = {p: auxiliary_choice(tasks, aux[p], measured, selection, confirmation)
                for p in aux}
     for p, ranked in result.auxiliary.items():
         for entry in ranked:
@@ -474,45 +436,37 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
                            "confirmation_seeds": confirmation, "auxiliary": choices}
 
 
-def confirm(run: _Run, required: list[Candidate], optional: list[list[Candidate]],
-            paired: list[list[Candidate]]) -> list[int]:
-    """The confirmation round: the ``required`` candidates (each k's finalist and better
-    baseline) trained on as many fresh seeds as the budget affords, the promised ones always
-    (the plan kept them: ``CONFIRMATION_SEEDS`` where the budget check passed, else one), at
-    most ``MAX_CONFIRMATION_SEEDS``, and only when two seeds or more are planned (one seed
-    gives no interval):
-    - each item of ``paired`` (a primary's best auxiliary set and the primary alone), in
-      order, where it fits on every planned seed: measured on one seed it could not be
-      compared, so it is confirmed on all of them or on none;
-    - each item of ``optional`` (the other baseline), on each seed where it fits beside
-      them without taking a later seed's share (one more seed that measured both helps to
-      pick the better baseline).
-    Returns the seeds trained."""
+def confirm(run: _Run, required: list[tuple[Candidate, Candidate]],
+            paired: list[tuple[Candidate, Candidate]]) -> list[int]:
+    """The confirmation: each (finalist, better baseline) of ``required`` on a fresh seed
+    that chose nothing, training only the networks in which the two differ
+    (``race.to_confirm``: a task served by the same network on both sides adds nothing to
+    the comparison); a second fresh seed for the comparisons with a network never trained
+    before (a finalist chosen by prediction: with one seed it has no spread of its own to
+    pool). Each item of ``paired`` (the other baseline against the better one, then each
+    primary's best auxiliary set and the primary alone, cheapest first) joins the first
+    fresh seed where it fits beside the planned seeds. A seed starts only where its
+    planned cost fits in what is left. Returns the seeds trained."""
     ledger, measured = run.ledger, run.measured
-    first = sorted({g for c in required for g in c.groups}, key=lambda g: (len(g), g))
-    per_seed = ledger.estimate(first)
-    planned = max(run.promised_seeds, min(MAX_CONFIRMATION_SEEDS,
-                  int((ledger.remaining + 1e-9) // per_seed) if per_seed else 1))
-    extra: list[Group] = []  # the paired items' networks, on every seed
-    for item in paired if planned > 1 else []:
-        more = [g for c in item for g in c.groups if g not in first and g not in extra]
-        if ledger.affords([*first, *extra, *more] * planned):
-            extra += more
+    trained = {g for g, _ in measured.loss}
+    first = sorted({g for item in required for g in to_confirm(*item)}, key=_by_size)
+    again = sorted({g for item in required if not set(to_confirm(*item)) <= trained
+                    for g in to_confirm(*item)}, key=_by_size)
+    for item in paired:
+        more = [g for g in to_confirm(*item) if g not in first]
+        if ledger.affords([*first, *more, *again]):
+            first += more
     used: list[int] = []
-    for i in range(planned):
+    for i, groups in enumerate([first, again]):
         seed = CONFIRMATION_FIRST_SEED + i
-        if ledger.out_of_time() or not ledger.affords(first):
+        if not groups or ledger.out_of_time() or not ledger.affords(groups):
             break
-        later = [*first, *extra] * (planned - i - 1)
-        groups = list(first)
-        if ledger.affords([*groups, *extra], later):
-            groups += extra
-        for item in optional if planned > 1 else []:
-            more = [g for c in item for g in c.groups if g not in groups]
-            if ledger.affords([*groups, *more], later):
-                groups += more
         todo = [g for g in groups if not measured.has(g, seed)]
         if todo:
             run.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
         used.append(seed)
     return used
+
+
+def _by_size(group: Group) -> tuple[int, Group]:
+    return len(group), group

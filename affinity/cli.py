@@ -166,8 +166,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_recommendation(result) -> None:
-    """The result's warnings (on stderr), the verdict, then a table of what to train for
-    each k with its measured lead."""
+    """The result's warnings (on stderr), the verdict, a table of what to train for each k
+    beside the best measured groups and their comparison, then each primary's auxiliary
+    finding."""
     from rich.console import Console
     from rich.table import Table
 
@@ -177,25 +178,37 @@ def _print_recommendation(result) -> None:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(result.verdict, flush=True)
     table = Table(title="what to train for each number of groups k", title_justify="left")
-    for column in ("k", "train", "groups", "best k groups vs the better baseline (95%)"):
+    for column in ("k", "train", "groups", "best measured groups",
+                   "vs the better baseline (95%, fresh seeds)"):
         table.add_column(column, overflow="fold")
     for entry in result.groupings:
-        lead = "not measured"
-        if entry.get("interval"):
-            lo, hi = entry["interval"]
-            lead = (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to "
-                    f"{100 * hi:+.1f}%) vs {entry['baseline'].replace('_', '-')}"
-                    + (", beyond noise" if entry["significant"] else ""))
-        elif is_the_baseline(entry):
-            lead = "it is the better baseline"
-        elif entry.get("improvement") is not None:
-            lead = (f"{100 * entry['improvement']:+.1f}% (one fresh seed) vs "
-                    f"{entry['baseline'].replace('_', '-')}")
-        elif entry.get("baseline"):
-            lead = f"no fresh seed: {entry['baseline'].replace('_', '-')} is the better baseline"
         table.add_row(str(entry["k"]), entry["kind"].replace("_", "-"),
-                      "\n".join(group_lines(entry)), lead)
-    Console(width=max(100, Console().width)).print(table)
+                      "\n".join(group_lines(entry)),
+                      "\n".join(", ".join(g) for g in entry.get("best_groups") or []) or "-",
+                      _lead(entry, is_the_baseline(entry)))
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    for primary, choice in (result.verification or {}).get("auxiliary", {}).items():
+        console.print(f"auxiliary, {primary}: {choice['verdict']}", highlight=False)
+
+
+def _lead(entry: dict[str, Any], same: bool) -> str:
+    """How a groupings entry's best measured groups compare with the better baseline."""
+    base = (entry.get("baseline") or "").replace("_", "-")
+    if entry.get("interval"):
+        lo, hi = entry["interval"]
+        beyond = ", better beyond noise" if entry["significant"] else \
+            ", worse beyond noise" if entry.get("worse_beyond_noise") else ", within noise"
+        return (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to {100 * hi:+.1f}%) "
+                f"vs {base}{beyond}")
+    if same:
+        return "they are the better baseline"
+    if entry.get("improvement") is not None:
+        return f"{100 * entry['improvement']:+.1f}% vs {base} (no interval)"
+    if entry.get("best_expected_improvement") is not None:
+        return (f"{100 * entry['best_expected_improvement']:+.1f}% vs {base} expected "
+                "(no fresh seed)")
+    return "not measured" if not base else f"no candidate measured; {base} is the better one"
 
 
 def _job_line(job: dict) -> str:

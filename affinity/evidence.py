@@ -31,7 +31,7 @@ scored regret 0.57 where every subset gave 0.24 (``bench/evidence.py``)."""
 
 DEFAULT_RULE: Rule = 0.5
 """Beta for a bare matrix or a table without larger subsets: between sum (0) and mean (1);
-the best beta on the benchmark's five truths was 0.3 to 2.0 (README, "Measured")."""
+the best beta on the benchmark's five truths was 0.3 to 2.0 (CHANGELOG.md)."""
 
 
 class InvalidEvidence(InvalidInput):

@@ -11,7 +11,7 @@ import csv
 import zipfile
 from pathlib import Path
 
-from affinity.taskset import InvalidTaskSet, TaskSet
+from affinity.taskset import InvalidTaskSet, TaskSet, did_you_mean
 
 DIGITS_PIXELS = [f"pixel_{i}" for i in range(64)]
 DIGITS_COLUMNS = DIGITS_PIXELS + [f"digit_{d}" for d in range(10)]
@@ -47,9 +47,11 @@ def check_columns(columns: list[str], taskset: TaskSet, what: str,
     spec = taskset.data
     for i, t in enumerate(taskset.tasks):
         if t.source not in columns:
-            raise InvalidTaskSet(f"tasks[{i}].column: column {t.source!r} not found in {what}")
+            raise InvalidTaskSet(f"tasks[{i}].column: column {t.source!r} not found in {what}"
+                                 + _columns_hint(t.source, columns))
     if spec.split_column and spec.split_column not in columns:
-        raise InvalidTaskSet(f"data.split_column: column {spec.split_column!r} not found in {what}")
+        raise InvalidTaskSet(f"data.split_column: column {spec.split_column!r} not found in {what}"
+                             + _columns_hint(spec.split_column, columns))
     used = {t.source for t in taskset.tasks} | {spec.split_column}
     features = spec.features or default_features or [c for c in columns if c not in used]
     if not features:
@@ -57,7 +59,8 @@ def check_columns(columns: list[str], taskset: TaskSet, what: str,
     for i, f in enumerate(features):
         field = f"data.features[{i}]" if spec.features else "data.features"
         if f not in columns:
-            raise InvalidTaskSet(f"{field}: column {f!r} not found in {what}")
+            raise InvalidTaskSet(f"{field}: column {f!r} not found in {what}"
+                                 + _columns_hint(f, columns))
         if f in used:
             raise InvalidTaskSet(f"{field}: column {f!r} is a task or split column")
     return features
@@ -105,3 +108,14 @@ def check_header(taskset: TaskSet, base_dir: Path) -> None:
     except Exception as exc:  # pyarrow raises its own types for a malformed file
         raise InvalidTaskSet(f"data.path: cannot read {path.name!r}: {exc}") from None
     check_columns(columns, taskset, what)
+
+
+SHOWN_COLUMNS = 12
+
+
+def _columns_hint(name: str, columns: list[str]) -> str:
+    """The closest column to a missing ``name`` and the columns there are (the first
+    ``SHOWN_COLUMNS``), for an error message."""
+    listed = ", ".join(columns[:SHOWN_COLUMNS]) + (f", ... ({len(columns)} columns)"
+                                                   if len(columns) > SHOWN_COLUMNS else "")
+    return did_you_mean(name, columns) + f"; its columns: {listed}"

@@ -26,7 +26,19 @@ from typing import Any
 
 import numpy as np
 
+from affinity.taskset import InvalidTaskSet, TaskSet
+
 Group = tuple[int, ...]
+
+CONFIRMATION_MARGIN = 1.25
+"""The fresh seed is kept at this many times its planned cost: a network trains more epochs
+on one seed than on another (up to a fifth more, seen on the benchmark's sets)."""
+
+DEFAULT_FLOPS = 6e12
+"""The default budget in counted operations (``budget.training_runs`` unset): sized so that
+the default analysis of a bench-sized table (2,000-6,000 rows, an MLP) takes a few minutes on
+a 2-core CPU (``bench/grouping.py`` prints the wall time of each set); never below what the
+least analysis needs."""
 
 
 @dataclass
@@ -46,6 +58,9 @@ class Ledger:
     unit_seconds: float = 0.0
     """The all-in-one network's wall time (its affinity sampling left out): reported, never
     planned with."""
+    step_flops: float = 0.0
+    """Counted operations of one network-step (``flops.step_flops``): the unit of counted
+    compute, reported beside the runs, never timed."""
     network_steps: int = 0
     live_steps: int = 0
     """Network-steps of the stage under way (the progress bar's count)."""
@@ -140,12 +155,86 @@ class Ledger:
 
     def cost(self) -> dict[str, Any]:
         """``meta.cost``: the training runs spent (network-steps over the unit's steps), the
-        budget, the unit, each stage (its cost as planned and as trained) and, for
+        budget, both also in counted operations (``flops``, ``budget_flops``: network-steps
+        times ``step_flops``), the unit, each stage (its cost as planned and as trained) and, for
         information, the wall time in units of the all-in-one network's."""
         seconds = time.perf_counter() - self.started
         return {"training_runs": round(self.spent, 3), "budget": round(self.budget, 3),
+                "flops": float(f"{self.network_steps * self.step_flops:.4g}"),
+                "budget_flops": float(f"{self.budget * self.unit_steps * self.step_flops:.4g}"),
+                "step_flops": float(f"{self.step_flops:.4g}"),
                 "unit_steps": self.unit_steps, "network_steps": self.network_steps,
                 "seconds": round(seconds, 3), "unit_seconds": round(self.unit_seconds, 4),
                 "wall_run_equivalents": round(seconds / self.unit_seconds, 3)
                 if self.unit_seconds else None,
                 "stages": list(self.stages)}
+
+
+def finalist_allowance(taskset: TaskSet) -> int:
+    """Networks of the all-in-one network's size a confirmation seed is planned to need beyond
+    the better baseline, before the finalists are known: the largest k's groups less one
+    (each k's finalists mostly share groups with one another and with the baselines)."""
+    return max(1, max(taskset.budgets) - 1)
+
+
+EVIDENCE_SHARE = 0.6
+"""Of what the budget leaves beside the confirmation seeds after the single-task networks,
+the most the pairs and sampled groups may take; the race's selection rounds get the rest."""
+
+
+def confirmation_estimate(ledger: Ledger, baseline: Sequence[Group], allowance: int) -> float:
+    """Training runs one confirmation seed is planned to cost: the better baseline's networks
+    (``baseline``) and ``allowance`` networks of the all-in-one network's size."""
+    return ledger.estimate(baseline) + allowance * ledger.estimate([ledger.everyone])
+
+
+def least_budget(ledger: Ledger, n_tasks: int, allowance: int) -> float:
+    """The least budget that affords two seeds of the baselines and the finalists: the
+    probes' seed (its all-in-one and single-task networks) and one confirmation seed of the
+    dearer baseline (which baseline is the better one is known only once both trained) and
+    the finalists' ``allowance``."""
+    singles: list[Group] = [(t,) for t in range(n_tasks)]
+    together: list[Group] = [ledger.everyone]
+    dearer = max([together, singles], key=ledger.estimate)
+    return ledger.spent + ledger.estimate(singles) \
+        + (0 if ledger.unit_steps else ledger.estimate([ledger.everyone])) \
+        + confirmation_estimate(ledger, dearer, allowance)
+
+
+def raise_default_budget(taskset: TaskSet, ledger: Ledger, need: float) -> None:
+    """A default budget (the task set gives none) short of the ``need`` of two fresh seeds is
+    raised to it: a default never refuses, and it affords the seeds it promises."""
+    if taskset.budget.training_runs is None and need > ledger.budget:
+        ledger.budget = float(math.ceil(need))
+
+
+def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
+    """Before training, given the ``least_budget`` it ``need``s: whether the budget affords
+    the analysis (True), affords the baselines only and the task set asks for that (False),
+    or neither (InvalidTaskSet, naming the training runs it needs)."""
+    if need <= ledger.budget + 1e-9:
+        return True
+    if taskset.budget.when_short == "baselines":
+        return False
+    raise InvalidTaskSet(
+        f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
+        f"and the finalists; this task set needs at least {math.ceil(need)} (planned from "
+        "each network's rows; networks that train more epochs than the all-in-one one need "
+        "more); or set budget.when_short: baselines to compare the two baselines only")
+
+
+def counted_default(taskset: TaskSet, ledger: Ledger) -> None:
+    """Once the unit is known: a default budget (the task set gives none) becomes
+    ``DEFAULT_FLOPS`` of counted compute in training runs, where that is more than it is."""
+    if taskset.budget.training_runs is None and ledger.unit_steps and ledger.step_flops:
+        ledger.budget = max(ledger.budget, DEFAULT_FLOPS / (ledger.unit_steps * ledger.step_flops))
+
+
+def reserve(ledger: Ledger, baseline: Sequence[Group], allowance: int, probe_seeds: int,
+            n_tasks: int) -> float:
+    """Training runs kept, once the first seed's baselines are known, for the fresh seed
+    (``confirmation_estimate`` at ``CONFIRMATION_MARGIN``) and the other probe seeds (their
+    all-in-one and single-task networks)."""
+    singles: list[Group] = [(t,) for t in range(n_tasks)]
+    return CONFIRMATION_MARGIN * confirmation_estimate(ledger, baseline, allowance) \
+        + ledger.estimate([ledger.everyone, *singles]) * (probe_seeds - 1)

@@ -62,42 +62,70 @@ class Measurements:
         """Loss of each target task on each seed, shape (seeds, targets), each task served by
         one group of the candidate (``served``: chosen on ``serve_on``, default ``seeds``; a
         task's least loss on each seed would favour every task in two groups by the luck of
-        its better seed, and the seeds that chose the serving group would flatter it)."""
+        its better seed, and the seeds that chose the serving group would flatter it). Only
+        the serving networks are read: a seed needs no other."""
         serving = self.served(candidate, serve_on if serve_on is not None else seeds, seeds)
-        return self._rows(candidate, seeds)[:, serving, list(candidate.targets)]
-
-    def served(self, candidate: Candidate, serve_on: Sequence[int],
-               fallback: Sequence[int] = ()) -> np.ndarray:
-        """For each target, the index of the candidate's group of its least mean loss over
-        the seeds of ``serve_on`` that measured the candidate (those that chose it), or over
-        ``fallback`` where none did (a candidate chosen by prediction, first measured where
-        it is compared)."""
-        seeds = self.measured_on([candidate], serve_on) or list(fallback)
-        return _serving(self._rows(candidate, seeds), candidate)
-
-    def measured_on(self, candidates: Sequence[Candidate], seeds: Sequence[int]) -> list[int]:
-        """The ``seeds`` on which every group of every candidate was measured."""
-        return [s for s in seeds
-                if all(self.has(g, s) for c in candidates for g in c.groups)]
-
-    def _rows(self, candidate: Candidate, seeds: Sequence[int]) -> np.ndarray:
-        """Losses of shape (seeds, groups, tasks), NaN off-group; a seed on which a group's
-        network did not train is a bug of the caller, never read as anything."""
-        missing = [(g, s) for s in seeds for g in candidate.groups if (g, s) not in self.loss]
+        groups = [candidate.groups[i] for i in serving.tolist()]
+        missing = [(g, s) for s in seeds for g in dict.fromkeys(groups) if not self.has(g, s)]
         if missing or not seeds:
             raise LookupError(f"{candidate.kind} {candidate.groups}: no network trained for "
                               f"{missing or 'no seed'}")
-        return np.stack([[self.loss[g, s] for g in candidate.groups] for s in seeds])
+        return np.array([[self.loss[g, s][t] for g, t in zip(groups, candidate.targets,
+                                                               strict=True)] for s in seeds])
+
+    def served(self, candidate: Candidate, serve_on: Sequence[int],
+               fallback: Sequence[int] = ()) -> np.ndarray:
+        """For each target, the index of the candidate's group that serves it: the one group
+        that holds it, else the one of least mean loss on it over the seeds of ``serve_on``
+        that trained every group holding it (those that chose the candidate), else over such
+        seeds of ``fallback`` (a candidate chosen by prediction, first measured where it is
+        compared); LookupError where neither has one."""
+        out = []
+        for t in candidate.targets:
+            holding = [i for i, g in enumerate(candidate.groups) if t in g]
+            if len(holding) > 1:
+                on = self._all_trained([candidate.groups[i] for i in holding], serve_on) or \
+                    self._all_trained([candidate.groups[i] for i in holding], fallback)
+                if not on:
+                    raise LookupError(f"{candidate.kind} {candidate.groups}: no seed trained "
+                                      f"every group of task {t} to choose its serving one")
+                holding = [min(holding, key=lambda i: float(np.mean(
+                    [self.loss[candidate.groups[i], s][t] for s in on])))]
+            out.append(holding[0])
+        return np.array(out, dtype=int)
+
+    def serving_seeds(self, candidate: Candidate, seeds: Sequence[int],
+                      serve_on: Sequence[int]) -> list[int]:
+        """The ``seeds`` that trained every network serving one of the candidate's tasks
+        (``served`` chooses on ``serve_on``, else on ``seeds``)."""
+        if not self.can_serve(candidate, serve_on) and not self.can_serve(candidate, seeds):
+            return []
+        serving = self.served(candidate, serve_on, seeds).tolist()
+        return self._all_trained([candidate.groups[i] for i in set(serving)], seeds)
+
+    def can_serve(self, candidate: Candidate, seeds: Sequence[int]) -> bool:
+        """Whether ``served`` can choose on ``seeds``: each task held by two groups or more
+        has a seed there that trained them all."""
+        return all(self._all_trained([g for g in candidate.groups if t in g], seeds)
+                   for t in candidate.targets if sum(t in g for g in candidate.groups) > 1)
+
+    def _all_trained(self, groups: Sequence[Group], seeds: Sequence[int]) -> list[int]:
+        return [s for s in seeds if all(self.has(g, s) for g in groups)]
+
+    def measured_on(self, candidates: Sequence[Candidate], seeds: Sequence[int]) -> list[int]:
+        """The ``seeds`` on which every group of every candidate was measured."""
+        return self._all_trained([g for c in candidates for g in c.groups], seeds)
+
+    def total(self, candidate: Candidate, serve_on: Sequence[int] = ()) -> float:
+        """The candidate's mean total loss over every seed that trained all its networks
+        (each task served as ``served`` chooses on ``serve_on``)."""
+        whole = self.measured_on([candidate], sorted({s for _, s in self.loss}))
+        return max(float(self.scores(candidate, whole, list(serve_on) or whole).mean()), 1e-12)
 
     def scores(self, candidate: Candidate, seeds: Sequence[int],
                serve_on: Sequence[int] | None = None) -> np.ndarray:
         """Total loss of the candidate's targets on each seed, shape (seeds,)."""
         return self.task_losses(candidate, seeds, serve_on).sum(axis=1)
-
-
-def _serving(rows: np.ndarray, candidate: Candidate) -> np.ndarray:
-    """Per target, the group (index) of least mean loss in ``rows`` (seeds, groups, tasks)."""
-    return np.nanargmin(rows.mean(axis=0)[:, list(candidate.targets)], axis=0)
 
 
 @dataclass
@@ -111,6 +139,16 @@ class Contest:
 
     def __post_init__(self) -> None:
         self.entered = self.entered or list(self.candidates)
+
+    def enter(self, candidate: Candidate) -> None:
+        """Put ``candidate`` first (where the contest already holds its groups, that one),
+        among the survivors and the entered."""
+        same = [c for c in self.entered if c.groups == candidate.groups]
+        first = same[0] if same else candidate
+        if same:
+            first.sources.extend(s for s in candidate.sources if s not in first.sources)
+        self.candidates = [first, *(c for c in self.candidates if c is not first)]
+        self.entered = [first, *(c for c in self.entered if c is not first)]
 
     def alive_groups(self) -> set[Group]:
         return {g for c in self.candidates + self.baselines for g in c.groups}
@@ -134,13 +172,61 @@ class Prior:
     df: float
 
 
+Differing = list[tuple[int, Group, Group]]
+
+
+def differing(measured: Measurements, candidate: Candidate, baseline: Candidate,
+              serve_on: Sequence[int], fallback: Sequence[int] = ()) -> Differing:
+    """(task, the candidate's network serving it, the baseline's) for each target whose
+    serving network differs between the two (``Measurements.served``): a task served by
+    the same network on both sides adds exactly zero to every seed's difference."""
+    ours = measured.served(candidate, serve_on, fallback).tolist()
+    theirs = measured.served(baseline, serve_on, fallback).tolist()
+    return [(t, candidate.groups[a], baseline.groups[b])
+            for t, a, b in zip(candidate.targets, ours, theirs, strict=True)
+            if candidate.groups[a] != baseline.groups[b]]
+
+
+def comparable_on(measured: Measurements, candidate: Candidate, baseline: Candidate,
+                  seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> list[int]:
+    """The ``seeds`` that trained every network in which the two differ (``differing``,
+    the serving chosen on ``serve_on``, else on ``seeds``)."""
+    parts = differing(measured, candidate, baseline,
+                      serve_on if serve_on is not None else seeds, seeds)
+    return [s for s in seeds if all(measured.has(g, s) for _, a, b in parts for g in (a, b))]
+
+
+def to_confirm(candidate: Candidate, baseline: Candidate) -> list[Group]:
+    """The networks to train on a fresh seed to compare the two, before their serving is
+    known: the candidate's groups that the baseline lacks, and the baseline's groups that
+    serve their tasks (a superset of ``differing``'s networks)."""
+    new = [g for g in candidate.groups if g not in baseline.groups]
+    held = {t for g in new for t in g}
+    return sorted(set(new) | {g for g in baseline.groups if held & set(g)},
+                  key=lambda g: (len(g), g))
+
+
 def differences(measured: Measurements, candidate: Candidate, baseline: Candidate,
                 seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> np.ndarray:
-    """Per seed, (baseline - candidate) / the baseline's mean score: the relative drop (each
-    task served by the group ``serve_on`` chose, see ``Measurements.task_losses``)."""
-    ours = measured.scores(candidate, seeds, serve_on)
-    theirs = measured.scores(baseline, seeds, serve_on)
-    return (theirs - ours) / max(float(theirs.mean()), 1e-12)
+    """Per seed, (baseline - candidate) / the baseline's total loss: the relative drop. Only
+    the tasks whose serving network differs (``differing``, the serving chosen on
+    ``serve_on``, default ``seeds``) are read, so a seed needs only those networks; the
+    baseline's total loss is its mean over ``seeds``, or where they did not train it whole,
+    over every seed that did (at least the probes')."""
+    serve = serve_on if serve_on is not None else seeds
+    parts = differing(measured, candidate, baseline, serve, seeds)
+    drop = np.array([sum(measured.loss[b, s][t] - measured.loss[a, s][t] for t, a, b in parts)
+                     for s in seeds], dtype=float)
+    return drop / _scale(measured, baseline, seeds, serve)
+
+
+def _scale(measured: Measurements, baseline: Candidate, seeds: Sequence[int],
+           serve_on: Sequence[int]) -> float:
+    """The baseline's total loss that a relative difference divides by: its mean over
+    ``seeds``, or where they did not train it whole, over every seed that did."""
+    whole = measured.measured_on([baseline], seeds)
+    return max(float(measured.scores(baseline, whole, serve_on).mean()), 1e-12) if whole \
+        else measured.total(baseline, serve_on)
 
 
 def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
@@ -198,7 +284,7 @@ def network_prior(measured: Measurements, candidate: Candidate, baseline: Candid
     if not parts or total <= 0:
         return None
     df = total ** 2 / sum(v ** 2 / d for v, d in parts if v > 0)
-    scale = max(float(measured.scores(baseline, seeds, serve_on).mean()), 1e-12)
+    scale = _scale(measured, baseline, seeds, serve)
     return Prior(total / scale ** 2, df)
 
 
@@ -206,8 +292,9 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
             seeds: Sequence[int], prior: Prior | None = None,
             confidence: float = 0.95, serve_on: Sequence[int] | None = None) -> Comparison:
     """Improvement (baseline - candidate) / baseline of the mean scores, with a t-interval of
-    ``confidence`` from the seed-paired differences (moderated by the family's ``prior``;
-    none with one seed); significant when it excludes 0.
+    ``confidence`` from the seed-paired differences, their variance moderated by ``prior``
+    (the family's, or the networks' own spread: with one seed, the prior alone gives the
+    interval; with neither, one seed gives none); significant when it excludes 0 above.
 
     Assumptions: ``seeds`` did not choose the candidate, the baseline or (``serve_on``) the
     group serving each task, so the differences are unbiased draws; they are roughly normal
@@ -217,7 +304,7 @@ def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
     n = len(diff)
     own_df = n - 1
     own_var = float(diff.var(ddof=1)) if n > 1 else 0.0
-    prior_df, prior_var = (prior.df, prior.variance) if prior and n > 1 else (0.0, 0.0)
+    prior_df, prior_var = (prior.df, prior.variance) if prior else (0.0, 0.0)
     interval = None
     if own_df + prior_df > 0:
         df = own_df + prior_df

@@ -17,22 +17,18 @@ import numpy as np
 from scipy import stats
 
 from affinity.auxiliary import rank_auxiliaries
+from affinity.decision import Expected, claim, decide, expected_gains
 from affinity.grouping import CLUSTERING_METHODS, cluster_tasks, partition_quality
 from affinity.grouping.gain import RULES, Rule
-from affinity.grouping.select import MAX_EXACT_TASKS, beside_everyone, top_groupings
-from affinity.grouping.surrogate import Surrogate
-from affinity.race import (
-    Candidate,
-    Comparison,
-    Contest,
-    Measurements,
-    Prior,
-    compare,
-    differences,
-    network_prior,
-    variance_prior,
-    winner,
+from affinity.grouping.select import (
+    MAX_EXACT_TASKS,
+    all_subsets,
+    beside_everyone,
+    choose_groups,
+    top_groupings,
 )
+from affinity.grouping.surrogate import Surrogate
+from affinity.race import Candidate, Comparison, Contest, Measurements
 from affinity.result import Result, group_lines, is_the_baseline
 from affinity.taskset import TaskSet
 
@@ -99,6 +95,19 @@ def grouping_contest(sources: list[Source], n_tasks: int, k: int, n_best: int) -
     return Contest(f"k={k}", list(found.values()), baselines(n_tasks))
 
 
+def measured_optimum(measured: Measurements, n_tasks: int, k: int,
+                     seeds: list[int]) -> Candidate:
+    """Where every subset was trained on ``seeds``: the k groups of the highest summed
+    measured gain over training alone (each task served by its best group), mean over
+    ``seeds`` (which then chose it: the race and the fresh seed judge it)."""
+    pool = all_subsets(n_tasks)
+    loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0) for g in pool])
+    alone = np.array([loss[pool.index((t,)), t] for t in range(n_tasks)])
+    best = choose_groups(pool, (alone - loss) / np.maximum(alone, 1e-12), k)
+    return Candidate(tuple(sorted(best.groups)), tuple(range(n_tasks)), "groups",
+                     ["measured/exhaustive"])
+
+
 def auxiliary_contest(sources: list[Source], primary: int, groupings: list[Contest],
                       max_aux: int) -> Contest:
     """For ``primary``: its 1, 2, ... ``max_aux`` best partners by the first predictor (the
@@ -129,10 +138,12 @@ def _names(tasks: list[str], groups: tuple[tuple[int, ...], ...]) -> list[list[s
 
 def _comparison(c: Comparison | None) -> dict[str, Any]:
     if c is None:
-        return {"baseline": None, "improvement": None, "interval": None, "significant": False}
+        return {"baseline": None, "improvement": None, "interval": None, "significant": False,
+                "worse_beyond_noise": False}
     return {"baseline": c.baseline, "improvement": round(c.improvement, 6),
             "interval": None if c.interval is None else [round(v, 6) for v in c.interval],
-            "significant": c.significant}
+            "significant": c.significant,
+            "worse_beyond_noise": c.interval is not None and c.interval[1] < 0}
 
 
 def better_baseline(candidates: list[Candidate], measured: Measurements,
@@ -141,99 +152,101 @@ def better_baseline(candidates: list[Candidate], measured: Measurements,
     return min(candidates, key=lambda b: measured.scores(b, seeds).mean())
 
 
-def finalists(contest: Contest, measured: Measurements,
-              seeds: list[int]) -> tuple[Candidate | None, Candidate]:
-    """The race's winner (None when no candidate survived) and the contest's better
-    baseline over ``seeds``: both chosen on the selection seeds."""
-    return winner(contest, measured, seeds), better_baseline(contest.baselines, measured, seeds)
-
-
-def family_prior(pairs: list[tuple[Candidate, Candidate]], measured: Measurements,
-                 selection: list[int], confirmation: list[int]) -> Prior | None:
-    """The variance prior shared by like (finalist, baseline) comparisons, from their
-    seed-paired differences on the confirmation seeds each was measured on."""
-    family = []
-    for best, base in pairs:
-        on = measured.measured_on([best, base], confirmation)
-        if on:
-            family.append(differences(measured, best, base, on, selection))
-    return variance_prior(family)
+def finalist(contest: Contest, measured: Measurements,
+             selection: list[int]) -> tuple[Candidate | None, Candidate]:
+    """The candidate to confirm (of every one the contest measured on the ``selection``
+    seeds, the one of the highest expected gain, shrunk for the winner's curse; None when
+    none was measured) and the contest's better baseline over those seeds."""
+    base = better_baseline(contest.baselines, measured,
+                           measured.measured_on(contest.baselines, selection))
+    raced = [e for e in expected_gains(measured, contest, base, selection, [])
+             if e.option.kind == "groups"]
+    return (decide(raced).option if raced else None), base
 
 
 def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
                    selection: list[int], confirmation: list[int], k: int) -> dict[str, Any]:
-    """The contract's ``groupings`` entry for k from a finished race and its confirmation.
+    """The contract's ``groupings`` entry for k: a decision and a claim.
 
-    The race's winner and the group serving each task are chosen on the ``selection`` seeds,
-    the better baseline on them and on the confirmation seeds that measured both baselines
-    (picking the better of two can only flatter the baseline, so an improvement against it
-    is, if anything, understated); ``baseline``, ``improvement``, ``interval`` and ``significant``
-    compare the winner with that baseline on the ``confirmation`` seeds only (paired, a
-    t-interval on their variance moderated by the one the networks' own seed-to-seed spread
-    predicts: ``network_prior``), which chose nothing, so the selection's optimism does not
-    enter them. ``groups`` is what to train at this budget: the winner where it beats the
-    better baseline beyond noise on the confirmation seeds (``significant``), else that
-    baseline (``kind`` says which), as the verdict says. The per-task losses are over the
-    confirmation seeds (the selection seeds without any). Where the winner is the better
-    baseline itself (k = 1 against one network for all, k = T against every task alone),
-    there is nothing to compare: no improvement.
-    """
-    best = winner(contest, measured, selection)
+    The decision (``groups``, ``kind``, ``expected_improvement``): of every candidate the
+    race measured and both baselines, the one of the lowest expected total loss given all
+    the evidence (``decision.expected_gains``: the selection seeds' estimates shrunk for the
+    winner's curse, the fresh seeds' as they are). The claim (``baseline``,
+    ``improvement``, ``interval``, ``significant``, ``worse_beyond_noise``): the best
+    candidate (``best_groups``) against the better baseline on the ``confirmation`` seeds
+    alone, which chose nothing. The better baseline is the one of the lower mean total loss
+    on every seed that trained both whole; each task's serving group is chosen on the seeds
+    that chose the candidate. The per-task losses are over the confirmation seeds that
+    trained the serving networks, else the selection seeds (``measured_seeds``)."""
+    seeds = [*selection, *confirmation]
     base = better_baseline(contest.baselines, measured,
-                           measured.measured_on(contest.baselines, [*selection, *confirmation]))
+                           measured.measured_on(contest.baselines, seeds))
     together, single = baselines(len(tasks))
-    fresh = measured.measured_on([best, base] if best else [base], confirmation)
-    if best is not None and not fresh and not measured.measured_on([best], selection):
-        best = None  # chosen by prediction and never trained: nothing to compare
-    # a finalist chosen by prediction alone (the budget raced nothing) serves each task by
-    # its group on the confirmation seeds, the only ones it was measured on
-    serve = selection if best is None or measured.measured_on([best], selection) else fresh
-    comp = compare(measured, best, base, fresh, network_prior(measured, best, base, fresh, serve),
-                   serve_on=serve) \
-        if best is not None and fresh and best.groups != base.groups else None
-    chosen = best if best is not None and comp is not None and comp.significant else base
+    options = expected_gains(measured, contest, base, selection, confirmation)
+    chosen = decide(options)
+    groups = [e for e in options if e.option.kind == "groups"]
+    best = decide(groups) if groups else None
+    comp = claim(measured, best.option, base, confirmation, selection) if best else None
+    # k = 1 and k = T: the only candidate may be the better baseline's own groups (nothing
+    # to compare)
+    as_baseline = next((c for c in contest.entered if best is None
+                        and c.groups == base.groups), None)
+    serve = measured.measured_on([chosen.option], selection) or confirmation
 
-    def on(*cs: Candidate) -> list[int]:
-        return measured.measured_on(cs, confirmation) or measured.measured_on(cs, selection)
-
-    served = dict(zip(tasks, measured.served(chosen, serve, on(chosen)).tolist(), strict=True))
+    def on(c: Candidate) -> list[int]:
+        return measured.serving_seeds(c, confirmation, serve) or \
+            measured.serving_seeds(c, selection, serve)
 
     def per_task(c: Candidate) -> np.ndarray:
         return measured.task_losses(c, on(c), serve).mean(axis=0)
 
-    mine, alone, joint = per_task(chosen), per_task(single), per_task(together)
-    paired = on(chosen, single)
+    mine, alone, joint = per_task(chosen.option), per_task(single), per_task(together)
+    paired = [s for s in on(chosen.option) if s in on(single)]
     spread = _gain_halfwidths(measured.task_losses(single, paired, serve),
-                              measured.task_losses(chosen, paired, serve)) if paired else None
+                              measured.task_losses(chosen.option, paired, serve)) \
+        if paired else None
     fields = _comparison(comp)
     fields["baseline"] = base.kind
+    served = measured.served(chosen.option, serve, on(chosen.option)).tolist()
     return {
         "k": k,
-        "groups": _names(tasks, chosen.groups),
-        "kind": chosen.kind,
+        "groups": _names(tasks, chosen.option.groups),
+        "kind": chosen.option.kind,
+        "expected_improvement": round(chosen.gain, 6),
         **fields,
-        "best_groups": _names(tasks, best.groups) if best else None,
-        "best_sources": best.sources if best else [],
-        "served_by": served,
+        "best_groups": _names(tasks, best.option.groups) if best else
+        _names(tasks, as_baseline.groups) if as_baseline else None,
+        "best_sources": best.option.sources if best else [],
+        "best_expected_improvement": round(best.gain, 6) if best else None,
+        "served_by": dict(zip(tasks, served, strict=True)),
         "measured": {t: {"loss": round(float(mine[j]), 6), "single_loss": round(float(alone[j]), 6),
                          "all_in_one_loss": round(float(joint[j]), 6),
                          "gain": round(float((alone[j] - mine[j]) / max(alone[j], 1e-12)), 6),
                          "gain_halfwidth": None if spread is None else round(float(spread[j]), 6)}
                      for j, t in enumerate(tasks)},
         "measured_total_loss": round(float(mine.sum()), 6),
-        "measured_seeds": {"groups": on(chosen), "single_task": on(single),
+        "measured_seeds": {"groups": on(chosen.option), "single_task": on(single),
                            "all_in_one": on(together)},
         "selection_seeds": list(selection),
-        "confirmation_seeds": fresh,
-        "selected_by": f"race: {len(contest.candidates)} finalist(s) chosen on "
-                       f"{len(selection)} seed(s), confirmed on {len(fresh)} fresh seed(s) "
-                       f"against {base.kind.replace('_', '-')} training",
+        "confirmation_seeds": list(best.fresh_seeds) if best else [],
+        "selected_by": _selected_by(chosen, best, base, len(selection)),
         "finalists": [{"groups": _names(tasks, c.groups), "sources": c.sources,
                        "measured_total_loss": round(float(measured.scores(c, selection).mean()),
                                                     6)
                        if measured.measured_on([c], selection) == list(selection) else None}
                       for c in contest.candidates],
     }
+
+
+def _selected_by(chosen: Expected, best: Expected | None, base: Candidate, n: int) -> str:
+    """How the entry's decision was made, in one phrase."""
+    what = "the lowest expected total loss"
+    if best is None:
+        return f"{what}: no candidate measured; the better baseline over {n} seed(s)"
+    return (f"{what} of {chosen.option.kind.replace('_', '-')} training and the best k "
+            f"groups (measured on {len(best.selection_seeds)} seed(s) that chose them, "
+            f"shrunk, and {len(best.fresh_seeds)} fresh seed(s)) against "
+            f"{base.kind.replace('_', '-')} training")
 
 
 def _gain_halfwidths(alone: np.ndarray, mine: np.ndarray) -> np.ndarray | None:
@@ -257,58 +270,60 @@ def predicted_entry(tasks: list[str], source: Source, k: int) -> dict[str, Any]:
             "selected_by": f"predicted gain ({name}); not measured"}
 
 
-def best_auxiliaries(contest: Contest, measured: Measurements,
-                     seeds: list[int]) -> Candidate | None:
-    """The primary's best measured auxiliary set on the selection ``seeds``. Of every
-    candidate the contest entered that was measured on at least two of them, the one most
-    surely better than the primary alone: the highest lower end of its interval (a set
-    measured on two seeds with a larger mean drop is less sure than one measured on five).
-    The race halves a contest on its first seeds, so a candidate dropped after two seeds may
-    lead. With none measured twice, the race's winner over ``seeds``."""
-    alone = contest.baselines[0]
-    found = []
-    for c in contest.entered:
-        on = measured.measured_on([c], seeds)
-        if len(on) > 1:
-            found.append((c, compare(measured, c, alone, on, None, AUX_CONFIDENCE)))
-    if found:
-        return max(found, key=lambda item: item[1].interval[0] if item[1].interval
-                   else -np.inf)[0]
-    return winner(contest, measured, seeds)
-
-
-def auxiliary_choice(tasks: list[str], contest: Contest, best: Candidate | None,
-                     measured: Measurements, confirmation: list[int],
-                     prior: Prior | None = None) -> dict[str, Any]:
-    """The primary's best auxiliary set (``best``, chosen on the selection seeds by
-    ``best_auxiliaries``), recommended only when it beats training the primary alone beyond
-    noise on the ``confirmation`` seeds it was measured on (``prior``: the variance prior of
-    every primary's comparison), which chose nothing.
-
-    The question is one-sided (do the auxiliaries lower p's loss?), so "beyond noise" is a
-    one-sided test at 5%: the lower end of the 90% interval is above 0."""
+def auxiliary_choice(tasks: list[str], contest: Contest, measured: Measurements,
+                     selection: list[int], confirmation: list[int]) -> dict[str, Any]:
+    """A primary's auxiliary decision and claim: of every auxiliary set the race measured
+    for it and the primary alone, the one of the lowest expected loss of the primary given
+    all the evidence (``auxiliaries``, empty for alone); the best set (``best_measured``)
+    against the primary alone on the fresh seeds that trained both (``improvement``,
+    ``interval``, one-sided at 5%: the lower end of the 90% interval above 0 is
+    ``significant``)."""
     alone = contest.baselines[0]
     primary = alone.targets[0]
-    partners = [tasks[t] for t in best.groups[0] if t != primary] if best else []
-    on = measured.measured_on([best, alone], confirmation) if best else []
-    comp = compare(measured, best, alone, on, prior, AUX_CONFIDENCE) if best and on else None
-    chosen = partners if comp and comp.significant else []
-    if chosen:
-        assert comp is not None and comp.interval is not None  # significant: measured
-        lo, hi = comp.interval
-        sentence = (f"train {tasks[primary]} with {', '.join(chosen)}: its loss drops by "
-                    f"{_pct(comp.improvement)} ({_pct(lo)} to {_pct(hi)})")
-    elif partners and not on:
-        sentence = (f"train {tasks[primary]} alone: the budget left no fresh seed to confirm "
-                    f"its best measured auxiliaries ({', '.join(partners)})")
-    else:
-        sentence = f"train {tasks[primary]} alone: no auxiliary set beats it beyond noise"
-    shown = on or measured.measured_on([alone], confirmation)
-    return {"auxiliaries": chosen, "best_measured": partners, **_comparison(comp),
-            "loss": round(float(measured.scores(best, on).mean()), 6) if best and on else None,
+    options = expected_gains(measured, contest, alone, selection, confirmation)
+    chosen = decide(options)
+    sets = [e for e in options if e.option.kind == "groups"]
+    best = decide(sets) if sets else None
+    comp = claim(measured, best.option, alone, confirmation, selection, AUX_CONFIDENCE) \
+        if best else None
+    partners = [tasks[t] for t in best.option.groups[0] if t != primary] if best else []
+    chosen_partners = partners if best is not None and chosen is best else []
+    on = list(best.fresh_seeds) if best and comp else []
+    shown = on or measured.measured_on([alone], confirmation) or \
+        measured.measured_on([alone], selection)
+    return {"auxiliaries": chosen_partners, "best_measured": partners, **_comparison(comp),
+            "expected_improvement": round(chosen.gain, 6),
+            "loss": round(float(measured.scores(best.option, on).mean()), 6) if on and best
+            else None,
             "single_loss": round(float(measured.scores(alone, shown).mean()), 6)
             if shown else None,
-            "confirmation_seeds": on, "verdict": sentence}
+            "confirmation_seeds": on,
+            "verdict": _auxiliary_sentence(tasks[primary], chosen_partners, partners, comp,
+                                           best)}
+
+
+def _auxiliary_sentence(primary: str, chosen: list[str], partners: list[str],
+                        comp: Comparison | None, best: Expected | None) -> str:
+    if chosen:
+        head = f"train {primary} with {', '.join(chosen)}"
+        if comp is None or comp.interval is None:
+            assert best is not None
+            return (f"{head}: its loss measured {_pct(best.gain)} lower than alone on the "
+                    "seeds that chose them (not confirmed on a fresh seed)")
+        lo, hi = comp.interval
+        if comp.significant:
+            return f"{head}: its loss drops by {_pct(comp.improvement)} ({_pct(lo)} to {_pct(hi)})"
+        return (f"{head}: its loss measured {_pct(comp.improvement)} lower than alone, within "
+                f"noise ({_pct(lo)} to {_pct(hi)}); training it alone is about as good")
+    if not partners:
+        return f"train {primary} alone: no auxiliary set was measured"
+    if comp is not None and comp.interval is not None:
+        lo, hi = comp.interval
+        worse = "worse beyond noise" if hi < 0 else "not better beyond noise"
+        return (f"train {primary} alone: its best measured auxiliaries ({', '.join(partners)}) "
+                f"are {worse} ({_pct(comp.improvement)}: {_pct(lo)} to {_pct(hi)})")
+    return (f"train {primary} alone: it measured better than with its best measured "
+            f"auxiliaries ({', '.join(partners)})")
 
 
 def _pct(x: float) -> str:
@@ -316,36 +331,45 @@ def _pct(x: float) -> str:
 
 
 def verdict(entries: list[dict[str, Any]]) -> str:
-    """One plain sentence: the best grouping beyond noise, or which baseline is as good."""
-    wins = [e for e in entries if e["kind"] == "groups" and e["significant"]]
-    if wins:
-        e = max(wins, key=lambda e: e["improvement"])
-        lo, hi = e["interval"]
-        return (f"k = {e['k']} groups cut the total loss by {_pct(e['improvement'])} "
-                f"({_pct(lo)} to {_pct(hi)}) against {_OTHER[e['baseline']]}: "
-                + "; ".join(group_lines(e)))
+    """One plain sentence: what to train and how sure that is. The k whose decision leads
+    most over the better baseline: beyond noise, within noise ("either is about as good"),
+    or not confirmed; where every k's decision is the better baseline, that baseline, with
+    the best measured groups' comparison (worse beyond noise where they are)."""
     measured = [e for e in entries if e.get("baseline")]
     if not measured:
         return "not measured: groups chosen by predicted gain only (verification is off)"
+    grouped = [e for e in measured if e["kind"] == "groups"]
+    if grouped:
+        e = max(grouped, key=lambda e: e["expected_improvement"])
+        lines = "; ".join(group_lines(e))
+        other = _OTHER[e["baseline"]]
+        if e["significant"]:
+            lo, hi = e["interval"]
+            return (f"k = {e['k']} groups cut the total loss by {_pct(e['improvement'])} "
+                    f"({_pct(lo)} to {_pct(hi)}) against {other}: {lines}")
+        if e["interval"] is not None:
+            lo, hi = e["interval"]
+            return (f"train k = {e['k']} groups ({lines}): they measured "
+                    f"{_pct(e['improvement'])} lower in total loss than {other}, within noise "
+                    f"({_pct(lo)} to {_pct(hi)}); either is about as good")
+        return (f"train k = {e['k']} groups ({lines}): they measured "
+                f"{_pct(e['expected_improvement'])} lower in total loss than {other} "
+                "(not confirmed on a fresh seed: no interval)")
     base = measured[0]["baseline"]
-    compared = [e for e in measured if not is_the_baseline(e)]
-    if not compared:  # every k asked for is the better baseline itself
-        return f"{_TRAIN[base]}: it is the better baseline; no other grouping was asked for"
-    if all(e["interval"] is None for e in compared):
-        return ("too little budget to measure beyond noise (fewer than two fresh seeds): "
-                f"{_TRAIN[base]}, the better baseline as measured, or "
-                "raise budget.training_runs for a verdict")
-    ahead = [e for e in compared if e.get("best_groups") and e["interval"] is not None
-             and e["improvement"] > 0]
-    if not ahead:
-        if base == "single_task":
-            return "train every task alone: no grouping beats it beyond noise"
-        return "train all tasks in one network; grouping does not matter here beyond noise"
-    e = max(ahead, key=lambda e: e["improvement"])
+    compared = [e for e in measured if not is_the_baseline(e) and e.get("interval")]
+    if not compared:
+        return f"{_TRAIN[base]}: it measured best of what was measured"
+    worse = [e for e in compared if e["worse_beyond_noise"]]
+    if len(worse) == len(compared):
+        e = max(worse, key=lambda e: e["improvement"])
+        lo, hi = e["interval"]
+        return (f"{_TRAIN[base]}: the best measured groups are worse beyond noise (k = "
+                f"{e['k']}: {_pct(e['improvement'])}, {_pct(lo)} to {_pct(hi)})")
+    e = max(compared, key=lambda e: e["improvement"])
     lo, hi = e["interval"]
-    return (f"grouping does not matter here beyond noise: the best measured, k = {e['k']} "
-            f"groups, is {_pct(e['improvement'])} lower in total loss than "
-            f"{_OTHER[e['baseline']]} ({_pct(lo)} to {_pct(hi)})")
+    return (f"{_TRAIN[base]}: it measured best; the best measured, k = {e['k']} groups, "
+            f"differ by {_pct(e['improvement'])} in total loss, within noise ({_pct(lo)} to "
+            f"{_pct(hi)}); either is about as good")
 
 
 _OTHER = {"single_task": "training every task alone", "all_in_one": "one network for all tasks"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,9 +26,10 @@ from affinity.errors import InvalidInput
 MEASURE_NAMES = ("grad_cosine", "lookahead", "cka", "transfer", "pairwise")
 DEFAULT_DRIVERS = ("pairwise", "lookahead", "transfer", "grad_cosine", "cka")
 BUDGET_PER_TASK = 2.5
-"""Default budget: this many training runs per task, within [MIN_BUDGET, MAX_BUDGET] (20 up
-to 8 tasks; MIN_BUDGET chosen on the benchmark's tuning half); the analysis raises it to the
-least budget that affords two seeds of the baselines and the finalists where that is more."""
+"""The provisional default before the all-in-one network has trained: this many training runs
+per task, within [MIN_BUDGET, MAX_BUDGET]. Once it has, the default is counted compute
+(``plan.counted_default``), raised to the least budget that affords the probes' seed and a
+fresh seed of the baselines and the finalists where that is more."""
 MIN_BUDGET = 20.0
 MAX_BUDGET = 24.0
 """The default's cap from 10 tasks on: a default analysis stays within 25 trainings of one
@@ -165,9 +168,11 @@ class TrainingSpec(_Strict):
 class BudgetSpec(_Strict):
     training_runs: Annotated[float, Field(gt=0, le=100000)] | None = None
     """Compute the analysis may spend, in units of one full training of the all-in-one
-    network on this data, counted in work (network-steps), never in seconds; default 20 (2.5
-    per task beyond 8 tasks, at most 24), raised to the least that affords two seeds of the
-    baselines and the finalists where that is more (from each network's rows)."""
+    network on this data, counted in work (network-steps), never in seconds. Default: a fixed
+    amount of counted compute (6e12 floating-point operations, each step's counted once on
+    the all-in-one network, plus 4e7 a step), in runs once the all-in-one network has
+    trained; never below the least that affords the probes' seed and a fresh seed of the
+    baselines and the finalists (from each network's rows)."""
     max_seconds: Annotated[float, Field(gt=0)] | None = None
     """Optional wall-clock cap; networks still training when it passes are scored at their
     best epoch so far and the result says that it bit. The plan never depends on it."""
@@ -299,10 +304,36 @@ def _format_error(err: Mapping[str, Any]) -> str:
     if not loc:
         return msg
     if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown key"
+        return f"{loc}: unknown key" + did_you_mean(str(err["loc"][-1]),
+                                                    _known_keys(err["loc"][:-1]))
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f"; got {got!r}"
     return f"{loc}: {msg}{shown}"
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a misspelt ``word``, else
+    an empty string (difflib's similarity, as Python's own NameError suggestions)."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _known_keys(loc: Sequence[Any]) -> list[str]:
+    """The keys a task set allows at ``loc`` (a path of keys and list indices)."""
+    model: Any = TaskSet
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        kinds = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                 for a in (a, *typing.get_args(a))]
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)),
+                     None)
+        if model is None:
+            return []
+    return list(model.model_fields)
 
 
 def taskset_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:

@@ -104,10 +104,12 @@ class GroupingPublic(_Open):
     k: int
     groups: list[list[str]]
     kind: str | None = None
+    expected_improvement: float | None = None
     baseline: str | None = None
     improvement: float | None = None
     interval: list[float] | None = None
     significant: bool = False
+    worse_beyond_noise: bool = False
 
 
 class AuxiliaryPublic(_Open):

@@ -1,4 +1,4 @@
-"""Service settings from ``TASKAFFINITY_*`` environment variables (see README, Settings)."""
+"""Service settings from ``TASKAFFINITY_*`` environment variables (docs/service.md, Settings)."""
 
 from __future__ import annotations
 

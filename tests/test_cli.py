@@ -40,8 +40,9 @@ def test_run_writes_the_contract_document(tmp_path):
                            str(tmp_path / "out"), "--device", "cpu"],
                           capture_output=True, text=True, cwd=tmp_path / "..")
     assert proc.returncode == 0, proc.stderr
-    assert "all-in-one network and affinity samples (seed 1/2)" in proc.stderr  # stages
-    assert "race: " in proc.stderr and "done: 100%" in proc.stderr
+    # stages (the first may start within the display's first second, which shows nothing)
+    assert "3 single-task networks (seed 2/2)" in proc.stderr
+    assert "confirmation: " in proc.stderr and "done: 100%" in proc.stderr
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert doc["tasks"] == ["zero", "label", "ink"]
     assert set(doc["affinity"]) == {"grad_cosine", "lookahead", "cka", "transfer", "pairwise"}
@@ -201,6 +202,28 @@ def test_a_recommendation_is_printed_after_the_results_warnings(capsys):
     assert "what to train for each number of groups k" in out
 
 
+def test_the_table_shows_the_best_measured_groups_and_the_auxiliary_findings(capsys,
+                                                                            monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: no cell folds
+    worse = {"k": 2, "kind": "single_task", "groups": [["a"], ["b"], ["c"]],
+             "best_groups": [["a", "b"], ["c"]], "baseline": "single_task",
+             "improvement": -0.166, "interval": [-0.188, -0.144], "significant": False,
+             "worse_beyond_noise": True, "served_by": {"a": 0, "b": 1, "c": 2}}
+    within = {**worse, "k": 3, "kind": "groups", "groups": [["a", "b"], ["c"], ["a"]],
+              "best_groups": [["a", "b"], ["c"], ["a"]], "improvement": 0.003,
+              "interval": [-0.001, 0.008], "worse_beyond_noise": False}
+    result = Result(tasks=["a", "b", "c"], affinity={}, verdict="v", groupings=[worse, within],
+                    verification={"auxiliary": {"a": {"verdict": "train a with b: its loss "
+                                                                 "drops by 48% (24% to 72%)"}}},
+                    meta={"warnings": []})
+    affinity.cli._print_recommendation(result)
+    out = capsys.readouterr().out
+    assert "best measured groups" in out and "(95%, fresh seeds)" in out
+    assert "-16.6% (-18.8% to -14.4%) vs single-task, worse beyond noise" in out
+    assert "+0.3% (-0.1% to +0.8%) vs single-task, within noise" in out
+    assert "auxiliary, a: train a with b: its loss drops by 48% (24% to 72%)" in out
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["run", "t.yaml", "--out", "o", "--threads", "-1"], "argument --threads: at least 0; got -1"),
     (["exhaustive", "t.yaml", "--out", "o", "--seeds", "0"], "argument --seeds: at least 1; got 0"),
@@ -217,7 +240,9 @@ def test_bad_counts_are_refused_by_name(argv, says, capsys):
     ("  - {name: a, column: digit_0, type: ordinal}\n",
      "invalid task set: tasks[0].type: Input should be 'binary', 'multiclass' or 'regression'"),
     ("  - {name: a, column: digit_11, type: binary}\n",
-     "invalid task set: tasks[0].column: column 'digit_11' not found in builtin 'digits'"),
+     "invalid task set: tasks[0].column: column 'digit_11' not found in builtin 'digits' "
+     "(did you mean 'digit_1'?); its columns: pixel_0, pixel_1, pixel_2, pixel_3, pixel_4, "
+     "pixel_5, pixel_6, pixel_7, pixel_8, pixel_9, pixel_10, pixel_11, ... (74 columns)"),
 ])
 def test_an_invalid_task_set_is_refused_before_the_heavy_libraries_load(tmp_path, tasks, says):
     """The document and the data's header are checked first: a refusal loads neither torch

@@ -88,16 +88,17 @@ def test_a_trunk_that_does_not_fit_is_refused_naming_the_field(images):
 
 
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
-    """README's "Your own network" block, executed as it stands (in a scratch folder)."""
+    """docs/extending.md's "Your own network" block, executed as it stands (in a scratch
+    folder)."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("### Your own network"):]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "extending.md").read_text()
+    section = text[text.index("## Your own network"):]
     block = section[section.index("```python") + len("```python"):]
     block = block[:block.index("```")]
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  # the documented example
+    exec(compile(block, "extending.md", "exec"), scope)  # noqa: S102  # the documented example
     result = scope["result"]
     assert result.tasks == ["even", "large", "small"] and result.verdict
     assert result.meta["cost"]["budget"] == 20

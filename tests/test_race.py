@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from affinity.decision import expected_gains
 from affinity.race import (
     Candidate,
     Contest,
     Measurements,
+    Prior,
     compare,
     network_prior,
     run_race,
@@ -20,7 +22,6 @@ from affinity.recommend import (
     auxiliary_choice,
     auxiliary_contest,
     baselines,
-    best_auxiliaries,
     grouping_contest,
     grouping_entry,
     verdict,
@@ -84,7 +85,12 @@ def test_compare_is_a_paired_t_interval_on_relative_differences():
     assert c.improvement == pytest.approx(diff.mean())
     assert c.interval == pytest.approx((lo, hi)) and c.significant == (lo > 0)
     one = compare(m, mine, base, [0])
-    assert one.interval is None and not one.significant  # one seed: no interval
+    assert one.interval is None and not one.significant  # one seed, no prior: no interval
+    prior = Prior(0.01 ** 2, 5.0)  # with a prior (the networks' spread), one seed has one
+    pooled = compare(m, mine, base, [0], prior)
+    half = stats.t.ppf(0.975, 5.0) * 0.01
+    first = (theirs[0] - ours[0]) / theirs[0]
+    assert pooled.interval == pytest.approx((first - half, first + half))
 
 
 def test_race_finds_the_planted_grouping_and_halves():
@@ -165,7 +171,8 @@ def test_the_network_prior_is_the_sum_of_the_networks_spreads():
 def test_two_fresh_seeds_that_agree_by_chance_give_no_narrow_interval():
     """The networks vary by 5% from seed to seed; on the two fresh seeds the groups happen to
     lead by 2.00% and 2.01%. Their own variance would give an interval of +-0.06%; the
-    networks' spread widens it to what their seeds support."""
+    networks' spread widens it to what their seeds support. The claim is within noise; the
+    decision still trains the groups, which lead on every seed that measured them."""
     rng = np.random.default_rng(3)
     measured = Measurements()
     groups = [(0,), (1,), (2,), (3,), EVERYONE, (0, 1), (2, 3)]
@@ -179,11 +186,10 @@ def test_two_fresh_seeds_that_agree_by_chance_give_no_narrow_interval():
     entry = grouping_entry(TASKS, race, measured, list(range(6)), [500, 501], 2)
     lo, hi = entry["interval"]
     assert entry["improvement"] == pytest.approx(0.02005, abs=1e-6)
-    assert hi - lo > 0.05 and not entry["significant"]
-    assert entry["kind"] == "single_task"  # not beyond noise: the better baseline
+    assert hi - lo > 0.05 and not entry["significant"] and not entry["worse_beyond_noise"]
 
 
-def test_no_grouping_beyond_noise_recommends_the_baseline():
+def test_harmful_groupings_leave_the_better_baseline_and_say_it_is_worse_beyond_noise():
     measured, log = Measurements(), []
     race = contest(((0, 2), (1, 3)), ((0, 3), (1, 2)))  # only harmful groupings
     used = run_race([race], measured, range(3), trainer(measured, log),
@@ -191,15 +197,18 @@ def test_no_grouping_beyond_noise_recommends_the_baseline():
     confirm(race, measured, used)
     entry = grouping_entry(TASKS, race, measured, used, CONFIRMATION, 2)
     assert entry["kind"] == "single_task" and entry["groups"] == [["a"], ["b"], ["c"], ["d"]]
+    assert entry["expected_improvement"] == 0.0 and entry["best_expected_improvement"] < 0
     assert not entry["significant"] and entry["improvement"] < 0
+    assert entry["worse_beyond_noise"] and entry["interval"][1] < 0
     assert entry["best_groups"] in ([["a", "c"], ["b", "d"]], [["a", "d"], ["b", "c"]])
-    assert verdict([entry]) == "train every task alone: no grouping beats it beyond noise"
+    assert verdict([entry]).startswith("train every task alone: the best measured groups are "
+                                       "worse beyond noise (k = 2: -")
 
 
 def test_a_lead_within_noise_is_trained_and_called_noise():
     """Two fresh seeds on which the planted groups lead one network for all by 3% and by -1%
-    (singles trail both): the lead is within noise, so the better baseline is what to
-    train; the entry names the groups measured best, and the verdict says why."""
+    (singles trail both): the lead is within noise, but it is the better bet, so the groups
+    are what to train, and the verdict says that either is about as good."""
     edge = {0: 0.05, 500: 0.03, 501: -0.01}
     measured = Measurements()
     for s in edge:
@@ -208,11 +217,15 @@ def test_a_lead_within_noise_is_trained_and_called_noise():
                          - edge[s] * (len(g) == 2), np.nan) for g in groups]
         measured.add(s, groups, np.stack(loss))
     entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], [500, 501], 2)
-    assert entry["kind"] == "all_in_one" and entry["groups"] == [["a", "b", "c", "d"]]
-    assert entry["best_groups"] == [["a", "b"], ["c", "d"]]
+    assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
+    assert entry["best_groups"] == entry["groups"] and entry["expected_improvement"] > 0
     assert entry["baseline"] == "all_in_one" and not entry["significant"]
     assert entry["improvement"] == pytest.approx(0.01)
-    assert verdict([entry]).startswith("grouping does not matter here beyond noise")
+    lo, hi = entry["interval"]
+    assert verdict([entry]) == (
+        "train k = 2 groups (a, b; c, d): they measured 1.0% lower in total loss than one "
+        f"network for all tasks, within noise ({100 * lo:.1f}% to {100 * hi:.1f}%); either is "
+        "about as good")
 
 
 def test_budget_drops_the_last_candidates_then_stops():
@@ -259,33 +272,39 @@ def test_the_first_round_keeps_room_for_a_second():
     assert winner(race, measured, used).groups == ((0, 1), (2, 3))
 
 
-def test_without_a_fresh_seed_the_better_baseline_is_recommended():
+def test_without_a_fresh_seed_the_measured_lead_is_recommended_unclaimed():
     """On one seed (the probes', which chose the candidates) the planted groups measure
-    20% below single-task training, but that lead is the selection's: with no confirmation
-    seed, what to train is the better baseline, and the verdict names it."""
+    20% below single-task training. With no confirmation seed there is no claim, but the
+    measured lead is still the better bet: the groups are what to train, and the verdict
+    says that no fresh seed confirmed them."""
     measured = Measurements()
     trainer(measured, [])([(0,), (1,), (2,), (3,), EVERYONE, (0, 1), (2, 3)], 0)
     entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], [], 2)
     assert entry["best_groups"] == [["a", "b"], ["c", "d"]] and entry["improvement"] is None
-    assert entry["kind"] == "single_task" and entry["interval"] is None
-    assert verdict([entry]) == ("too little budget to measure beyond noise (fewer than two "
-                                "fresh seeds): train every task alone, the better baseline as "
-                                "measured, or raise budget.training_runs for a verdict")
+    assert entry["kind"] == "groups" and entry["interval"] is None
+    assert entry["expected_improvement"] == pytest.approx(0.2, abs=0.02)
+    assert verdict([entry]).endswith("(not confirmed on a fresh seed: no interval)")
 
 
 def test_verdict_sentences():
     base = {"k": 2, "kind": "all_in_one", "groups": [["a", "b"]], "baseline": "all_in_one",
-            "improvement": 0.01, "interval": [-0.02, 0.04], "significant": False}
-    assert verdict([base]) == ("train all tasks in one network; grouping does not matter "
-                               "here beyond noise")
-    ahead = {**base, "k": 3, "best_groups": [["a"], ["b"], ["a", "b"]]}
-    assert verdict([base, ahead]) == (
-        "grouping does not matter here beyond noise: the best measured, k = 3 groups, is 1.0% "
-        "lower in total loss than one network for all tasks (-2.0% to 4.0%)")
-    alone = {**base, "baseline": "single_task"}
-    assert verdict([alone]) == "train every task alone: no grouping beats it beyond noise"
-    one_seed = {**base, "interval": None}
-    assert "fewer than two fresh seeds" in verdict([one_seed])
+            "best_groups": [["a"], ["b"]], "expected_improvement": 0.0,
+            "improvement": -0.01, "interval": [-0.04, 0.02], "significant": False,
+            "worse_beyond_noise": False}
+    assert verdict([base]) == (
+        "train all tasks in one network: it measured best; the best measured, k = 2 groups, "
+        "differ by -1.0% in total loss, within noise (-4.0% to 2.0%); either is about as good")
+    worse = {**base, "improvement": -0.16, "interval": [-0.19, -0.14],
+             "worse_beyond_noise": True}
+    assert verdict([worse]) == ("train all tasks in one network: the best measured groups are "
+                                "worse beyond noise (k = 2: -16%, -19% to -14%)")
+    ahead = {**base, "k": 3, "kind": "groups", "groups": [["a"], ["b"]],
+             "expected_improvement": 0.05, "improvement": 0.06, "interval": [0.03, 0.09],
+             "significant": True}
+    assert verdict([base, ahead]) == ("k = 3 groups cut the total loss by 6.0% (3.0% to 9.0%) "
+                                      "against one network for all tasks: a; b")
+    alone = {**base, "baseline": "single_task", "kind": "single_task", "interval": None}
+    assert verdict([alone]) == "train every task alone: it measured best of what was measured"
     assert "verification is off" in verdict([{**base, "baseline": None}])
 
 
@@ -323,60 +342,52 @@ def test_auxiliary_candidates_are_nested_best_partners_then_grouping_groups():
     assert aux.baselines[0].kind == "alone" and aux.baselines[0].groups == ((0,),)
 
 
-def test_auxiliaries_are_recommended_only_beyond_noise_one_sided():
-    """p = task 0; with b its loss drops 10% on every seed but one: recommended. With c the
-    drop is no more than the seeds' spread: p trains alone, and the result says so."""
+def test_auxiliaries_are_decided_by_all_evidence_and_claimed_one_sided():
+    """p = task 0; with b its loss drops 10% on every seed: recommended, beyond noise on the
+    fresh seeds (one-sided). With c the drop averages about zero: c is measured worse than p
+    alone on the seeds that chose it, so p trains alone."""
     m = Measurements()
-    drops = {(0, 1): [0.10, 0.12, 0.08, 0.11], (0, 2): [0.05, -0.06, 0.04, -0.02]}
+    drops = {(0, 1): [0.10, 0.12, 0.08, 0.11], (0, 2): [0.05, -0.06, 0.01, -0.02]}
     for s in range(4):
         m.add(s, [(0,)], np.array([[1.0, np.nan, np.nan, np.nan]]))
         for g, d in drops.items():
             m.add(s, [g], np.array([[1.0 - d[s], 1.0, np.nan, np.nan]]))
-    seeds = [0, 1, 2, 3]
     alone = Candidate(((0,),), (0,), "alone")
     helps = Contest("aux", [Candidate(((0, 1),), (0,))], [alone])
     noise = Contest("aux", [Candidate(((0, 2),), (0,))], [alone])
-    yes = auxiliary_choice(TASKS, helps, helps.candidates[0], m, seeds)
-    no = auxiliary_choice(TASKS, noise, noise.candidates[0], m, seeds)
+    yes = auxiliary_choice(TASKS, helps, m, [0, 1], [2, 3])
+    no = auxiliary_choice(TASKS, noise, m, [0, 1], [2, 3])
     assert yes["auxiliaries"] == ["b"] and yes["significant"]
-    assert yes["improvement"] == pytest.approx(0.1025)
-    diff = np.array(drops[(0, 1)])
-    lo, _ = stats.t.interval(0.90, 3, loc=diff.mean(), scale=stats.sem(diff))
-    assert yes["interval"][0] == pytest.approx(lo, abs=1e-6)
+    assert yes["improvement"] == pytest.approx(0.095)  # on the fresh seeds 2 and 3 only
+    assert yes["confirmation_seeds"] == [2, 3]
     assert no["auxiliaries"] == [] and no["best_measured"] == ["c"] and not no["significant"]
-    assert no["verdict"] == "train a alone: no auxiliary set beats it beyond noise"
+    assert no["verdict"].startswith("train a alone: its best measured auxiliaries (c) are "
+                                    "not better beyond noise")
 
 
-def test_the_best_auxiliaries_are_the_surest_of_every_candidate_measured_twice():
-    """p = task 0. The race kept {a, b} (a's loss 10% lower on four seeds) and dropped {a, c}
-    (40% and 10%: the largest mean drop, but on two seeds no surer than 0) and {a, d} (31%
-    and 29%) after two seeds. The best measured is {a, d}: the highest lower end of its
-    interval, over its own two seeds; without it, {a, b}, whose lead is surer than c's."""
+def test_the_winners_curse_is_shrunk_among_the_candidates_raced():
+    """p = task 0, five auxiliary sets raced on two seeds: four near zero and {a, b} 30%
+    ahead on one seed only (-10% on the other). Shrunk towards the candidates' mean, its
+    expected gain is far below its raw 10%; a fresh seed that repeats 30% lifts it, and it
+    is then what to train."""
     m = Measurements()
-    drops = {(0, 1): [0.10, 0.10, 0.12, 0.08], (0, 2): [0.40, 0.10], (0, 3): [0.31, 0.29]}
-    for s in range(4):
+    drops = {(0, 1): [0.30, -0.10], (0, 2): [0.01, 0.00], (0, 3): [-0.01, 0.02],
+             (0, 1, 2): [0.00, -0.01], (0, 1, 3): [0.01, 0.01]}
+    for s in range(2):
         m.add(s, [(0,)], np.array([[1.0, np.nan, np.nan, np.nan]]))
         for g, d in drops.items():
-            if s < len(d):
-                m.add(s, [g], np.array([[1.0 - d[s]] + [np.nan] * 3]))
+            m.add(s, [g], np.array([[1.0 - d[s], *[np.nan] * 3]]))
     alone = Candidate(((0,),), (0,), "alone")
-
-    def race(*groups: tuple[int, ...]) -> Contest:
-        contest = Contest("aux", [Candidate((g,), (0,)) for g in groups], [alone])
-        contest.candidates = contest.candidates[:1]  # what the race left
-        return contest
-
-    best = best_auxiliaries(race((0, 1), (0, 2), (0, 3)), m, [0, 1, 2, 3])
-    assert best.groups == ((0, 3),)
-    assert best_auxiliaries(race((0, 1), (0, 2)), m, [0, 1, 2, 3]).groups == ((0, 1),)
-    assert best_auxiliaries(race((0, 1), (0, 2), (0, 3)), m, [0]).groups == ((0, 1),)
-    # confirmed on seeds 0 and 1 (as if fresh): 30% less loss, beyond noise one-sided
-    choice = auxiliary_choice(TASKS, race((0, 3)), best, m, [0, 1])
-    assert choice["best_measured"] == ["d"] and choice["auxiliaries"] == ["d"]
-    assert choice["improvement"] == pytest.approx(0.30)
-    assert choice["loss"] == pytest.approx(0.70) and choice["single_loss"] == 1.0
-    unconfirmed = auxiliary_choice(TASKS, race((0, 3)), best, m, [])
-    assert unconfirmed["auxiliaries"] == [] and "no fresh seed" in unconfirmed["verdict"]
+    race = Contest("aux", [Candidate((g,), (0,)) for g in drops], [alone])
+    before = auxiliary_choice(TASKS, race, m, [0, 1], [])
+    assert before["best_measured"] == ["b", "d"]  # 1% on both seeds: surer than {a, b}
+    shrunk = expected_gains(m, race, alone, [0, 1], [])
+    ab = next(e for e in shrunk if e.option.groups == ((0, 1),))
+    assert ab.gain < 0.10 / 2  # the raw mean of {a, b} is 10%
+    m.add(500, [(0,), (0, 1)], np.array([[1.0, *[np.nan] * 3], [0.7, *[np.nan] * 3]]))
+    after = auxiliary_choice(TASKS, race, m, [0, 1], [500])
+    assert after["auxiliaries"] == ["b"] and after["confirmation_seeds"] == [500]
+    assert after["expected_improvement"] > ab.gain
 
 
 def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():

@@ -48,7 +48,8 @@ def test_an_auxiliary_is_never_both_recommended_and_harmful():
 def test_overlapping_groups_say_which_tasks_each_serves():
     entry = {"k": 2, "kind": "groups", "groups": [["a", "b", "c"], ["b"]],
              "served_by": {"a": 0, "b": 1, "c": 0}, "baseline": "single_task",
-             "improvement": 0.05, "interval": [0.01, 0.09], "significant": True}
+             "expected_improvement": 0.05, "improvement": 0.05, "interval": [0.01, 0.09],
+             "significant": True, "worse_beyond_noise": False}
     assert group_lines(entry) == ["a, b, c (serves a, c)", "b (serves b)"]
     assert verdict([entry]).endswith(": a, b, c (serves a, c); b (serves b)")
     apart = {**entry, "groups": [["a", "c"], ["b"]]}
@@ -64,12 +65,12 @@ def test_k1_against_one_network_for_all_compares_nothing():
     # the verdict reads the k > 1 comparisons, not k = 1's absent one
     k2 = {"k": 2, "kind": "all_in_one", "groups": [TASKS], "best_groups": [["a"], ["b", "c"]],
           "baseline": "all_in_one", "improvement": -0.02, "interval": [-0.05, 0.01],
-          "significant": False, "served_by": {}}
+          "significant": False, "worse_beyond_noise": False, "served_by": {}}
     assert verdict([{**same, "interval": None, "significant": False}, k2]) == (
-        "train all tasks in one network; grouping does not matter here beyond noise")
+        "train all tasks in one network: it measured best; the best measured, k = 2 groups, "
+        "differ by -2.0% in total loss, within noise (-5.0% to 1.0%); either is about as good")
     assert verdict([{**same, "interval": None, "significant": False}]) == (
-        "train all tasks in one network: it is the better baseline; no other grouping was "
-        "asked for")
+        "train all tasks in one network: it measured best of what was measured")
 
 
 def test_a_heatmaps_colour_bar_reads_on_the_cells_scale():

@@ -129,6 +129,21 @@ def test_invalid_field_exits_2_and_names_it(folder, capsys, where, value, expect
         assert not (folder / "out" / "result.json").exists()
 
 
+@pytest.mark.parametrize(("doc", "says"), [
+    ({"trainig": {}}, "trainig: unknown key (did you mean 'training'?)"),
+    ({"training": {"epoch": 3}}, "training.epoch: unknown key (did you mean 'epochs'?)"),
+    ({"data": {"builtin": "digits", "standardise": {}}},
+     "data.standardise: unknown key (did you mean 'standardize'?)"),
+    ({"colour": 1}, "colour: unknown key"),  # nothing close: no guess
+])
+def test_a_misspelt_key_gets_the_closest_known_one(doc, says):
+    base = {"data": {"builtin": "digits"}, "tasks": [{"name": "digit_0", "type": "binary"},
+                                                     {"name": "digit_1", "type": "binary"}]}
+    with pytest.raises(InvalidTaskSet) as refused:
+        parse_taskset({**base, **doc})
+    assert str(refused.value) == says
+
+
 def test_parse_reports_every_bad_field_at_once():
     doc = mutate("training.epochs", 0)
     doc["tasks"][1]["type"] = "ordinal"
