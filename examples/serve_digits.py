@@ -63,7 +63,8 @@ def main() -> int:
                     spread = ("one fresh seed, no interval" if entry["interval"] is None else
                               "95% {:+.1f}% to {:+.1f}%".format(
                                   *(100 * v for v in entry["interval"])))
-                    lead = (f"best {entry['k']} groups vs {entry['baseline']}: "
+                    best = " | ".join(", ".join(g) for g in entry["best_groups"] or [])
+                    lead = (f"best measured: {best}, vs {entry['baseline']} "
                             f"{100 * entry['improvement']:+.1f}%, {spread}")
                 print(f"k={entry['k']}: {entry['kind']:11} {groups}  ({lead})")
             print(f"report: {base}/v1/jobs/{job['id']}/report "
