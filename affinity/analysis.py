@@ -76,13 +76,14 @@ CONFIRMATION_FIRST_SEED = 500  # the exhaustive ground truth trains on seeds 100
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
 
-def probe_members(needs: set[str], n_tasks: int, sampled: int = 0) -> list[Group]:
+def probe_members(needs: set[str], n_tasks: int, sampled: int = 0,
+                  seed: int = 0) -> list[Group]:
     """Single-task networks (the baseline), pairs when a measure needs them, and ``sampled``
-    random groups of 3 to T - 1 tasks."""
+    random groups of 3 to T - 1 tasks (drawn by the task set's ``seed``)."""
     members: list[Group] = [(t,) for t in range(n_tasks)]
     if "pairs" in needs:
         members += list(itertools.combinations(range(n_tasks), 2))
-    rng = np.random.default_rng(SAMPLE_SEED)
+    rng = np.random.default_rng(SAMPLE_SEED + seed)
     tries = 0
     while sampled and n_tasks >= 4 and tries < 100 * sampled:
         tries += 1
@@ -153,7 +154,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     result, members = run.probes(full)
     taskset = _driver_with_evidence(taskset, members, result)
     run.progress.enter("clusterings and candidates")
-    surrogate = _fitted_surrogate(result, run.measured, members, run.probe_seeds)
+    surrogate = _fitted_surrogate(result, run.measured, members, run.probe_seed_list)
     sources = predictors(result, taskset, surrogate)
     result.clusterings = clusterings(result, taskset)
     result.auxiliary = ranked_auxiliaries(result, taskset)
@@ -193,6 +194,10 @@ class _Run:
         self.ledger, self.progress = ledger, progress
         self.measured = Measurements()
         self.probe_seeds = taskset.probe.seeds or 1
+        self.seed = taskset.seed
+        """The base of every seed: probes ``seed``, ``seed + 1``, ..., the race's from
+        ``seed``, the fresh ones from ``seed + CONFIRMATION_FIRST_SEED``."""
+        self.probe_seed_list = [self.seed + i for i in range(self.probe_seeds)]
         self.reserve = 0.0
         """Training runs kept for the confirmation seeds (set once the first seed's
         baselines are known)."""
@@ -245,17 +250,18 @@ class _Run:
         measures = [MEASURES[name] for name in taskset.measures]
         needs = set().union(*(m.needs for m in measures))
         sampled = n // 2 if taskset.verify and "pairs" in needs else 0
-        wanted = probe_members(needs, n, sampled) if full else probe_members(set(), n)
+        wanted = probe_members(needs, n, sampled, self.seed) if full else \
+            probe_members(set(), n)
         singles = wanted[:n]
         per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
         conflicts: list[np.ndarray] = []
         members = singles
-        for seed in range(self.probe_seeds):
-            label = f"(seed {seed + 1}/{self.probe_seeds})"
+        for i, seed in enumerate(self.probe_seed_list):
+            label = f"(seed {i + 1}/{self.probe_seeds})"
             joint = self.joint(seed, label)
             conflicts.append(joint.conflict_rate)
             parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
-            if seed == 0:
+            if i == 0:
                 self.reserve = reserve(
                     ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
                     finalist_allowance(taskset), self.probe_seeds, n)
@@ -347,16 +353,16 @@ def _check_tasks(taskset: TaskSet, data: Dataset) -> None:
 
 
 def _fitted_surrogate(result: Result, measured: Measurements, members: list[Group],
-                      seeds: int) -> Surrogate | None:
+                      seeds: list[int]) -> Surrogate | None:
     """The surrogate of group gains fitted to the pair gains and the trained groups of 3+."""
     if "pairwise" not in result.affinity:
         return None
     big = [g for g in members if len(g) >= 3]
     if not big:
         return None
-    single = np.array([np.mean([measured.loss[(t,), s][t] for s in range(seeds)])
+    single = np.array([np.mean([measured.loss[(t,), s][t] for s in seeds])
                        for t in range(len(result.tasks))])
-    loss = np.array([np.mean([measured.loss[g, s] for s in range(seeds)], axis=0) for g in big])
+    loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0) for g in big])
     return fit_surrogate(result.affinity["pairwise"].matrix, big, (single - loss) / single)
 
 
@@ -366,7 +372,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
     Without ``sources`` only the baselines are compared."""
     n, tasks, ledger, measured = len(result.tasks), result.tasks, run.ledger, run.measured
     grouping: dict[int, Contest] = {}
-    probe_seeds = list(range(run.probe_seeds))
+    probe_seeds = run.probe_seed_list
     exhaustive = bool(sources) and run.exhaustive(probe_seeds)
     for k in taskset.budgets:
         run.progress.enter(f"candidate groupings for k={k}")
@@ -385,7 +391,7 @@ def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) ->
 
     selection = probe_seeds
     if sources:
-        seeds = list(range(max(MAX_RACE_SEEDS, run.probe_seeds)))
+        seeds = [run.seed + i for i in range(max(MAX_RACE_SEEDS, run.probe_seeds))]
         selection = run_race([*grouping.values(), *aux.values()], measured, seeds,
                              lambda groups, seed, _then: run.train(
                                  groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
@@ -458,7 +464,7 @@ def confirm(run: _Run, required: list[tuple[Candidate, Candidate]],
             first += more
     used: list[int] = []
     for i, groups in enumerate([first, again]):
-        seed = CONFIRMATION_FIRST_SEED + i
+        seed = run.seed + CONFIRMATION_FIRST_SEED + i
         if not groups or ledger.out_of_time() or not ledger.affords(groups):
             break
         todo = [g for g in groups if not measured.has(g, seed)]

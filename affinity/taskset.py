@@ -240,6 +240,10 @@ class TaskSet(_Strict):
     )
     grouping: GroupingSpec = Field(default_factory=GroupingSpec)
     auxiliary: AuxiliarySpec = Field(default_factory=AuxiliarySpec)
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    """The base of every seed the analysis draws: the probes' (seed, seed + 1, ...), the
+    race's and the fresh seeds' (seed + 500, ...), and the sampled larger groups'. Another
+    seed shows whether an answer hangs on one draw (scikit-learn's ``random_state``)."""
     _folder: Path | None = PrivateAttr(default=None)
 
     @property

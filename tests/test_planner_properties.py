@@ -157,3 +157,20 @@ def test_planner_over_generated_task_sets(job: dict) -> None:
     check_budget(result.meta["cost"])
     again, _, _ = run(job)
     assert again is not None and stable(again) == stable(result)
+
+
+def test_the_task_sets_seed_is_the_base_of_every_seed():
+    """seed: 7 moves the probes' seed to 7, the race's after it and the fresh ones to 507
+    and on; the simulated networks trained are exactly those seeds'."""
+    job = {"n": 4, "ks": [2], "runs": 60, "own_rows": False, "recipe": None, "world": 3}
+    taskset, data = build(job)
+    moved = taskset.model_copy(update={"seed": 7})
+    sim = SimulatedExecutor(4, 3)
+    result = analyze(moved, data=data, device="cpu", executor=sim)
+    ver = result.verification
+    assert ver["selection_seeds"][0] == 7 and all(7 <= s < 7 + 8 for s in ver["selection_seeds"])
+    assert ver["confirmation_seeds"] and all(s >= 507 for s in ver["confirmation_seeds"])
+    trained = {s for _, s in sim.trained}
+    assert trained <= set(ver["selection_seeds"]) | set(ver["confirmation_seeds"]) | \
+        set(range(7, 15))
+    assert result.meta["taskset"]["seed"] == 7
