@@ -45,16 +45,25 @@ def _cell_scale(bound: float) -> float:
     return float(10.0 ** np.floor(np.log10(bound)))
 
 
-def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
+def heatmap(tasks: list[str], m: MeasureResult, title: str,
+            unmeasured: list[list[str]] | None = None) -> plt.Figure:
+    """The matrix as a heatmap; the cells of ``unmeasured`` pairs (both directions) are drawn
+    blank with "n/m", their values being fills, not measurements."""
     n = len(tasks)
+    blank = np.zeros((n, n), dtype=bool)
+    for a, b in unmeasured or []:
+        i, j = tasks.index(a), tasks.index(b)
+        blank[i, j] = blank[j, i] = True
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
-    off = m.matrix[~np.eye(n, dtype=bool)]
+    off = m.matrix[~np.eye(n, dtype=bool) & ~blank]
     bound = float(np.abs(off).max()) if off.size else 1.0
     scale = _cell_scale(bound)
+    shown_matrix = np.ma.masked_array(m.matrix, mask=blank)
     if title in SHARES:  # a share of sampled steps: 0 to 1, one-sided
-        im = ax.imshow(m.matrix, cmap="Reds", vmin=0.0, vmax=1.0)
+        im = ax.imshow(shown_matrix, cmap="Reds", vmin=0.0, vmax=1.0)
     else:  # the cells and the colour bar on one scale
-        im = ax.imshow(m.matrix / scale, cmap="RdBu", vmin=-bound / scale, vmax=bound / scale)
+        im = ax.imshow(shown_matrix / scale, cmap="RdBu", vmin=-bound / scale,
+                       vmax=bound / scale)
     ax.set_xticks(range(n), tasks, rotation=45, ha="right")
     ax.set_yticks(range(n), tasks)
     ax.set_xlabel("target task j")
@@ -64,6 +73,9 @@ def heatmap(tasks: list[str], m: MeasureResult, title: str) -> plt.Figure:
     if n <= MAX_ANNOTATED:  # beyond, the cells are too small for numbers: the colours speak
         for i in range(n):
             for j in range(n):
+                if blank[i, j]:
+                    ax.text(j, i, "n/m", ha="center", va="center", fontsize=6, color="grey")
+                    continue
                 v = m.matrix[i, j]
                 shown = round(v / scale, 1) if scale != 1 else round(v, 2)
                 ax.text(j, i, f"{shown + 0.0:.{1 if scale != 1 else 2}f}", ha="center",
@@ -244,8 +256,13 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
     parts.append("<h2>Affinity matrices</h2><p>Row = source task i, column = target task j; "
                  "larger means training with i helps j more. Mean over seeds; standard "
                  "deviations are in <code>matrices/*_std.csv</code>.</p><div class=grid>")
+    untrained = result.meta.get("untrained_pairs")
+    if untrained:
+        parts.append(f"<p>{len(untrained)} pairs were not trained (the budget did not reach "
+                     "them): their pairwise cells read n/m (not measured).</p>")
     for name, m in {**result.affinity, **result.diagnostics}.items():
-        parts.append(_img(_png(heatmap(tasks, m, name), figures / f"{name}.png"), name))
+        parts.append(_img(_png(heatmap(tasks, m, name, untrained if name == "pairwise"
+                                       else None), figures / f"{name}.png"), name))
     parts.append("</div>")
     if driver and len(tasks) > 2:
         parts.append("<h2>Dendrogram</h2>")

@@ -83,3 +83,16 @@ def test_a_heatmaps_colour_bar_reads_on_the_cells_scale():
     assert fig.axes[0].get_title() == "lookahead (x 1e-3)"
     rate = MeasureResult(np.array([[0, 0.75, 0.2], [0.75, 0, 0], [0.2, 0, 0]]), None)
     assert heatmap(TASKS, rate, "conflict_rate").axes[0].images[0].get_clim() == (0.0, 1.0)
+
+
+def test_unmeasured_pairs_are_drawn_as_unmeasured():
+    """A pair the budget did not train: both its cells masked and labelled n/m; the colour
+    scale comes from the measured cells alone."""
+    m = MeasureResult(np.array([[0, 0.9, -0.2], [0.9, 0, 0.1], [-0.2, 0.1, 0]]), None)
+    fig = heatmap(TASKS, m, "pairwise", unmeasured=[["a", "b"]])
+    image = fig.axes[0].images[0]
+    assert image.get_array().mask[0, 1] and image.get_array().mask[1, 0]
+    assert not image.get_array().mask[0, 2]
+    assert image.get_clim() == (-0.2, 0.2)  # the measured cells, not the 0.9 fill
+    texts = {(t.get_position(), t.get_text()) for t in fig.axes[0].texts}
+    assert ((1, 0), "n/m") in texts and ((0, 1), "n/m") in texts
