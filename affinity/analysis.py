@@ -1,20 +1,23 @@
-"""``analyze``: a task set in, a Result with its affinity matrices, raced groupings, auxiliary
-choices and verdict out.
+"""``analyze``: a task set in, a Result with its affinity matrices, groupings, auxiliary
+choices and verdict out. ``Analysis.run`` reads as its steps:
 
-0. The plan (``plan.py``): the budget is counted in work, never in seconds. Before anything
-   trains, a budget that cannot afford two seeds of the baselines and the finalists is
-   refused (or, by ``budget.when_short``, only the baselines are compared).
-1. Probes, per probe seed: the all-in-one network (the joint probe, which samples gradient
-   and lookahead affinities along its run), every single-task network, then the pairs
-   (when ``pairwise`` is asked for) and a few sampled larger groups (to fit the per-task
-   surrogate of group gains), as many as fit beside the confirmation seeds. Every network
-   trains by the task set's recipe to its own stopping point: the planner trims the
-   evidence, never the training.
-2. Measures from the probes; candidates from every predictor.
-3. Selection: the race (``race.py``) halves the candidates over seeds, the probes' first,
-   while the budget less the confirmation seeds' share lasts.
-4. Confirmation: each k's finalist, each primary's best auxiliary set and the baselines on
-   fresh seeds that chose nothing; every reported improvement and interval comes from them.
+1. ``plan`` (``plan.py``): the budget is counted compute, never seconds. Before anything
+   trains, a budget that cannot afford the probes' seed and a fresh seed of the baselines and
+   the finalists is refused (or, by ``budget.when_short``, only the baselines are compared).
+2. ``probes``, per probe seed: the all-in-one network (the joint probe, which samples
+   gradient and lookahead affinities along its run), every single-task network, then the
+   evidence: every subset where every subset fits twice, else the pairs (when ``pairwise``
+   is asked for) and a few sampled larger groups, as many as fit beside the fresh seed.
+   Every network trains by the task set's recipe to its own stopping point: the planner
+   trims the evidence, never the training. The measures follow.
+3. ``candidates`` from every predictor; ``contests`` for each k and each primary.
+4. ``race``: successive halving over seeds, the probes' first, while the budget less the
+   fresh seed's share lasts.
+5. ``confirm``: each finalist against the better baseline on a fresh seed that chose
+   nothing, training only the networks in which they differ.
+6. ``decide``: the option of the lowest expected loss given all the evidence (a decision),
+   and each comparison on fresh seeds only (a claim; ``decision.py``).
+7. ``result``: the Result, built once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +55,7 @@ from affinity.plan import (
 from affinity.probes.joint import JointProbe
 from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Candidate, Contest, Group, Measurements, run_race, to_confirm
+from affinity.race import Contest, Group, Measurements, run_race, to_confirm
 from affinity.recommend import (
     Source,
     auxiliary_choice,
@@ -142,56 +146,23 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     if heads or losses:
         data = own_heads(taskset.model, data, heads or {}, losses or {}, width)
     _check_tasks(taskset, data)
-    n = data.n_tasks
-    ledger = Ledger(taskset.training_runs, taskset.training.batch_size, network_rows(data),
-                    tuple(range(n)), taskset.budget.max_seconds,
-                    step_flops=step_flops(taskset, data))
-    need = least_budget(ledger, n, finalist_allowance(taskset))
-    raise_default_budget(taskset, ledger, need)
-    full = check_budget(taskset, ledger, need)
-    run = _Run(taskset, data, dev, executor or LocalExecutor(), ledger,
-               Progress(ledger.budget, progress))
-    result, members = run.probes(full)
-    taskset = _driver_with_evidence(taskset, members, result)
-    run.progress.enter("clusterings and candidates")
-    surrogate = _fitted_surrogate(result, run.measured, members, run.probe_seed_list)
-    sources = predictors(result, taskset, surrogate)
-    result.clusterings = clusterings(result, taskset)
-    result.auxiliary = ranked_auxiliaries(result, taskset)
-    result.meta.update(driving_measure=taskset.driver, predictors=[s[0] for s in sources])
-    if surrogate:
-        result.meta["surrogate_slopes"] = dict(zip(result.tasks, surrogate.slopes.round(6).tolist(),
-                                                   strict=True))
-    if not full:
-        result.meta["warnings"].append(
-            f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
-            f"and the finalists (at least {math.ceil(need)} would): only the two baselines "
-            "were trained and compared (budget.when_short: baselines)")
-    if taskset.verify:
-        _race(result, taskset, sources if full else [], run)
-    else:
-        result.groupings = [predicted_entry(result.tasks, sources[0], k)
-                            for k in taskset.budgets]
-        result.verdict = verdict(result.groupings)
-    cut = [f"{s['stage']}: {s['cut']}" for s in ledger.stages if s.get("cut")]
-    if cut:
-        result.meta["warnings"].append(
-            "budget.max_seconds: the time ran out while networks were still training ("
-            + "; ".join(cut) + " networks); they were scored at their best epoch so far, "
-            "short of convergence. Raise budget.max_seconds to train them out")
-    result.meta["cost"] = ledger.cost()
-    result.meta["seconds"] = result.meta["cost"]["seconds"]
-    run.progress.finish()
-    return result
+    return Analysis(taskset, data, dev, executor or LocalExecutor(), progress).run()
 
 
-class _Run:
-    """The stages of one analysis: what they share (data, device, ledger, measurements)."""
+class Analysis:
+    """One analysis, step by step (``run`` calls them in order): ``plan``, ``probes``,
+    ``candidates``, ``race``, ``confirm``, ``decide``; the ``Result`` is built once, at the
+    end. What the steps share: the data, the device, the ledger, the measurements."""
 
     def __init__(self, taskset: TaskSet, data: Dataset, device: torch.device,
-                 executor: Executor, ledger: Ledger, progress: Progress) -> None:
+                 executor: Executor, progress: ProgressCallback | None = None) -> None:
         self.taskset, self.data, self.device, self.executor = taskset, data, device, executor
-        self.ledger, self.progress = ledger, progress
+        n = data.n_tasks
+        self.tasks = taskset.task_names
+        self.ledger = Ledger(taskset.training_runs, taskset.training.batch_size,
+                             network_rows(data), tuple(range(n)), taskset.budget.max_seconds,
+                             step_flops=step_flops(taskset, data))
+        self.progress = Progress(self.ledger.budget, progress)
         self.measured = Measurements()
         self.probe_seeds = taskset.probe.seeds or 1
         self.seed = taskset.seed
@@ -201,6 +172,253 @@ class _Run:
         self.reserve = 0.0
         """Training runs kept for the confirmation seeds (set once the first seed's
         baselines are known)."""
+        self.warnings: list[str] = list(data.warnings)
+        self.meta: dict[str, Any] = {}
+
+    def run(self) -> Result:
+        """Plan, probe, propose, race, confirm, decide; the Result."""
+        full = self.plan()
+        affinity, diagnostics, members = self.probes(full)
+        sources = self.candidates(affinity, members)
+        if not self.taskset.verify:
+            groupings = [predicted_entry(self.tasks, sources[0], k)
+                         for k in self.taskset.budgets]
+            return self.result(affinity, diagnostics, groupings, {})
+        contests, aux = self.contests(sources if full else [])
+        selection = self.race(contests, aux)
+        confirmation = self.confirm(contests, aux, selection)
+        groupings, verification = self.decide(contests, aux, selection, confirmation)
+        return self.result(affinity, diagnostics, groupings, verification)
+
+    def plan(self) -> bool:
+        """Before training: whether the budget affords the analysis (True), or only the
+        baselines (False, by ``budget.when_short``); refused otherwise (``check_budget``).
+        A default budget short of the least analysis is raised to it."""
+        n, ledger = self.data.n_tasks, self.ledger
+        need = least_budget(ledger, n, finalist_allowance(self.taskset))
+        raise_default_budget(self.taskset, ledger, need)
+        self.progress.total = ledger.budget
+        full = check_budget(self.taskset, ledger, need)
+        if not full:
+            self.warnings.append(
+                f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the "
+                f"baselines and the finalists (at least {math.ceil(need)} would): only the "
+                "two baselines were trained and compared (budget.when_short: baselines)")
+        return full
+
+    def probes(self, full: bool) -> tuple[dict[str, MeasureResult],
+                                          dict[str, MeasureResult], list[Group]]:
+        """Per probe seed: the all-in-one network, the single-task networks, then the pairs
+        and sampled larger groups that fit beside the confirmation seeds (all of them only
+        when ``full``); the measures from them, the diagnostics, the networks trained."""
+        taskset, data, ledger, n = self.taskset, self.data, self.ledger, self.data.n_tasks
+        measures = [MEASURES[name] for name in taskset.measures]
+        needs = set().union(*(m.needs for m in measures))
+        sampled = n // 2 if taskset.verify and "pairs" in needs else 0
+        wanted = probe_members(needs, n, sampled, self.seed) if full else \
+            probe_members(set(), n)
+        singles = wanted[:n]
+        per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
+        conflicts: list[np.ndarray] = []
+        members = singles
+        for i, seed in enumerate(self.probe_seed_list):
+            label = f"(seed {i + 1}/{self.probe_seeds})"
+            joint = self.joint(seed, label)
+            conflicts.append(joint.conflict_rate)
+            parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
+            if i == 0:
+                self.reserve = reserve(
+                    ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
+                    finalist_allowance(taskset), self.probe_seeds, n)
+                # planned again from the first seed's epochs: networks that train longer
+                # than the all-in-one one cost more than planned before training
+                raise_default_budget(taskset, ledger, ledger.spent + self.reserve)
+                self.progress.total = ledger.budget
+                room = ledger.remaining - self.reserve
+                every = [g for g in all_subsets(n) if 1 < len(g) < n]
+                # every subset on two seeds (this one and a race round) fits: all of them,
+                # and the measured optimum of every k enters the race
+                members = singles + (every if needs & {"pairs"} and taskset.verify
+                                     and 2 * ledger.estimate(every) <= room else
+                                     evidence(wanted[n:], ledger, EVIDENCE_SHARE * room, joint))
+            if len(members) > n:
+                parts.append(self.train(members[n:], seed,
+                                        f"{len(members) - n} evidence networks {label}"))
+            subsets = merge_probes(parts, self.device)
+            run = ProbeRun(taskset, data, seed, joint, subsets)
+            for m in measures:
+                self.progress.enter(f"measure {m.name} {label}")  # also the service's heartbeat
+                per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
+        affinity = {k: MeasureResult.from_seeds(v) for k, v in per_seed.items()}
+        diagnostics = {"conflict_rate": MeasureResult.from_seeds(conflicts)}
+        if "pairs" in needs:
+            untrained = [[self.tasks[i], self.tasks[j]]
+                         for i, j in itertools.combinations(range(n), 2)
+                         if (i, j) not in members]
+            if untrained:  # the budget could not train every pair (see ``evidence``)
+                self.meta["untrained_pairs"] = untrained
+                missing = [tuple(self.tasks.index(t) for t in p) for p in untrained]
+                more = math.ceil(ledger.budget + ledger.estimate(missing) / EVIDENCE_SHARE)
+                self.warnings.append(
+                    f"pairwise: {len(untrained)} of {n * (n - 1) // 2} pairs were not trained "
+                    "(the budget did not reach them); their cells hold the mean of their "
+                    "target's trained pairs, not a measurement, and the auxiliary ranking "
+                    f"reads them so; budget.training_runs: {more} would train every pair")
+        return affinity, diagnostics, members
+
+    def candidates(self, affinity: dict[str, MeasureResult],
+                   members: list[Group]) -> list[Source]:
+        """Every predictor of group gains (``recommend.predictors``), the surrogate fitted
+        to the trained groups among them; the driving measure falls back where the budget
+        trained no pair."""
+        self.taskset = _driver_with_evidence(self.taskset, members, self.warnings)
+        self.progress.enter("clusterings and candidates")
+        surrogate = _fitted_surrogate(affinity, self.measured, members, self.probe_seed_list)
+        sources = predictors(affinity, self.taskset, surrogate)
+        self.meta["predictors"] = [name for name, _, _ in sources]
+        if surrogate:
+            self.meta["surrogate_slopes"] = dict(zip(self.tasks, surrogate.slopes.round(6)
+                                                     .tolist(), strict=True))
+        return sources
+
+    def contests(self, sources: list[Source]) -> tuple[dict[int, Contest], dict[str, Contest]]:
+        """Each k's contest of candidate groupings (the measured optimum first where every
+        subset was trained) and each primary's contest of auxiliary sets; without
+        ``sources`` (only the baselines compared) the contests hold no candidate."""
+        n, tasks = self.data.n_tasks, self.tasks
+        grouping: dict[int, Contest] = {}
+        exhaustive = bool(sources) and self.exhaustive(self.probe_seed_list)
+        for k in self.taskset.budgets:
+            self.progress.enter(f"candidate groupings for k={k}")
+            grouping[k] = grouping_contest(sources, n, k, self.taskset.grouping.candidates) \
+                if sources else Contest(f"k={k}", [], baselines(n))
+            if exhaustive:  # every subset measured: the measured optimum races first
+                grouping[k].enter(measured_optimum(self.measured, n, k, self.probe_seed_list))
+        primaries = self.taskset.auxiliary.primary or tasks
+        aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
+                                    self.taskset.auxiliary.max_aux)
+               for p in primaries} if sources else {}
+        return grouping, aux
+
+    def race(self, grouping: dict[int, Contest], aux: dict[str, Contest]) -> list[int]:
+        """The selection: successive halving over seeds (``race.run_race``) while the budget
+        less the fresh seed's share lasts; the seeds it measured every survivor on."""
+        ledger = self.ledger
+        if not any(c.candidates for c in [*grouping.values(), *aux.values()]):
+            return list(self.probe_seed_list)
+
+        def affords(groups: list[Group], share: float, then: list[Group]) -> bool:
+            room = ledger.remaining - self.reserve
+            cost = ledger.estimate(groups)
+            return not ledger.out_of_time() and cost <= share * room + 1e-9 \
+                and cost + ledger.estimate(then) <= room + 1e-9
+
+        seeds = [self.seed + i for i in range(max(MAX_RACE_SEEDS, self.probe_seeds))]
+        return run_race([*grouping.values(), *aux.values()], self.measured, seeds,
+                        lambda groups, seed, _then: self.train(
+                            groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
+                        affords)
+
+    def confirm(self, grouping: dict[int, Contest], aux: dict[str, Contest],
+                selection: list[int]) -> list[int]:
+        """The confirmation on fresh seeds that chose nothing, training only the networks in
+        which each finalist and the better baseline differ (``race.to_confirm``: a task
+        served by the same network on both sides adds nothing to their comparison): each
+        k's finalist (where the race measured none for k, the best-ranked candidate that
+        fits, chosen by prediction); then, where they fit, the other baseline against the
+        better one and each primary's best auxiliary set against the primary alone,
+        cheapest first. A second fresh seed for comparisons with a network never trained
+        before (a finalist chosen by prediction has no spread of its own to pool). A seed
+        starts only where its planned cost fits. Returns the seeds trained."""
+        ledger, measured = self.ledger, self.measured
+        final = {k: finalist(c, measured, selection) for k, c in grouping.items()}
+        allowance = finalist_allowance(self.taskset) * ledger.estimate([ledger.everyone])
+        for k, contest in grouping.items():
+            if final[k][0] is not None or not contest.entered:
+                continue
+            confirming = {g for best, base in final.values() if best
+                          for g in to_confirm(best, base)}
+            for candidate in contest.entered:
+                more = confirming | set(to_confirm(candidate, final[k][1]))
+                if CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) \
+                        <= ledger.remaining + 1e-9 \
+                        or ledger.estimate(sorted(more - confirming)) <= allowance + 1e-9:
+                    contest.candidates = [candidate]
+                    final[k] = (candidate, final[k][1])
+                    break
+        required = [(best, base) for best, base in final.values() if best]
+        aux_final = {p: finalist(c, measured, selection)[0] for p, c in aux.items()}
+        paired = sorted(((c, aux[p].baselines[0]) for p, c in aux_final.items() if c),
+                        key=lambda item: ledger.estimate(to_confirm(*item)))
+        if final:  # one more seed that measured both baselines helps to pick the better one
+            better = next(iter(final.values()))[1]
+            other = next(b for b in baselines(self.data.n_tasks) if b.groups != better.groups)
+            paired.insert(0, (other, better))
+        trained = {g for g, _ in measured.loss}
+        first = sorted({g for item in required for g in to_confirm(*item)}, key=_by_size)
+        again = sorted({g for item in required if not set(to_confirm(*item)) <= trained
+                        for g in to_confirm(*item)}, key=_by_size)
+        for item in paired:
+            extra = [g for g in to_confirm(*item) if g not in first]
+            if ledger.affords([*first, *extra, *again]):
+                first += extra
+        used: list[int] = []
+        for i, groups in enumerate([first, again]):
+            seed = self.seed + CONFIRMATION_FIRST_SEED + i
+            if not groups or ledger.out_of_time() or not ledger.affords(groups):
+                break
+            todo = [g for g in groups if not measured.has(g, seed)]
+            if todo:
+                self.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
+            used.append(seed)
+        if not used and required:
+            need = ledger.spent + ledger.estimate(first)
+            self.warnings.append(
+                "budget.training_runs: no fresh seed fitted to confirm the finalists, so no "
+                f"comparison has an interval; about {math.ceil(max(need, ledger.budget + 1))} "
+                "training runs would afford one")
+        return used
+
+    def decide(self, grouping: dict[int, Contest], aux: dict[str, Contest],
+               selection: list[int], confirmation: list[int]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Each k's groupings entry and each primary's auxiliary choice: the decision (the
+        lowest expected loss given all the evidence) and the claim (fresh seeds only)."""
+        groupings = [grouping_entry(self.tasks, grouping[k], self.measured, selection,
+                                    confirmation, k) for k in self.taskset.budgets]
+        choices = {p: auxiliary_choice(self.tasks, aux[p], self.measured, selection,
+                                       confirmation) for p in aux}
+        return groupings, {"seeds": selection + confirmation, "selection_seeds": selection,
+                           "confirmation_seeds": confirmation, "auxiliary": choices}
+
+    def result(self, affinity: dict[str, MeasureResult], diagnostics: dict[str, MeasureResult],
+               groupings: list[dict[str, Any]], verification: dict[str, Any]) -> Result:
+        """The Result, built once: the matrices, the decisions and their verdict, the
+        clusterings and auxiliary rankings of the driving measure, the cost and warnings."""
+        taskset, ledger = self.taskset, self.ledger
+        auxiliary = ranked_auxiliaries(affinity, self.tasks, taskset)
+        chosen = verification.get("auxiliary", {})
+        for p, ranked in auxiliary.items():
+            for entry in ranked:
+                entry["selected"] = entry["task"] in chosen.get(p, {}).get("auxiliaries", [])
+        cut = [f"{s['stage']}: {s['cut']}" for s in ledger.stages if s.get("cut")]
+        if cut:
+            self.warnings.append(
+                "budget.max_seconds: the time ran out while networks were still training ("
+                + "; ".join(cut) + " networks); they were scored at their best epoch so far, "
+                "short of convergence. Raise budget.max_seconds to train them out")
+        cost = ledger.cost()
+        self.progress.finish()
+        return Result(
+            tasks=self.tasks, affinity=affinity, diagnostics=diagnostics, groupings=groupings,
+            verdict=verdict(groupings), auxiliary=auxiliary,
+            clusterings=clusterings(affinity, self.tasks, taskset), verification=verification,
+            meta={"name": taskset.name, "device": str(self.device),
+                  "probe_seeds": self.probe_seeds, "n_train": len(self.data.x_train),
+                  "n_val": len(self.data.x_val), "taskset": taskset.model_dump(mode="json"),
+                  "torch": torch.__version__, "warnings": self.warnings, **self.meta,
+                  "driving_measure": taskset.driver, "cost": cost,
+                  "seconds": cost["seconds"]})
 
     def exhaustive(self, seeds: list[int]) -> bool:
         """Whether every subset of the tasks was trained on each of ``seeds``."""
@@ -242,71 +460,6 @@ class _Run:
         self.progress.update(self.ledger.live())
         self.measured.add(seed, groups, val_loss)
 
-    def probes(self, full: bool) -> tuple[Result, list[Group]]:
-        """Per probe seed: the all-in-one network, the single-task networks, then the pairs
-        and sampled larger groups that fit beside the confirmation seeds (all of them only
-        when ``full``); the measures from them."""
-        taskset, data, ledger, n = self.taskset, self.data, self.ledger, self.data.n_tasks
-        measures = [MEASURES[name] for name in taskset.measures]
-        needs = set().union(*(m.needs for m in measures))
-        sampled = n // 2 if taskset.verify and "pairs" in needs else 0
-        wanted = probe_members(needs, n, sampled, self.seed) if full else \
-            probe_members(set(), n)
-        singles = wanted[:n]
-        per_seed: dict[str, list[np.ndarray]] = {m.name: [] for m in measures}
-        conflicts: list[np.ndarray] = []
-        members = singles
-        for i, seed in enumerate(self.probe_seed_list):
-            label = f"(seed {i + 1}/{self.probe_seeds})"
-            joint = self.joint(seed, label)
-            conflicts.append(joint.conflict_rate)
-            parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
-            if i == 0:
-                self.reserve = reserve(
-                    ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
-                    finalist_allowance(taskset), self.probe_seeds, n)
-                # planned again from the first seed's epochs: networks that train longer
-                # than the all-in-one one cost more than planned before training
-                raise_default_budget(taskset, ledger, ledger.spent + self.reserve)
-                self.progress.total = ledger.budget
-                room = ledger.remaining - self.reserve
-                every = [g for g in all_subsets(n) if 1 < len(g) < n]
-                # every subset on two seeds (this one and a race round) fits: all of them,
-                # and the measured optimum of every k enters the race
-                members = singles + (every if needs & {"pairs"} and taskset.verify
-                                     and 2 * ledger.estimate(every) <= room else
-                                     evidence(wanted[n:], ledger, EVIDENCE_SHARE * room, joint))
-            if len(members) > n:
-                parts.append(self.train(members[n:], seed,
-                                        f"{len(members) - n} evidence networks {label}"))
-            subsets = merge_probes(parts, self.device)
-            run = ProbeRun(taskset, data, seed, joint, subsets)
-            for m in measures:
-                self.progress.enter(f"measure {m.name} {label}")  # also the service's heartbeat
-                per_seed[m.name].append(np.asarray(m.compute(run), dtype=float))
-        result = Result(
-            tasks=taskset.task_names,
-            affinity={k: MeasureResult.from_seeds(v) for k, v in per_seed.items()},
-            diagnostics={"conflict_rate": MeasureResult.from_seeds(conflicts)},
-            meta={"name": taskset.name, "device": str(self.device),
-                  "probe_seeds": self.probe_seeds, "n_train": len(data.x_train),
-                  "n_val": len(data.x_val), "taskset": taskset.model_dump(mode="json"),
-                  "torch": torch.__version__, "warnings": list(data.warnings)})
-        if "pairs" in needs:
-            untrained = [[result.tasks[i], result.tasks[j]]
-                         for i, j in itertools.combinations(range(n), 2)
-                         if (i, j) not in members]
-            if untrained:  # the budget could not train every pair (see ``evidence``)
-                result.meta["untrained_pairs"] = untrained
-                missing = [tuple(result.tasks.index(t) for t in p) for p in untrained]
-                more = math.ceil(ledger.budget + ledger.estimate(missing) / EVIDENCE_SHARE)
-                result.meta["warnings"].append(
-                    f"pairwise: {len(untrained)} of {n * (n - 1) // 2} pairs were not trained "
-                    "(the budget did not reach them); their cells hold the mean of their "
-                    "target's trained pairs, not a measurement, and the auxiliary ranking "
-                    f"reads them so; budget.training_runs: {more} would train every pair")
-        return result, members
-
 
 def evidence(wanted: list[Group], ledger: Ledger, room: float,
              joint: JointProbe) -> list[Group]:
@@ -328,17 +481,18 @@ def evidence(wanted: list[Group], ledger: Ledger, room: float,
     return chosen
 
 
-def _driver_with_evidence(taskset: TaskSet, members: list[Group], result: Result) -> TaskSet:
+def _driver_with_evidence(taskset: TaskSet, members: list[Group],
+                          warnings: list[str]) -> TaskSet:
     """The task set, its driving measure the next default one when it would be ``pairwise``
     by default but the budget trained no pair (its matrix would hold no measurement); the
-    result's warnings say so."""
+    ``warnings`` say so."""
     if taskset.grouping.measure is not None or taskset.driver != "pairwise" \
             or any(len(g) == 2 for g in members):
         return taskset
     others = [m for m in DEFAULT_DRIVERS if m in taskset.measures and m != "pairwise"]
     if not others:
         return taskset
-    result.meta["warnings"].append(
+    warnings.append(
         f"grouping.measure: the budget trained no pair, so pairwise gains hold no measurement; "
         f"{others[0]} drives the candidates and the auxiliary ranking instead")
     return taskset.model_copy(update={"grouping": taskset.grouping.model_copy(
@@ -352,126 +506,18 @@ def _check_tasks(taskset: TaskSet, data: Dataset) -> None:
                              f"set's {taskset.task_names}")
 
 
-def _fitted_surrogate(result: Result, measured: Measurements, members: list[Group],
-                      seeds: list[int]) -> Surrogate | None:
+def _fitted_surrogate(affinity: dict[str, MeasureResult], measured: Measurements,
+                      members: list[Group], seeds: list[int]) -> Surrogate | None:
     """The surrogate of group gains fitted to the pair gains and the trained groups of 3+."""
-    if "pairwise" not in result.affinity:
+    if "pairwise" not in affinity:
         return None
     big = [g for g in members if len(g) >= 3]
     if not big:
         return None
     single = np.array([np.mean([measured.loss[(t,), s][t] for s in seeds])
-                       for t in range(len(result.tasks))])
+                       for t in range(len(affinity["pairwise"].matrix))])
     loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0) for g in big])
-    return fit_surrogate(result.affinity["pairwise"].matrix, big, (single - loss) / single)
-
-
-def _race(result: Result, taskset: TaskSet, sources: list[Source], run: _Run) -> None:
-    """Select finalists by racing the candidates over seeds while the budget, less the
-    confirmation seeds' share, lasts; confirm them on fresh seeds; fill the decisions.
-    Without ``sources`` only the baselines are compared."""
-    n, tasks, ledger, measured = len(result.tasks), result.tasks, run.ledger, run.measured
-    grouping: dict[int, Contest] = {}
-    probe_seeds = run.probe_seed_list
-    exhaustive = bool(sources) and run.exhaustive(probe_seeds)
-    for k in taskset.budgets:
-        run.progress.enter(f"candidate groupings for k={k}")
-        grouping[k] = grouping_contest(sources, n, k, taskset.grouping.candidates) \
-            if sources else Contest(f"k={k}", [], baselines(n))
-        if exhaustive:  # every subset measured: the measured optimum races first
-            grouping[k].enter(measured_optimum(measured, n, k, probe_seeds))
-    primaries = taskset.auxiliary.primary or tasks
-    aux = {p: auxiliary_contest(sources, tasks.index(p), list(grouping.values()),
-                                taskset.auxiliary.max_aux) for p in primaries} if sources else {}
-    def affords(groups: list[Group], share: float, then: list[Group]) -> bool:
-        room = ledger.remaining - run.reserve
-        cost = ledger.estimate(groups)
-        return not ledger.out_of_time() and cost <= share * room + 1e-9 \
-            and cost + ledger.estimate(then) <= room + 1e-9
-
-    selection = probe_seeds
-    if sources:
-        seeds = [run.seed + i for i in range(max(MAX_RACE_SEEDS, run.probe_seeds))]
-        selection = run_race([*grouping.values(), *aux.values()], measured, seeds,
-                             lambda groups, seed, _then: run.train(
-                                 groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
-                             affords)
-    final = {k: finalist(c, measured, selection) for k, c in grouping.items()}
-    allowance = finalist_allowance(taskset) * ledger.estimate([ledger.everyone])
-    for k, contest in grouping.items():
-        if final[k][0] is not None or not sources:
-            continue
-        # the budget raced no candidate for k: the best-ranked one (the leading predictors'
-        # favourite first) whose networks fit in what is left, or in the finalists' allowance
-        # the plan kept on the fresh seed, goes to it, chosen by prediction alone
-        confirming = {g for best, base in final.values() if best for g in to_confirm(best, base)}
-        for candidate in contest.entered:
-            more = confirming | set(to_confirm(candidate, final[k][1]))
-            if CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) <= ledger.remaining + 1e-9 \
-                    or ledger.estimate(sorted(more - confirming)) <= allowance + 1e-9:
-                contest.candidates = [candidate]
-                final[k] = (candidate, final[k][1])
-                break
-    aux_final = {p: finalist(c, measured, selection)[0] for p, c in aux.items()}
-    required = [(best, base) for best, base in final.values() if best]
-    paired = sorted(((c, aux[p].baselines[0]) for p, c in aux_final.items() if c),
-                    key=lambda item: ledger.estimate(to_confirm(*item)))
-    # the baselines against each other first: one more seed that measured both helps to pick
-    # the better one, which every comparison is against
-    bases = baselines(n)
-    if final:
-        better = next(iter(final.values()))[1]
-        paired.insert(0, (next(b for b in bases if b.groups != better.groups), better))
-    confirmation = confirm(run, required, paired)
-    if not confirmation and required:
-        need = ledger.spent + ledger.estimate(sorted({g for item in required
-                                                      for g in to_confirm(*item)}))
-        result.meta["warnings"].append(
-            "budget.training_runs: no fresh seed fitted to confirm the finalists, so no "
-            f"comparison has an interval; about {math.ceil(max(need, ledger.budget + 1))} "
-            "training runs would afford one")
-    result.groupings = [grouping_entry(tasks, grouping[k], measured, selection, confirmation,
-                                       k) for k in taskset.budgets]
-    result.verdict = verdict(result.groupings)
-    choices = {p: auxiliary_choice(tasks, aux[p], measured, selection, confirmation)
-               for p in aux}
-    for p, ranked in result.auxiliary.items():
-        for entry in ranked:
-            entry["selected"] = entry["task"] in choices.get(p, {}).get("auxiliaries", [])
-    result.verification = {"seeds": selection + confirmation, "selection_seeds": selection,
-                           "confirmation_seeds": confirmation, "auxiliary": choices}
-
-
-def confirm(run: _Run, required: list[tuple[Candidate, Candidate]],
-            paired: list[tuple[Candidate, Candidate]]) -> list[int]:
-    """The confirmation: each (finalist, better baseline) of ``required`` on a fresh seed
-    that chose nothing, training only the networks in which the two differ
-    (``race.to_confirm``: a task served by the same network on both sides adds nothing to
-    the comparison); a second fresh seed for the comparisons with a network never trained
-    before (a finalist chosen by prediction: with one seed it has no spread of its own to
-    pool). Each item of ``paired`` (the other baseline against the better one, then each
-    primary's best auxiliary set and the primary alone, cheapest first) joins the first
-    fresh seed where it fits beside the planned seeds. A seed starts only where its
-    planned cost fits in what is left. Returns the seeds trained."""
-    ledger, measured = run.ledger, run.measured
-    trained = {g for g, _ in measured.loss}
-    first = sorted({g for item in required for g in to_confirm(*item)}, key=_by_size)
-    again = sorted({g for item in required if not set(to_confirm(*item)) <= trained
-                    for g in to_confirm(*item)}, key=_by_size)
-    for item in paired:
-        more = [g for g in to_confirm(*item) if g not in first]
-        if ledger.affords([*first, *more, *again]):
-            first += more
-    used: list[int] = []
-    for i, groups in enumerate([first, again]):
-        seed = run.seed + CONFIRMATION_FIRST_SEED + i
-        if not groups or ledger.out_of_time() or not ledger.affords(groups):
-            break
-        todo = [g for g in groups if not measured.has(g, seed)]
-        if todo:
-            run.train(todo, seed, f"confirmation: {len(todo)} networks (fresh seed {i + 1})")
-        used.append(seed)
-    return used
+    return fit_surrogate(affinity["pairwise"].matrix, big, (single - loss) / single)
 
 
 def _by_size(group: Group) -> tuple[int, Group]:

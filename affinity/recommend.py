@@ -10,6 +10,7 @@ runner-up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import zip_longest
 from typing import Any
 
@@ -29,23 +30,23 @@ from affinity.grouping.select import (
 )
 from affinity.grouping.surrogate import Surrogate
 from affinity.race import Candidate, Comparison, Contest, Measurements
-from affinity.result import Result, group_lines, is_the_baseline
+from affinity.result import MeasureResult, group_lines, is_the_baseline
 from affinity.taskset import TaskSet
 
 Source = tuple[str, np.ndarray, Rule]
 AUX_CONFIDENCE = 0.90  # two-sided; its lower end is the one-sided 95% bound
 
 
-def predictors(result: Result, taskset: TaskSet,
+def predictors(affinity: Mapping[str, MeasureResult], taskset: TaskSet,
                surrogate: Surrogate | None) -> list[Source]:
     """(name, matrix, rule) of every predictor: the surrogate (its matrix: the fitted partner
     weights) when there is one, then the task set's driver and rule, then the rest."""
     first: list[Source] = [(f"{taskset.driver}/{taskset.grouping.rule}",
-                            result.affinity[taskset.driver].matrix, taskset.grouping.rule)]
+                            affinity[taskset.driver].matrix, taskset.grouping.rule)]
     if surrogate is not None:
         first.insert(0, ("pairwise/surrogate", surrogate.weights, surrogate))
     rest: list[Source] = [(f"{name}/{rule}", m.matrix, rule)
-                          for name, m in result.affinity.items() for rule in RULES]
+                          for name, m in affinity.items() for rule in RULES]
     seen, out = set(), []
     for source in first + rest:
         if source[0] not in seen:
@@ -376,10 +377,10 @@ _OTHER = {"single_task": "training every task alone", "all_in_one": "one network
 _TRAIN = {"single_task": "train every task alone", "all_in_one": "train all tasks in one network"}
 
 
-def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:
+def clusterings(affinity: Mapping[str, MeasureResult], tasks: list[str],
+                taskset: TaskSet) -> list[dict[str, Any]]:
     """Spectral, agglomerative (each k) and Louvain partitions of the driver's matrix."""
-    matrix, rule, tasks = result.affinity[taskset.driver].matrix, taskset.grouping.rule, \
-        result.tasks
+    matrix, rule = affinity[taskset.driver].matrix, taskset.grouping.rule
     out = []
     for method in CLUSTERING_METHODS:
         for k in ([None] if method == "louvain" else taskset.budgets):
@@ -391,9 +392,10 @@ def clusterings(result: Result, taskset: TaskSet) -> list[dict[str, Any]]:
     return out
 
 
-def ranked_auxiliaries(result: Result, taskset: TaskSet) -> dict[str, list[dict[str, Any]]]:
+def ranked_auxiliaries(affinity: Mapping[str, MeasureResult], tasks: list[str],
+                       taskset: TaskSet) -> dict[str, list[dict[str, Any]]]:
     """``auxiliary[p]``: candidates ranked by the driver's affinity onto p."""
-    m = result.affinity[taskset.driver]
-    primaries = taskset.auxiliary.primary or result.tasks
-    return {p: rank_auxiliaries(m.matrix, m.std, result.tasks.index(p), result.tasks,
+    m = affinity[taskset.driver]
+    primaries = taskset.auxiliary.primary or tasks
+    return {p: rank_auxiliaries(m.matrix, m.std, tasks.index(p), tasks,
                                 taskset.auxiliary.max_aux) for p in primaries}
