@@ -87,7 +87,7 @@ def test_a_trunk_that_does_not_fit_is_refused_naming_the_field(images):
         register("mlp", tiny_resnet)
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
+def test_the_extending_docs_example_runs_as_written(tmp_path, monkeypatch):
     """docs/extending.md's "Your own network" block, executed as it stands (in a scratch
     folder)."""
     from pathlib import Path
