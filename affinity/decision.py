@@ -14,11 +14,11 @@ against a reference baseline, paired by seed over the networks in which the two 
 - Estimates from both are combined by precision.
 
 ``claim`` is the other half: an improvement and its interval, from the seeds that did not
-choose what it describes (``race.compare`` on the fresh seeds). A recommendation need not be
+choose what it describes (``stats.compare`` on the fresh seeds). A recommendation need not be
 beyond noise; the verdict says when it is not.
 
 Assumptions: a seed-paired difference's variance is what the networks' own seed-to-seed
-spread predicts (``race.network_prior``), else the difference's own variance over its seeds,
+spread predicts (``stats.network_prior``), else the difference's own variance over its seeds,
 else the median of the contest's other options; differences are roughly normal.
 """
 
@@ -29,16 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from affinity.race import (
-    Candidate,
-    Comparison,
-    Contest,
-    Measurements,
-    comparable_on,
-    compare,
-    differences,
-    network_prior,
-)
+from affinity.race import Candidate, Contest, Measurements, comparable_on
+from affinity.stats import Comparison, combine, compare, differences, network_prior, shrink
 
 
 @dataclass(frozen=True)
@@ -88,14 +80,14 @@ def expected_gains(measured: Measurements, contest: Contest, reference: Candidat
                  [e.variance * (len(e.selection_seeds) + len(e.fresh_seeds)) for e in out[1:]]
                  if np.isfinite(v)]
     fill = float(np.median(variances)) if variances else float("inf")
-    shrunk = _shrink([(d[:len(chose)], v if np.isfinite(v) else fill)
+    shrunk = shrink([(d[:len(chose)], v if np.isfinite(v) else fill)
                       for _, d, v, chose, _ in raced])
     for (c, d, v, chose, fresh), prior in zip(raced, shrunk, strict=True):
         v = v if np.isfinite(v) else fill
         parts = [prior] if chose else []
         if fresh:
             parts.append((float(d[len(chose):].mean()), v / len(fresh)))
-        gain, variance = _combine(parts)
+        gain, variance = combine(parts)
         out.append(Expected(c, gain, variance, tuple(chose), tuple(fresh)))
     return out
 
@@ -133,40 +125,3 @@ def _variance(measured: Measurements, option: Candidate, reference: Candidate,
     if prior is not None:
         return prior.variance
     return float(d.var(ddof=1)) if len(d) > 1 else float("inf")
-
-
-def _shrink(estimates: list[tuple[np.ndarray, float]]) -> list[tuple[float, float]]:
-    """(mean, variance) of each candidate's selection-seed mean shrunk towards the mean of
-    the candidates' precision-weighted mean (empirical Bayes with Morris's correction for the
-    estimated mean). A candidate with no selection seed gets (0, inf); one of unknown variance, and
-    every one where fewer than three are known, keeps its mean as measured."""
-    means = np.array([d.mean() if len(d) else 0.0 for d, _ in estimates])
-    se2 = np.array([v / len(d) if len(d) else np.inf for d, v in estimates])
-    used = np.isfinite(se2)
-    out = [(float(m), float(v)) for m, v in zip(means, se2, strict=True)]
-    if used.sum() < 3:  # too few to tell the spread of true effects from noise
-        return out
-    m, v = means[used], se2[used]
-    # the spread of true effects by moments, at least what the estimated mean leaves unknown
-    # (at 0 every candidate would be shrunk to one value and their order lost)
-    tau2 = max(float(v.mean()) / len(m), float(m.var(ddof=1) - v.mean()))
-    w = 1 / (tau2 + v)
-    mu = float(np.dot(w, m) / w.sum())
-    var_mu = float(1 / w.sum())
-    for i in np.flatnonzero(used):
-        b = se2[i] / (tau2 + se2[i]) if tau2 + se2[i] > 0 else 1.0
-        out[i] = (float(means[i] - b * (means[i] - mu)),
-                  float((1 - b) * se2[i] + b * b * var_mu))
-    return out
-
-
-def _combine(parts: list[tuple[float, float]]) -> tuple[float, float]:
-    """Precision-weighted mean and variance of independent estimates (mean, variance)."""
-    exact = [m for m, v in parts if v == 0]
-    if exact:
-        return float(np.mean(exact)), 0.0
-    known = [(m, v) for m, v in parts if np.isfinite(v)]
-    if not known:
-        return float(np.mean([m for m, _ in parts])), float("inf")
-    w = np.array([1 / v for _, v in known])
-    return float(np.dot(w, [m for m, _ in known]) / w.sum()), float(1 / w.sum())

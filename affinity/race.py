@@ -7,19 +7,13 @@ shared by every candidate that uses it. Each round trains, on a new seed, the gr
 contests' surviving candidates and baselines still miss, then halves every contest by mean
 score over the seeds so far (successive halving), until each contest has one finalist: the
 race selects, and its seeds cannot confirm what they chose (``analysis.confirm`` measures the
-finalists on fresh seeds, and ``compare`` takes those). A round runs only when the plan
+finalists on fresh seeds, and ``stats.compare`` takes those). A round runs only when the plan
 affords it; when it does not, the contests drop their worst candidates until it does. The
 first round keeps room for a second (the baselines and each contest's best candidate on a
 new seed).
 Baselines (all-in-one and single-task; the primary alone) race in every round and are never
-dropped, so every comparison is paired by seed.
-
-With the few seeds a budget affords, one comparison's own variance is a poor estimate (one
-degree of freedom with two seeds). A family of like comparisons (every k, or every primary)
-shares an empirical-Bayes prior of that variance, as limma's moderated t does (Smyth 2004,
-"Linear models and empirical Bayes methods for assessing differential expression"): each
-comparison's variance is shrunk towards the family's, and its interval gains the family's
-degrees of freedom, as far as the family's variances agree with one another.
+dropped, so every comparison is paired by seed. The statistics of a comparison are in
+``stats.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special, stats
 
 Group = tuple[int, ...]
 
@@ -154,24 +147,6 @@ class Contest:
         return {g for c in self.candidates + self.baselines for g in c.groups}
 
 
-@dataclass
-class Comparison:
-    """A candidate against a baseline over paired seeds: relative drop of the score."""
-
-    baseline: str
-    improvement: float
-    interval: tuple[float, float] | None
-    significant: bool
-
-
-@dataclass(frozen=True)
-class Prior:
-    """The variance of a family's seed-paired differences, worth ``df`` degrees of freedom."""
-
-    variance: float
-    df: float
-
-
 Differing = list[tuple[int, Group, Group]]
 
 
@@ -204,115 +179,6 @@ def to_confirm(candidate: Candidate, baseline: Candidate) -> list[Group]:
     held = {t for g in new for t in g}
     return sorted(set(new) | {g for g in baseline.groups if held & set(g)},
                   key=lambda g: (len(g), g))
-
-
-def differences(measured: Measurements, candidate: Candidate, baseline: Candidate,
-                seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> np.ndarray:
-    """Per seed, (baseline - candidate) / the baseline's total loss: the relative drop. Only
-    the tasks whose serving network differs (``differing``, the serving chosen on
-    ``serve_on``, default ``seeds``) are read, so a seed needs only those networks; the
-    baseline's total loss is its mean over ``seeds``, or where they did not train it whole,
-    over every seed that did (at least the probes')."""
-    serve = serve_on if serve_on is not None else seeds
-    parts = differing(measured, candidate, baseline, serve, seeds)
-    drop = np.array([sum(measured.loss[b, s][t] - measured.loss[a, s][t] for t, a, b in parts)
-                     for s in seeds], dtype=float)
-    return drop / _scale(measured, baseline, seeds, serve)
-
-
-def _scale(measured: Measurements, baseline: Candidate, seeds: Sequence[int],
-           serve_on: Sequence[int]) -> float:
-    """The baseline's total loss that a relative difference divides by: its mean over
-    ``seeds``, or where they did not train it whole, over every seed that did."""
-    whole = measured.measured_on([baseline], seeds)
-    return max(float(measured.scores(baseline, whole, serve_on).mean()), 1e-12) if whole \
-        else measured.total(baseline, serve_on)
-
-
-def variance_prior(family: Sequence[np.ndarray]) -> Prior | None:
-    """The empirical-Bayes prior of the variances of ``family`` (each an array of seed-paired
-    differences), fitted by limma's moments of log variances; its degrees of freedom are at
-    most the family's own. None when fewer than two members have a variance."""
-    var = np.array([d.var(ddof=1) for d in family if len(d) > 1])
-    dfs = np.array([len(d) - 1 for d in family if len(d) > 1], dtype=float)
-    keep = var > 0
-    var, dfs = var[keep], dfs[keep]
-    if len(var) < 2:
-        return None
-    e = np.log(var) - special.digamma(dfs / 2) + np.log(dfs / 2)
-    excess = e.var(ddof=1) - special.polygamma(1, dfs / 2).mean()
-    pooled = float(dfs.sum())
-    if excess <= special.polygamma(1, pooled / 2):
-        d0 = pooled  # the variances agree as well as pure noise would: pool them
-    else:
-        d0 = min(pooled, 2 * optimize.brentq(lambda x: special.polygamma(1, x) - excess,
-                                             1e-8, 1e8))
-    return Prior(float(np.exp(e.mean() + special.digamma(d0 / 2) - np.log(d0 / 2))), d0)
-
-
-def network_prior(measured: Measurements, candidate: Candidate, baseline: Candidate,
-                  seeds: Sequence[int], serve_on: Sequence[int] | None = None) -> Prior | None:
-    """The variance of ``differences(candidate, baseline, seeds)`` predicted from each
-    network's own seed-to-seed spread, over every seed it was trained on, worth the
-    Welch-Satterthwaite degrees of freedom; None where a network it needs has one seed.
-
-    A seed-paired difference is a sum over networks: each network of the two candidates adds
-    the losses of the tasks it serves in the candidate and subtracts those it serves in the
-    baseline (a task served by the same network in both cancels). Taking the networks as
-    independent across seeds (a seed draws each network's initialisation and batch order;
-    whatever the networks of one seed share makes their difference vary less, so the sum is,
-    if anything, too wide), the variance is the sum of theirs. Two fresh seeds alone can agree
-    by chance and give an interval far narrower than the truth's spread; the networks were
-    mostly trained on more seeds (probes, race) than the comparison has."""
-    weights: dict[Group, np.ndarray] = {}
-    n_tasks = len(next(iter(measured.loss.values()))) if measured.loss else 0
-    serve = serve_on if serve_on is not None else seeds
-    for c, sign in ((candidate, 1.0), (baseline, -1.0)):
-        for task, g in zip(c.targets, measured.served(c, serve, seeds).tolist(), strict=True):
-            w = weights.setdefault(c.groups[g], np.zeros(n_tasks))
-            w[task] += sign
-    parts = []
-    for group, w in weights.items():
-        if not w.any():
-            continue
-        on = sorted(s for (g, s) in measured.loss if g == group)
-        if len(on) < 2:
-            return None
-        totals = np.array([np.nansum(measured.loss[group, s] * w) for s in on])
-        parts.append((float(totals.var(ddof=1)), len(on) - 1))
-    total = sum(v for v, _ in parts)
-    if not parts or total <= 0:
-        return None
-    df = total ** 2 / sum(v ** 2 / d for v, d in parts if v > 0)
-    scale = _scale(measured, baseline, seeds, serve)
-    return Prior(total / scale ** 2, df)
-
-
-def compare(measured: Measurements, candidate: Candidate, baseline: Candidate,
-            seeds: Sequence[int], prior: Prior | None = None,
-            confidence: float = 0.95, serve_on: Sequence[int] | None = None) -> Comparison:
-    """Improvement (baseline - candidate) / baseline of the mean scores, with a t-interval of
-    ``confidence`` from the seed-paired differences, their variance moderated by ``prior``
-    (the family's, or the networks' own spread: with one seed, the prior alone gives the
-    interval; with neither, one seed gives none); significant when it excludes 0 above.
-
-    Assumptions: ``seeds`` did not choose the candidate, the baseline or (``serve_on``) the
-    group serving each task, so the differences are unbiased draws; they are roughly normal
-    across seeds. On the seeds that chose the candidate among many, its lead is inflated
-    (the winner's curse) and the interval does not cover the truth."""
-    diff = differences(measured, candidate, baseline, seeds, serve_on)
-    n = len(diff)
-    own_df = n - 1
-    own_var = float(diff.var(ddof=1)) if n > 1 else 0.0
-    prior_df, prior_var = (prior.df, prior.variance) if prior else (0.0, 0.0)
-    interval = None
-    if own_df + prior_df > 0:
-        df = own_df + prior_df
-        var = (prior_df * prior_var + own_df * own_var) / df
-        half = stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(var / n)
-        interval = (float(diff.mean() - half), float(diff.mean() + half))
-    significant = interval is not None and interval[0] > 0
-    return Comparison(baseline.kind, float(diff.mean()), interval, significant)
 
 
 Train = Callable[[list[Group], int, list[Group]], object]

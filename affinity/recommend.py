@@ -29,8 +29,9 @@ from affinity.grouping.select import (
     top_groupings,
 )
 from affinity.grouping.surrogate import Surrogate
-from affinity.race import Candidate, Comparison, Contest, Measurements
+from affinity.race import Candidate, Contest, Measurements
 from affinity.result import MeasureResult, group_lines, is_the_baseline
+from affinity.stats import Comparison
 from affinity.taskset import TaskSet
 
 Source = tuple[str, np.ndarray, Rule]

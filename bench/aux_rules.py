@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import affinity.analysis as analysis  # noqa: E402
 from affinity.data import load_dataset  # noqa: E402
-from affinity.race import Candidate, Measurements, compare, differences, variance_prior  # noqa: E402
+from affinity.race import Candidate, Measurements  # noqa: E402
 from affinity.recommend import AUX_CONFIDENCE  # noqa: E402
+from affinity.stats import compare, differences, variance_prior  # noqa: E402
 from affinity.threads import limited_threads  # noqa: E402
 from bench.datasets import DATASETS  # noqa: E402
 from bench.ground_truth import Truth  # noqa: E402

@@ -7,17 +7,7 @@ import pytest
 from scipy import stats
 
 from affinity.decision import expected_gains
-from affinity.race import (
-    Candidate,
-    Contest,
-    Measurements,
-    Prior,
-    compare,
-    network_prior,
-    run_race,
-    variance_prior,
-    winner,
-)
+from affinity.race import Candidate, Contest, Measurements, run_race, winner
 from affinity.recommend import (
     auxiliary_choice,
     auxiliary_contest,
@@ -26,6 +16,7 @@ from affinity.recommend import (
     grouping_entry,
     verdict,
 )
+from affinity.stats import Prior, compare, network_prior, variance_prior
 from tests.conftest import pair_beside_the_rest
 
 TASKS = ["a", "b", "c", "d"]
