@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from affinity.race import Group
 from affinity.taskset import InvalidTaskSet, TaskSet
-
-Group = tuple[int, ...]
 
 CONFIRMATION_MARGIN = 1.25
 """The fresh seed is kept at this many times its planned cost: a network trains more epochs
