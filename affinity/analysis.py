@@ -514,9 +514,9 @@ def _fitted_surrogate(affinity: dict[str, MeasureResult], measured: Measurements
     big = [g for g in members if len(g) >= 3]
     if not big:
         return None
-    single = np.array([np.mean([measured.loss[(t,), s][t] for s in seeds])
-                       for t in range(len(affinity["pairwise"].matrix))])
-    loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0) for g in big])
+    n = len(affinity["pairwise"].matrix)
+    single = np.diagonal(measured.mean([(t,) for t in range(n)], seeds))
+    loss = measured.mean(big, seeds)
     return fit_surrogate(affinity["pairwise"].matrix, big, (single - loss) / single)
 
 

@@ -9,8 +9,9 @@ against a reference baseline, paired by seed over the networks in which the two 
   give unbiased estimates, used as they are.
 - The seeds that chose a candidate (the race's) flatter the winner among many (the winner's
   curse). Their estimates are shrunk by empirical Bayes over the candidates raced (normal
-  effects, Morris 1983): each towards the candidates' mean by the share of its variance in
-  the spread of the means, with the uncertainty of that mean added to its variance.
+  effects, Morris 1983): each towards the candidates' precision-weighted mean by the share
+  of its variance in the spread of the means, the uncertainty of that mean added to its
+  variance (``stats.shrink``).
 - Estimates from both are combined by precision.
 
 ``claim`` is the other half: an improvement and its interval, from the seeds that did not
@@ -66,7 +67,7 @@ def expected_gains(measured: Measurements, contest: Contest, reference: Candidat
                                 tuple(s for s in on if s in confirmation)))
     raced: list[tuple[Candidate, np.ndarray, float, list[int], list[int]]] = []
     for c in contest.entered:
-        serve = measured.measured_on([c], selection) or list(confirmation)
+        serve = measured.chosen_on(c, selection, confirmation)
         if c.groups == reference.groups or not measured.can_serve(c, serve):
             continue
         chose = comparable_on(measured, c, reference, selection, serve)
@@ -108,7 +109,7 @@ def claim(measured: Measurements, option: Candidate, baseline: Candidate,
     baseline."""
     if option.groups == baseline.groups:
         return None
-    serve = measured.measured_on([option], serve_on) or list(confirmation)
+    serve = measured.chosen_on(option, serve_on, confirmation)
     fresh = comparable_on(measured, option, baseline, confirmation, serve)
     if not fresh:
         return None

@@ -96,6 +96,18 @@ class Measurements:
         serving = self.served(candidate, serve_on, seeds).tolist()
         return self._all_trained([candidate.groups[i] for i in set(serving)], seeds)
 
+    def mean(self, groups: Sequence[Group], seeds: Sequence[int]) -> np.ndarray:
+        """Each group's losses averaged over ``seeds`` (each trained it), shape
+        (groups, tasks), NaN off-group."""
+        return np.array([np.mean([self.loss[g, s] for s in seeds], axis=0) for g in groups])
+
+    def chosen_on(self, candidate: Candidate, selection: Sequence[int],
+                  fresh: Sequence[int]) -> list[int]:
+        """The seeds a candidate's serving groups are chosen on: the ``selection`` seeds that
+        trained it whole (those that chose it), else, for a candidate chosen by prediction,
+        the ``fresh`` seeds it is first measured on."""
+        return self.measured_on([candidate], selection) or list(fresh)
+
     def can_serve(self, candidate: Candidate, seeds: Sequence[int]) -> bool:
         """Whether ``served`` can choose on ``seeds``: each task held by two groups or more
         has a seed there that trained them all."""
@@ -251,8 +263,9 @@ def _halve(candidates: list[Candidate], measured: Measurements,
 
 
 def winner(contest: Contest, measured: Measurements, seeds: Sequence[int]) -> Candidate | None:
-    """The surviving candidate with the least mean score, or None when none survived; a
-    lone survivor wins unmeasured (a finalist chosen by prediction when nothing was raced)."""
+    """What the race alone picked: the surviving candidate with the least mean score over
+    ``seeds``, or None when none survived (a lone survivor wins unmeasured). The analysis
+    decides by expected loss instead (``decision.py``)."""
     if len(contest.candidates) <= 1:
         return contest.candidates[0] if contest.candidates else None
     return min(contest.candidates, key=lambda c: measured.scores(c, seeds).mean())

@@ -103,7 +103,7 @@ def measured_optimum(measured: Measurements, n_tasks: int, k: int,
     measured gain over training alone (each task served by its best group), mean over
     ``seeds`` (which then chose it: the race and the fresh seed judge it)."""
     pool = all_subsets(n_tasks)
-    loss = np.array([np.mean([measured.loss[g, s] for s in seeds], axis=0) for g in pool])
+    loss = measured.mean(pool, seeds)
     alone = np.array([loss[pool.index((t,)), t] for t in range(n_tasks)])
     best = choose_groups(pool, (alone - loss) / np.maximum(alone, 1e-12), k)
     return Candidate(tuple(sorted(best.groups)), tuple(range(n_tasks)), "groups",
@@ -193,7 +193,7 @@ def grouping_entry(tasks: list[str], contest: Contest, measured: Measurements,
     # to compare)
     as_baseline = next((c for c in contest.entered if best is None
                         and c.groups == base.groups), None)
-    serve = measured.measured_on([chosen.option], selection) or confirmation
+    serve = measured.chosen_on(chosen.option, selection, confirmation)
 
     def on(c: Candidate) -> list[int]:
         return measured.serving_seeds(c, confirmation, serve) or \
