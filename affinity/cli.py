@@ -10,6 +10,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,19 @@ def _at_least(least: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"at least {least}; got {value}")
         return value
     return parse
+
+
+Handler = Callable[[argparse.Namespace], int]
+AddCommand = Callable[..., argparse.ArgumentParser]
+"""``command(name, help, **add_parser_kwargs)``: a new subcommand's parser."""
+COMMANDS_GROUP = "taskaffinity.commands"
+"""Entry points that add commands: each names a function that takes ``AddCommand``, adds its
+commands' parsers and returns their handlers by name (the service's ``serve`` and
+``worker``: ``api/cli.py``)."""
+
+
+def _registrations() -> list[Callable[[AddCommand], dict[str, Handler]]]:
+    return [ep.load() for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,14 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     score = command("score", "score groupings against an exhaustive table")
     score.add_argument("table", type=Path, help="exhaustive.json from `affinity exhaustive`")
     score.add_argument("--result", type=Path, help="result.json whose groupings to score")
-    serve = command("serve", "the REST service with one local worker (the service extra)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--access-log", action="store_true", help="log every request")
-    worker = command("worker", "run queued jobs: one job at a time per device; with several "
-                               "GPUs, one process per GPU (the service extra)")
-    worker.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: "
-                                         "TASKAFFINITY_DEVICE)")
+    for register in _registrations():
+        HANDLERS.update(register(command))
     return parser
 
 
@@ -334,33 +342,19 @@ def _group(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from api.cli import serve
-
-    return serve(args.host, args.port, args.access_log)
-
-
-def _worker(args: argparse.Namespace) -> int:
-    from api.cli import worker
-
-    return worker(args.device)
-
-
-COMMANDS = {"run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group,
-            "submit": _submit, "status": _status, "fetch": _fetch, "cancel": _cancel,
-            "serve": _serve, "worker": _worker}
+HANDLERS: dict[str, Handler] = {
+    "run": _run, "exhaustive": _exhaustive, "score": _score, "group": _group,
+    "submit": _submit, "status": _status, "fetch": _fetch, "cancel": _cancel}
+"""The commands by name; registered commands (``COMMANDS_GROUP``) are added as the parser
+is built."""
 INVALID_STATUS = (400, 404, 409, 413, 422)
 """Service answers that mean the request was wrong (exit 2), not that the service failed."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("serve", "worker") and importlib.util.find_spec("fastapi") is None:
-        print(f"affinity {args.command} needs the service: pip install 'taskaffinity[service]'",
-              file=sys.stderr)
-        return 2
     try:
-        return COMMANDS[args.command](args)
+        return HANDLERS[args.command](args)
     except InvalidInput as exc:
         print(f"invalid {exc.what}: {exc}", file=sys.stderr)
         return 2

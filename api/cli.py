@@ -1,12 +1,17 @@
-"""The service's commands, ``affinity serve`` and ``affinity worker`` (parsed by
-``affinity.cli``, which imports this module only when one of them runs). ``python -m api.cli``
-is the ``affinity`` command itself."""
+"""The service's commands, ``affinity serve`` and ``affinity worker``: ``register`` adds them
+to the ``affinity`` command (an entry point of the ``taskaffinity.commands`` group, so imports
+flow from ``api`` to ``affinity`` only). ``python -m api.cli`` is the ``affinity`` command
+itself."""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import logging
 import sys
 from typing import TYPE_CHECKING
+
+from affinity.cli import AddCommand, Handler
 
 if TYPE_CHECKING:
     from api.settings import Settings
@@ -97,6 +102,32 @@ def worker(device: str | None = None) -> int:
     for p in processes:
         p.join()
     return max(p.exitcode or 0 for p in processes)
+
+
+def register(command: AddCommand) -> dict[str, Handler]:
+    """Add ``serve`` and ``worker`` to the ``affinity`` command; their handlers by name."""
+    server = command("serve", "the REST service with one local worker (the service extra)")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--access-log", action="store_true", help="log every request")
+    work = command("worker", "run queued jobs: one job at a time per device; with several "
+                             "GPUs, one process per GPU (the service extra)")
+    work.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: "
+                                       "TASKAFFINITY_DEVICE)")
+    return {"serve": _needs_service(lambda a: serve(a.host, a.port, a.access_log)),
+            "worker": _needs_service(lambda a: worker(a.device))}
+
+
+def _needs_service(handler: Handler) -> Handler:
+    """``handler``, refusing (exit 2, saying what to install) where the service extra is
+    not installed."""
+    def run(args: argparse.Namespace) -> int:
+        if importlib.util.find_spec("fastapi") is None:
+            print(f"affinity {args.command} needs the service: "
+                  "pip install 'taskaffinity[service]'", file=sys.stderr)
+            return 2
+        return handler(args)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

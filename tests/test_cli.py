@@ -261,3 +261,32 @@ def test_an_invalid_task_set_is_refused_before_the_heavy_libraries_load(tmp_path
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.stdout.strip() == "2 []", proc.stderr
     assert says in proc.stderr
+
+
+def test_service_commands_without_the_service_extra_exit_2(monkeypatch, capsys):
+    """``serve`` and ``worker`` come from the service's registration (an entry point); without
+    FastAPI they say what to install."""
+    import api.cli
+
+    real = api.cli.importlib.util.find_spec
+    monkeypatch.setattr(api.cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fastapi" else real(name, *a))
+    assert main(["worker"]) == 2
+    assert "affinity worker needs the service: pip install 'taskaffinity[service]'" in \
+        capsys.readouterr().err
+
+
+def test_the_library_never_imports_the_service():
+    """Imports flow from ``api`` to ``affinity``, never back (the service's commands are
+    registered through an entry point)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(affinity.cli.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n == "api" or n.startswith("api.")]
+    assert found == []
