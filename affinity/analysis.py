@@ -42,9 +42,8 @@ from affinity.grouping.surrogate import Surrogate, fit_surrogate
 from affinity.measures import MEASURES, ProbeRun
 from affinity.models import HeadFactory, LossFn, check_backbone, own_heads, resolve_device
 from affinity.plan import (
-    CONFIRMATION_MARGIN,
-    EVIDENCE_SHARE,
     Ledger,
+    Policy,
     check_budget,
     counted_default,
     finalist_allowance,
@@ -118,7 +117,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
             executor: Executor | None = None,
             trunk: Callable[..., torch.nn.Module] | None = None,
             heads: Mapping[str, HeadFactory] | None = None,
-            losses: Mapping[str, LossFn] | None = None) -> Result:
+            losses: Mapping[str, LossFn] | None = None,
+            policy: Policy | None = None) -> Result:
     """Probe, measure, race, confirm and decide; see the module docstring.
 
     ``data``: the data instead of the task set's ``data`` (``affinity.tensors``).
@@ -130,7 +130,8 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     mapping features (N, width) to outputs (N, *shape); ``losses``: per task, ``(outputs,
     targets) -> losses`` per row or per element (``reduction="none"``). Others keep a linear
     head and their type's loss. Python code runs in this process only: with the local
-    executor, not on Ray workers or the service."""
+    executor, not on Ray workers or the service. ``policy``: what the budget buys
+    (``plan.Policy``; its defaults unless given)."""
     own_code = {k for k, v in (("trunk", trunk), ("heads", heads), ("losses", losses)) if v}
     if own_code and executor is not None and not isinstance(executor, LocalExecutor):
         raise ValueError(f"{', '.join(sorted(own_code))}: Python code runs in this process "
@@ -146,7 +147,7 @@ def analyze(taskset: TaskSet, *, base_dir: str | Path | None = None,
     if heads or losses:
         data = own_heads(taskset.model, data, heads or {}, losses or {}, width)
     _check_tasks(taskset, data)
-    return Analysis(taskset, data, dev, executor or LocalExecutor(), progress).run()
+    return Analysis(taskset, data, dev, executor or LocalExecutor(), progress, policy).run()
 
 
 class Analysis:
@@ -155,8 +156,10 @@ class Analysis:
     end. What the steps share: the data, the device, the ledger, the measurements."""
 
     def __init__(self, taskset: TaskSet, data: Dataset, device: torch.device,
-                 executor: Executor, progress: ProgressCallback | None = None) -> None:
+                 executor: Executor, progress: ProgressCallback | None = None,
+                 policy: Policy | None = None) -> None:
         self.taskset, self.data, self.device, self.executor = taskset, data, device, executor
+        self.policy = policy or Policy()
         n = data.n_tasks
         self.tasks = taskset.task_names
         self.ledger = Ledger(taskset.training_runs, taskset.training.batch_size,
@@ -229,7 +232,7 @@ class Analysis:
             if i == 0:
                 self.reserve = reserve(
                     ledger, better_baseline(baselines(n), self.measured, [seed]).groups,
-                    finalist_allowance(taskset), self.probe_seeds, n)
+                    finalist_allowance(taskset), self.probe_seeds, n, self.policy)
                 # planned again from the first seed's epochs: networks that train longer
                 # than the all-in-one one cost more than planned before training
                 raise_default_budget(taskset, ledger, ledger.spent + self.reserve)
@@ -240,7 +243,8 @@ class Analysis:
                 # and the measured optimum of every k enters the race
                 members = singles + (every if needs & {"pairs"} and taskset.verify
                                      and 2 * ledger.estimate(every) <= room else
-                                     evidence(wanted[n:], ledger, EVIDENCE_SHARE * room, joint))
+                                     evidence(wanted[n:], ledger,
+                                              self.policy.evidence_share * room, joint))
             if len(members) > n:
                 parts.append(self.train(members[n:], seed,
                                         f"{len(members) - n} evidence networks {label}"))
@@ -258,7 +262,8 @@ class Analysis:
             if untrained:  # the budget could not train every pair (see ``evidence``)
                 self.meta["untrained_pairs"] = untrained
                 missing = [tuple(self.tasks.index(t) for t in p) for p in untrained]
-                more = math.ceil(ledger.budget + ledger.estimate(missing) / EVIDENCE_SHARE)
+                more = math.ceil(ledger.budget
+                                 + ledger.estimate(missing) / self.policy.evidence_share)
                 self.warnings.append(
                     f"pairwise: {len(untrained)} of {n * (n - 1) // 2} pairs were not trained "
                     "(the budget did not reach them); their cells hold the mean of their "
@@ -340,7 +345,7 @@ class Analysis:
                           for g in to_confirm(best, base)}
             for candidate in contest.entered:
                 more = confirming | set(to_confirm(candidate, final[k][1]))
-                if CONFIRMATION_MARGIN * ledger.estimate(sorted(more)) \
+                if self.policy.confirmation_margin * ledger.estimate(sorted(more)) \
                         <= ledger.remaining + 1e-9 \
                         or ledger.estimate(sorted(more - confirming)) <= allowance + 1e-9:
                     contest.candidates = [candidate]
@@ -447,7 +452,7 @@ class Analysis:
         joint = self.executor.joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
-            counted_default(self.taskset, self.ledger)
+            counted_default(self.taskset, self.ledger, self.policy)
             self.progress.total = self.ledger.budget
         self._record("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],
                      [joint.steps], started, joint.val_loss[None])

@@ -27,7 +27,7 @@ MAX_EXACT_EVIDENCE_TASKS = 12
 """Up to this many tasks the selection runs over every subset: one integer program per k
 (about 4 s over the 4,095 subsets of 12 tasks), where the race solves one per predictor and
 k and stops at ``select.MAX_EXACT_TASKS``. On the benchmark's 12-task truth the pruned pool
-scored regret 0.57 where every subset gave 0.24 (``bench/evidence.py``)."""
+scored regret 0.57 where every subset gave 0.24 (``bench/studies/evidence.py``)."""
 
 DEFAULT_RULE: Rule = 0.5
 """Beta for a bare matrix or a table without larger subsets: between sum (0) and mean (1);

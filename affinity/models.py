@@ -221,7 +221,7 @@ def stacked_call(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Te
 def grouped_on_cpu(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``module`` convolves on the CPU, where vmap (and a batched backward) turns the
     members' convolutions into one grouped convolution that trains 2 to 3 times slower than
-    the members one after another (``bench/probes.py``, case h)."""
+    the members one after another (``bench/targets/probes.py``, case h)."""
     return x.device.type == "cpu" and any(isinstance(m, nn.modules.conv._ConvNd)
                                           for m in module.modules())
 

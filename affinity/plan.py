@@ -29,15 +29,31 @@ import numpy as np
 from affinity.race import Group
 from affinity.taskset import InvalidTaskSet, TaskSet
 
-CONFIRMATION_MARGIN = 1.25
-"""The fresh seed is kept at this many times its planned cost: a network trains more epochs
-on one seed than on another (up to a fifth more, seen on the benchmark's sets)."""
 
-DEFAULT_FLOPS = 6e12
-"""The default budget in counted operations (``budget.training_runs`` unset): sized so that
-the default analysis of a bench-sized table (2,000-6,000 rows, an MLP) takes a few minutes on
-a 2-core CPU (``bench/grouping.py`` prints the wall time of each set); never below what the
-least analysis needs."""
+@dataclass(frozen=True)
+class Policy:
+    """What the budget buys: the constants of the analysis' spending, passed to ``analyze``
+    (the benchmark tunes them with ``--policy NAME=VALUE``)."""
+
+    default_flops: float = 6e12
+    """The default budget in counted operations (``budget.training_runs`` unset): sized so
+    that the default analysis of a bench-sized table (2,000-6,000 rows, an MLP) takes a few
+    minutes on a 2-core CPU (the grouping benchmark prints each set's wall time); never below
+    what the least analysis needs."""
+    evidence_share: float = 0.6
+    """Of what the budget leaves beside the confirmation seeds after the single-task
+    networks, the most the pairs and sampled groups may take; the race's selection rounds get
+    the rest."""
+    confirmation_margin: float = 1.25
+    """The fresh seed is kept at this many times its planned cost: a network trains more
+    epochs on one seed than on another (up to a fifth more, seen on the benchmark's sets)."""
+
+    def __post_init__(self) -> None:
+        for name in ("default_flops", "evidence_share", "confirmation_margin"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Policy.{name} must be > 0; got {getattr(self, name)!r}")
+        if self.evidence_share > 1:
+            raise ValueError(f"Policy.evidence_share must be <= 1; got {self.evidence_share!r}")
 
 
 @dataclass
@@ -176,11 +192,6 @@ def finalist_allowance(taskset: TaskSet) -> int:
     return max(1, max(taskset.budgets) - 1)
 
 
-EVIDENCE_SHARE = 0.6
-"""Of what the budget leaves beside the confirmation seeds after the single-task networks,
-the most the pairs and sampled groups may take; the race's selection rounds get the rest."""
-
-
 def confirmation_estimate(ledger: Ledger, baseline: Sequence[Group], allowance: int) -> float:
     """Training runs one confirmation seed is planned to cost: the better baseline's networks
     (``baseline``) and ``allowance`` networks of the all-in-one network's size."""
@@ -222,18 +233,20 @@ def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
         "more); or set budget.when_short: baselines to compare the two baselines only")
 
 
-def counted_default(taskset: TaskSet, ledger: Ledger) -> None:
-    """Once the unit is known: a default budget (the task set gives none) becomes
-    ``DEFAULT_FLOPS`` of counted compute in training runs, where that is more than it is."""
+def counted_default(taskset: TaskSet, ledger: Ledger, policy: Policy) -> None:
+    """Once the unit is known: a default budget (the task set gives none) becomes the
+    policy's ``default_flops`` of counted compute in training runs, where that is more than
+    it is."""
     if taskset.budget.training_runs is None and ledger.unit_steps and ledger.step_flops:
-        ledger.budget = max(ledger.budget, DEFAULT_FLOPS / (ledger.unit_steps * ledger.step_flops))
+        ledger.budget = max(ledger.budget,
+                            policy.default_flops / (ledger.unit_steps * ledger.step_flops))
 
 
 def reserve(ledger: Ledger, baseline: Sequence[Group], allowance: int, probe_seeds: int,
-            n_tasks: int) -> float:
+            n_tasks: int, policy: Policy) -> float:
     """Training runs kept, once the first seed's baselines are known, for the fresh seed
-    (``confirmation_estimate`` at ``CONFIRMATION_MARGIN``) and the other probe seeds (their
-    all-in-one and single-task networks)."""
+    (``confirmation_estimate`` at the policy's ``confirmation_margin``) and the other probe
+    seeds (their all-in-one and single-task networks)."""
     singles: list[Group] = [(t,) for t in range(n_tasks)]
-    return CONFIRMATION_MARGIN * confirmation_estimate(ledger, baseline, allowance) \
+    return policy.confirmation_margin * confirmation_estimate(ledger, baseline, allowance) \
         + ledger.estimate([ledger.everyone, *singles]) * (probe_seeds - 1)

@@ -13,7 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from affinity.taskset import taskset_schema  # noqa: E402
 

@@ -18,10 +18,10 @@ from affinity.analysis import analyze
 from affinity.backbones import GROUP, registry
 from affinity.data import load_dataset
 from affinity.probes.joint import run_joint
-from affinity.probes.reference import naive_joint, naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import InvalidTaskSet, parse_taskset
 from api.settings import Settings
+from bench.naive import naive_joint, naive_subsets
 from tests.conftest import digits_frame
 from tests.service_helpers import LiveServer, store_url, wait_for
 

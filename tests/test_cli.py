@@ -250,7 +250,7 @@ def test_bad_counts_are_refused_by_name(argv, says, capsys):
 ])
 def test_an_invalid_task_set_is_refused_before_the_heavy_libraries_load(tmp_path, tasks, says):
     """The document and the data's header are checked first: a refusal loads neither torch
-    nor pandas (bench/refusal.py times it)."""
+    nor pandas (bench/targets/refusal.py times it)."""
     path = tmp_path / "t.yaml"
     path.write_text("data: {builtin: digits}\ntasks:\n" + tasks
                     + "  - {name: b, column: digit_1, type: binary}\n")

@@ -13,9 +13,9 @@ from affinity.measures.base import ProbeRun
 from affinity.measures.pairwise import pairwise_gain
 from affinity.plan import Ledger
 from affinity.probes.joint import JointProbe
-from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import parse_taskset
+from bench.naive import naive_subsets
 from tests.conftest import digits_frame
 
 PIXELS = [f"pixel_{i}" for i in range(64)]

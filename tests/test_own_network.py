@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import affinity
 from affinity.data import load_dataset
 from affinity.models import MultiTaskNet, TaskLosses, check_backbone, own_heads, vmappable
-from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import InvalidTaskSet, parse_taskset
+from bench.naive import naive_subsets
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -14,9 +14,9 @@ from torch import nn
 import affinity
 from affinity.backbones import register
 from affinity.data import load_dataset
-from affinity.probes.reference import naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import InvalidTaskSet, parse_taskset
+from bench.naive import naive_subsets
 
 
 class TinyResNet(nn.Module):

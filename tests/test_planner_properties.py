@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from affinity import tensors
 from affinity.analysis import analyze
+from affinity.plan import Policy
 from affinity.result import Result
 from affinity.taskset import InvalidTaskSet, TaskSet, parse_taskset
 from tests.simulated import SimulatedExecutor
@@ -174,3 +175,21 @@ def test_the_task_sets_seed_is_the_base_of_every_seed():
     assert trained <= set(ver["selection_seeds"]) | set(ver["confirmation_seeds"]) | \
         set(range(7, 15))
     assert result.meta["taskset"]["seed"] == 7
+
+
+def test_the_policy_is_passed_in_and_sets_the_default_budget():
+    """``analyze(policy=...)``: the default budget is the policy's counted operations (a
+    tenth of them, a tenth of the training runs granted); a policy out of range is refused,
+    naming the field."""
+    job = {"n": 5, "ks": [2], "runs": None, "own_rows": False, "recipe": None, "world": 1}
+    taskset, data = build(job)
+    costs = []
+    for flops in (4e12, 4e11):
+        result = analyze(taskset, data=data, device="cpu", executor=SimulatedExecutor(5, 1),
+                         policy=Policy(default_flops=flops))
+        costs.append(result.meta["cost"])
+    assert costs[0]["budget_flops"] == pytest.approx(4e12, rel=0.01)
+    assert costs[1]["budget_flops"] == pytest.approx(4e11, rel=0.01)
+    assert costs[1]["budget"] == pytest.approx(costs[0]["budget"] / 10, rel=0.01)
+    with pytest.raises(ValueError, match=r"Policy.evidence_share must be <= 1; got 1.5"):
+        Policy(evidence_share=1.5)

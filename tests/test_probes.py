@@ -14,9 +14,9 @@ from affinity.data import load_dataset
 from affinity.models import TaskLosses, stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import affinity_step, run_joint
-from affinity.probes.reference import naive_affinity_step, naive_joint, naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import parse_taskset
+from bench.naive import naive_affinity_step, naive_joint, naive_subsets
 from tests.conftest import digits_frame
 
 PIXELS = [f"pixel_{i}" for i in range(64)]

@@ -1,4 +1,4 @@
-"""The benchmark's referee (bench/referee.py, a separate trainer written from the documented
+"""The benchmark's referee (bench/truths/referee.py, a separate trainer written from the documented
 recipe) and the project's trainer agree on what training gives, within seed noise: the
 all-in-one and the single-task losses of each task. Neither can drift alone."""
 
@@ -12,7 +12,7 @@ from affinity.data import load_dataset
 from affinity.probes.joint import run_joint
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import parse_taskset
-from bench import referee
+from bench.truths import referee
 from tests.conftest import digits_frame
 
 TASKS = {"zero": "binary", "parity": "binary", "ink": "regression"}
@@ -58,9 +58,9 @@ def test_the_referee_and_the_project_agree_within_seed_noise(frame, tmp_path):
 
 @pytest.mark.parametrize("standardize", [True, False])
 def test_the_truth_reads_a_task_set_as_the_project_does(tmp_path, standardize):
-    """bench/make_truth.py builds the referee's table from a task set's documented fields:
+    """bench/truths/make.py builds the referee's table from a task set's documented fields:
     the same rows, features, split and targets (standardised or not) as the project."""
-    from bench.make_truth import referee_table
+    from bench.truths.make import referee_table
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(rng.normal(5, 3, (300, 4)), columns=list("abcd"))

@@ -10,7 +10,7 @@ each chosen group serves, the rest (and the few where that bound is not met) as 
 program with ``scipy.optimize.milp`` (HiGHS); a pruned pool of more than
 ``MAX_PROGRAM_GROUPS`` groups by local search (swapping groups, moving tasks between blocks,
 then the integer program over the groups it found best and a few per task), which reached
-the program's optimum in 92% of ``bench/selection.py``'s choices at 16 and 20 tasks.
+the program's optimum in 92% of ``bench/targets/selection.py``'s choices at 16 and 20 tasks.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ GROWN_PARTNERS = 12
 """Beyond ``EVERY_PAIR_GROWS`` tasks only the pairs of each task with its ``GROWN_PARTNERS``
 best partners grow (at 40 tasks 400-odd of the 780 pairs: half the pool, half the time; at
 16 and 20 tasks, where every pair grows, it would have cost the best choice 0.5% of its
-predicted gain on average, up to 15%: ``bench/selection.py``'s matrices)."""
+predicted gain on average, up to 15%: ``bench/targets/selection.py``'s matrices)."""
 
 
 def _closest_pairs(affinity: np.ndarray, rule: Rule) -> list[tuple[int, int]]:

@@ -13,7 +13,7 @@ Prints a table and exits 1 when a target is missed:
   and backward of a minibatch: vmap (one grouped convolution) / the path stacked_call takes
   (on the CPU, member after member)                        >= 1.5 on the CPU; equal outputs
 
-    python bench/probes.py [--device cpu|cuda] [--repeats 3]
+    python -m bench.targets.probes [--device cpu|cuda] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from affinity.data import Dataset, load_dataset
 from affinity.models import TaskLosses, resolve_device, stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import run_joint
-from affinity.probes.reference import naive_joint, naive_subsets
 from affinity.probes.subsets import run_subsets
 from affinity.taskset import TaskSet, load_taskset, parse_taskset
 from affinity.training import Minibatches, make_optimizer, own_rows
+from bench.naive import naive_joint, naive_subsets
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "digits.yaml"
 
 

@@ -3,7 +3,7 @@ not in the data, each as a whole command (a fresh process), against the same com
 of loading the analysis' libraries (torch, the measures, the report), which it used to pay
 before refusing. Target: each refusal's median under 1 s on an idle machine.
 
-    python bench/refusal.py [--repeats 5]
+    python -m bench.targets.refusal [--repeats 5]
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Linearised gain, an experiment: each pair's gain estimated from the all-in-one run, no
-pair trained (``bench/one_run.py`` scores it against the truth).
+pair trained (``bench/studies/one_run.py`` scores it against the truth).
 
 In the spirit of GRAD-TAG (Li et al., KDD 2024). Around the all-in-one network's checkpoint theta, a
 network's outputs are linear in a small parameter shift: f(x; theta + d) ~ f(x; theta) + J(x) d.

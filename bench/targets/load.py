@@ -5,7 +5,7 @@ information, 1,000 more from 20), while the embedded worker runs the submitted j
 a table; exits 1 unless 0 jobs are lost, 0 responses are 5xx and the p99 read latency
 (5 clients) is under 50 ms.
 
-    python bench/load.py [--database-url URL] [--submissions 500] [--tokens 4]
+    python -m bench.targets.load [--database-url URL] [--submissions 500] [--tokens 4]
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Ground truth: per-seed validation losses of every subset of a set's tasks
-(``bench/make_truth.py`` writes them), and the scores the benchmarks compute on it: a
+(``bench/truths/make.py`` writes them), and the scores the benchmarks compute on it: a
 grouping's total loss and regret, the optimum for k groups, random partitions, pair gains,
 auxiliary regret, and halvings of the seeds for the noise floor."""
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from affinity.grouping.select import choose_groups
 
-TRUTH_DIR = Path(__file__).resolve().parent / "truth"
+TRUTH_DIR = Path(__file__).resolve().parent / "data"
 RANDOM_PARTITIONS = 4000
 
 

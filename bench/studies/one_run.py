@@ -1,10 +1,10 @@
 """One-run evidence against the truth: Spearman of each matrix the all-in-one run gives
-(gradient cosine, lookahead, and the linearised gain of ``bench/linearized.py``) with the
-truth's pair gains (``bench/grouping.py`` prints trained pairs' beside), per set and probe
+(gradient cosine, lookahead, and the linearised gain of ``bench/studies/linearized.py``) with the
+truth's pair gains (``bench/targets/grouping.py`` prints trained pairs' beside), per set and probe
 seed, the seconds each took, and each half's mean. Exits 1 when the linearised gain's mean
 is not above both of the others'.
 
-    python bench/one_run.py [NAME ...] [--seeds 3]
+    python -m bench.studies.one_run [NAME ...] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.data import load_dataset  # noqa: E402
-from affinity.measures import MEASURES, ProbeRun  # noqa: E402
-from affinity.probes.joint import run_joint  # noqa: E402
-from affinity.probes.subsets import run_subsets  # noqa: E402
-from bench.ground_truth import Truth  # noqa: E402
-from bench.linearized import linearized_gain  # noqa: E402
-from bench.realsets import HALVES, REALSETS  # noqa: E402
+from affinity.data import load_dataset
+from affinity.measures import MEASURES, ProbeRun
+from affinity.probes.joint import run_joint
+from affinity.probes.subsets import run_subsets
+from bench.data.realsets import HALVES, REALSETS
+from bench.studies.linearized import linearized_gain
+from bench.truths.ground_truth import Truth
 
 ONE_RUN = ("grad_cosine", "lookahead", "linearized")
 

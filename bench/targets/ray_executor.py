@@ -1,7 +1,7 @@
 """A 20-task job on the local executor and on the Ray executor (a local Ray on this
 machine), and how chunking the 210 subset probes (20 singles + 190 pairs) scales.
 
-    python bench/ray_executor.py [--device cpu] [--num-cpus 2]
+    python -m bench.targets.ray_executor [--device cpu] [--num-cpus 2]
 """
 
 from __future__ import annotations

