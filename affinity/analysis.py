@@ -34,6 +34,14 @@ import torch
 from scipy.stats import rankdata
 
 from affinity.backbones import register as register_backbone
+from affinity.candidates import (
+    Source,
+    auxiliary_contest,
+    baselines,
+    grouping_contest,
+    measured_optimum,
+    predictors,
+)
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.flops import step_flops
@@ -56,23 +64,18 @@ from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
 from affinity.race import Contest, Group, Measurements, run_race, to_confirm
 from affinity.recommend import (
-    Source,
     auxiliary_choice,
-    auxiliary_contest,
-    baselines,
     better_baseline,
     clusterings,
     finalist,
-    grouping_contest,
     grouping_entry,
-    measured_optimum,
     predicted_entry,
-    predictors,
     ranked_auxiliaries,
-    verdict,
 )
 from affinity.result import MeasureResult, Result
+from affinity.result_models import Cost, GroupingEntry, Meta, Verification
 from affinity.taskset import DEFAULT_DRIVERS, InvalidTaskSet, TaskSet
+from affinity.verdict import verdict
 
 MAX_RACE_SEEDS = 8
 CONFIRMATION_FIRST_SEED = 500  # the exhaustive ground truth trains on seeds 1000, 1001, ...
@@ -184,9 +187,9 @@ class Analysis:
         affinity, diagnostics, members = self.probes(full)
         sources = self.candidates(affinity, members)
         if not self.taskset.verify:
-            groupings = [predicted_entry(self.tasks, sources[0], k)
+            groupings = [predicted_entry(self.tasks, sources[0], k, self.measured)
                          for k in self.taskset.budgets]
-            return self.result(affinity, diagnostics, groupings, {})
+            return self.result(affinity, diagnostics, groupings, None)
         contests, aux = self.contests(sources if full else [])
         selection = self.race(contests, aux)
         confirmation = self.confirm(contests, aux, selection)
@@ -386,26 +389,26 @@ class Analysis:
 
     def decide(self, grouping: dict[int, Contest], aux: dict[str, Contest],
                selection: list[int], confirmation: list[int]
-               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+               ) -> tuple[list[GroupingEntry], Verification]:
         """Each k's groupings entry and each primary's auxiliary choice: the decision (the
         lowest expected loss given all the evidence) and the claim (fresh seeds only)."""
         groupings = [grouping_entry(self.tasks, grouping[k], self.measured, selection,
                                     confirmation, k) for k in self.taskset.budgets]
         choices = {p: auxiliary_choice(self.tasks, aux[p], self.measured, selection,
                                        confirmation) for p in aux}
-        return groupings, {"seeds": selection + confirmation, "selection_seeds": selection,
-                           "confirmation_seeds": confirmation, "auxiliary": choices}
+        return groupings, Verification(seeds=selection + confirmation, selection_seeds=selection,
+                                       confirmation_seeds=confirmation, auxiliary=choices)
 
     def result(self, affinity: dict[str, MeasureResult], diagnostics: dict[str, MeasureResult],
-               groupings: list[dict[str, Any]], verification: dict[str, Any]) -> Result:
+               groupings: list[GroupingEntry], verification: Verification | None) -> Result:
         """The Result, built once: the matrices, the decisions and their verdict, the
         clusterings and auxiliary rankings of the driving measure, the cost and warnings."""
         taskset, ledger = self.taskset, self.ledger
         auxiliary = ranked_auxiliaries(affinity, self.tasks, taskset)
-        chosen = verification.get("auxiliary", {})
+        chosen = verification.auxiliary if verification else {}
         for p, ranked in auxiliary.items():
             for entry in ranked:
-                entry["selected"] = entry["task"] in chosen.get(p, {}).get("auxiliaries", [])
+                entry["selected"] = p in chosen and entry["task"] in chosen[p].auxiliaries
         cut = [f"{s['stage']}: {s['cut']}" for s in ledger.stages if s.get("cut")]
         if cut:
             self.warnings.append(
@@ -418,12 +421,11 @@ class Analysis:
             tasks=self.tasks, affinity=affinity, diagnostics=diagnostics, groupings=groupings,
             verdict=verdict(groupings), auxiliary=auxiliary,
             clusterings=clusterings(affinity, self.tasks, taskset), verification=verification,
-            meta={"name": taskset.name, "device": str(self.device),
-                  "probe_seeds": self.probe_seeds, "n_train": len(self.data.x_train),
-                  "n_val": len(self.data.x_val), "taskset": taskset.model_dump(mode="json"),
-                  "torch": torch.__version__, "warnings": self.warnings, **self.meta,
-                  "driving_measure": taskset.driver, "cost": cost,
-                  "seconds": cost["seconds"]})
+            meta=Meta(name=taskset.name, device=str(self.device), probe_seeds=self.probe_seeds,
+                      n_train=len(self.data.x_train), n_val=len(self.data.x_val),
+                      taskset=taskset.model_dump(mode="json"), torch=torch.__version__,
+                      warnings=self.warnings, **self.meta, driving_measure=taskset.driver,
+                      cost=Cost(**cost), seconds=cost["seconds"]))
 
     def exhaustive(self, seeds: list[int]) -> bool:
         """Whether every subset of the tasks was trained on each of ``seeds``."""

@@ -12,9 +12,13 @@ import traceback
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affinity.errors import InvalidInput, ServiceError, crash_line
+
+if TYPE_CHECKING:  # the verbs import what they use, so that --help answers at once
+    from affinity.result import Result
+    from affinity.result_models import GroupingEntry
 
 # Heavy libraries (torch, pandas, the service) are imported by the commands that use them,
 # so that `affinity --help` and the service client commands start fast.
@@ -164,25 +168,25 @@ def _run(args: argparse.Namespace) -> int:
     path = result.write(args.out)
     report = write_report(result, args.out)
     _print_recommendation(result)
-    cost = result.meta["cost"]
-    print(f"wrote {path} and {report} ({cost['seconds']:.1f} s, {cost['training_runs']:.1f} "
-          f"of {cost['budget']:.1f} training runs)")
+    cost = result.meta.cost
+    print(f"wrote {path} and {report} ({cost.seconds:.1f} s, {cost.training_runs:.1f} "
+          f"of {cost.budget:.1f} training runs)")
     if args.mlflow:
         run_id = log_to_mlflow(result, args.out, args.mlflow_experiment)
         print(f"logged to MLflow run {run_id}")
     return 0
 
 
-def _print_recommendation(result) -> None:
+def _print_recommendation(result: Result) -> None:
     """The result's warnings (on stderr), the verdict, a table of what to train for each k
     beside the best measured groups and their comparison, then each primary's auxiliary
     finding."""
     from rich.console import Console
     from rich.table import Table
 
-    from affinity.result import group_lines, is_the_baseline
+    from affinity.verdict import group_lines, is_the_baseline
 
-    for warning in result.meta.get("warnings", []):
+    for warning in result.meta.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(result.verdict, flush=True)
     table = Table(title="what to train for each number of groups k", title_justify="left")
@@ -190,31 +194,31 @@ def _print_recommendation(result) -> None:
                    "vs the better baseline (95%, fresh seeds)"):
         table.add_column(column, overflow="fold")
     for entry in result.groupings:
-        table.add_row(str(entry["k"]), entry["kind"].replace("_", "-"),
+        table.add_row(str(entry.k), entry.kind.replace("_", "-"),
                       "\n".join(group_lines(entry)),
-                      "\n".join(", ".join(g) for g in entry.get("best_groups") or []) or "-",
+                      "\n".join(", ".join(g) for g in entry.best_groups or []) or "-",
                       _lead(entry, is_the_baseline(entry)))
     console = Console(width=max(100, Console().width))
     console.print(table)
-    for primary, choice in (result.verification or {}).get("auxiliary", {}).items():
-        console.print(f"auxiliary, {primary}: {choice['verdict']}", highlight=False)
+    for primary, choice in (result.verification.auxiliary if result.verification else {}).items():
+        console.print(f"auxiliary, {primary}: {choice.verdict}", highlight=False)
 
 
-def _lead(entry: dict[str, Any], same: bool) -> str:
+def _lead(entry: GroupingEntry, same: bool) -> str:
     """How a groupings entry's best measured groups compare with the better baseline."""
-    base = (entry.get("baseline") or "").replace("_", "-")
-    if entry.get("interval"):
-        lo, hi = entry["interval"]
-        beyond = ", better beyond noise" if entry["significant"] else \
-            ", worse beyond noise" if entry.get("worse_beyond_noise") else ", within noise"
-        return (f"{100 * entry['improvement']:+.1f}% ({100 * lo:+.1f}% to {100 * hi:+.1f}%) "
+    base = (entry.baseline or "").replace("_", "-")
+    if entry.interval and entry.improvement is not None:
+        lo, hi = entry.interval
+        beyond = ", better beyond noise" if entry.significant else \
+            ", worse beyond noise" if entry.worse_beyond_noise else ", within noise"
+        return (f"{100 * entry.improvement:+.1f}% ({100 * lo:+.1f}% to {100 * hi:+.1f}%) "
                 f"vs {base}{beyond}")
     if same:
         return "they are the better baseline"
-    if entry.get("improvement") is not None:
-        return f"{100 * entry['improvement']:+.1f}% vs {base} (no interval)"
-    if entry.get("best_expected_improvement") is not None:
-        return (f"{100 * entry['best_expected_improvement']:+.1f}% vs {base} expected "
+    if entry.improvement is not None:
+        return f"{100 * entry.improvement:+.1f}% vs {base} (no interval)"
+    if entry.best_expected_improvement is not None:
+        return (f"{100 * entry.best_expected_improvement:+.1f}% vs {base} expected "
                 "(no fresh seed)")
     return "not measured" if not base else f"no candidate measured; {base} is the better one"
 

@@ -17,7 +17,9 @@ from scipy.cluster.hierarchy import dendrogram, linkage  # noqa: E402
 from scipy.spatial.distance import squareform  # noqa: E402
 
 from affinity.grouping.clustering import similarity  # noqa: E402
-from affinity.result import MeasureResult, Result, is_the_baseline  # noqa: E402
+from affinity.result import MeasureResult, Result  # noqa: E402
+from affinity.result_models import GroupingEntry  # noqa: E402
+from affinity.verdict import is_the_baseline  # noqa: E402
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -105,13 +107,13 @@ def dendrogram_figure(tasks: list[str], matrix: np.ndarray, measure: str) -> plt
     return fig
 
 
-def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
+def gains_figure(tasks: list[str], entry: GroupingEntry) -> plt.Figure:
     """Each task's measured gain (vs training it alone) in the recommended groups, with its
     95% interval over the race's seeds, or its predicted gain when nothing was measured."""
-    measured = "measured" in entry
-    gains = [entry["measured"][t]["gain"] if measured else entry["predicted_gain"][t]
+    measured = bool(entry.measured)
+    gains = [entry.measured[t].gain if measured else (entry.predicted_gain or {})[t]
              for t in tasks]
-    spread = [entry["measured"][t].get("gain_halfwidth") for t in tasks] if measured else []
+    spread = [entry.measured[t].gain_halfwidth for t in tasks] if measured else []
     x = np.arange(len(tasks))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(tasks)), 3.2))
     ax.bar(x, gains, 0.7, color=["#2a7" if g >= 0 else "#c44" for g in gains],
@@ -120,20 +122,20 @@ def gains_figure(tasks: list[str], entry: dict) -> plt.Figure:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, tasks, rotation=45, ha="right")
     ax.set_ylabel("relative loss drop vs alone")
-    ax.set_title(f"k = {entry['k']}: {'measured' if measured else 'predicted'} gain per task"
+    ax.set_title(f"k = {entry.k}: {'measured' if measured else 'predicted'} gain per task"
                  + (" (95% intervals)" if spread and None not in spread else ""), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def budget_figure(entries: list[dict]) -> plt.Figure:
+def budget_figure(entries: list[GroupingEntry]) -> plt.Figure:
     """The best choice of k groups against the better baseline, per k, with 95% intervals."""
-    shown = [e for e in entries if e.get("interval")]
+    shown = [(e.k, e.improvement, e.interval) for e in entries
+             if e.interval and e.improvement is not None]
     fig, ax = plt.subplots(figsize=(max(3.5, 1.2 * len(shown) + 1.5), 3.0))
-    ks = [e["k"] for e in shown]
-    mid = [100 * e["improvement"] for e in shown]
-    err = [[100 * (e["improvement"] - e["interval"][0]) for e in shown],
-           [100 * (e["interval"][1] - e["improvement"]) for e in shown]]
+    ks = [k for k, _, _ in shown]
+    mid = [100 * m for _, m, _ in shown]
+    err = [[100 * (m - i[0]) for _, m, i in shown], [100 * (i[1] - m) for _, m, i in shown]]
     ax.errorbar(ks, mid, yerr=err, fmt="o", capsize=5, color="#246")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(ks, [f"k = {k}" for k in ks])
@@ -200,63 +202,62 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
     figures.mkdir(parents=True, exist_ok=True)
     tasks, meta = result.tasks, result.meta
     e = html.escape
-    driver = meta.get("driving_measure")
-    cost = meta.get("cost", {})
-    ver = result.verification
-    chose, fresh = ver.get("selection_seeds", []), ver.get("confirmation_seeds", [])
-    parts = [f"<h1>Task affinity: {e(str(meta.get('name') or 'task set'))}</h1>",
+    driver, cost, ver = meta.driving_measure, meta.cost, result.verification
+    chose = ver.selection_seeds if ver else []
+    fresh = ver.confirmation_seeds if ver else []
+    parts = [f"<h1>Task affinity: {e(meta.name or 'task set')}</h1>",
              f"<p class=verdict>{e(result.verdict)}</p>",
-             *(f"<p class=warning>Warning: {e(w)}</p>" for w in meta.get("warnings", [])),
-             f"<p class=meta>{len(tasks)} tasks · {meta.get('probe_seeds')} probe seed(s), "
+             *(f"<p class=warning>Warning: {e(w)}</p>" for w in meta.warnings),
+             f"<p class=meta>{len(tasks)} tasks · {meta.probe_seeds} probe seed(s), "
              f"candidates chosen on {len(chose)} seed(s) and confirmed on {len(fresh)} fresh "
-             f"seed(s) · {meta.get('n_train')} training / "
-             f"{meta.get('n_val')} validation rows · device {e(str(meta.get('device')))} · "
-             f"{meta.get('seconds', 0):.1f} s · {cost.get('training_runs', 0):.1f} of "
-             f"{cost.get('budget', 0):.1f} training runs</p>"]
+             f"seed(s) · {meta.n_train} training / {meta.n_val} validation rows · device "
+             f"{e(meta.device)} · {meta.seconds:.1f} s · {cost.training_runs:.1f} of "
+             f"{cost.budget:.1f} training runs</p>"]
     if result.groupings:
-        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (the race's best "
-                     "k groups where they measured less total loss than the better baseline "
-                     "on fresh seeds, else that baseline), and the best k groups against "
-                     "that baseline, with a 95% interval from seed-paired differences of the "
-                     "total validation loss on the fresh seeds, which chose nothing. Where "
-                     "the difference is not beyond noise, either will do. Groups may "
-                     "overlap: each task is served by one of its groups (the "
-                     "<i>serves</i> column below).</p>")
+        parts.append("<h2>Groupings</h2><p>For each budget k: what to train (of the best "
+                     "measured k groups and the two baselines, the one of the lowest "
+                     "expected total loss given all the evidence; a decision, not a claim), "
+                     "and the best k groups against the better baseline, with a 95% interval "
+                     "from seed-paired differences of the total validation loss on the fresh "
+                     "seeds, which chose nothing. Where the difference is not beyond noise, "
+                     "either will do. Groups may overlap: each task is served by one of its "
+                     "groups (the <i>serves</i> column below).</p>")
         parts.append(_table(["k", "train", "best k groups", "vs", "improvement", "95% interval",
                              "beyond noise"], [
-            [str(g["k"]), e(g["kind"].replace("_", "-")),
-             e(" | ".join(", ".join(x) for x in g.get("best_groups") or g["groups"])),
+            [str(g.k), e(g.kind.replace("_", "-")),
+             e(" | ".join(", ".join(x) for x in g.best_groups or g.groups)),
              e("— (it is the better baseline)" if is_the_baseline(g)
-               else str(g.get("baseline") or "—").replace("_", "-")),
-             _pct(g["improvement"]) if g.get("improvement") is not None else "—",
-             e(f"{100 * g['interval'][0]:+.1f}% to {100 * g['interval'][1]:+.1f}%")
-             if g.get("interval") else "—", "yes" if g.get("significant") else "no"]
+               else (g.baseline or "—").replace("_", "-")),
+             _pct(g.improvement) if g.improvement is not None else "—",
+             e(f"{100 * g.interval[0]:+.1f}% to {100 * g.interval[1]:+.1f}%")
+             if g.interval else "—",
+             "yes" if g.significant else "worse" if g.worse_beyond_noise else "no"]
             for g in result.groupings]))
-        if any(g.get("interval") for g in result.groupings):
+        if any(g.interval for g in result.groupings):
             parts.append(_img(_png(budget_figure(result.groupings), figures / "budgets.png"),
                               "improvement per k"))
         parts.append("<p><b>How to choose k.</b> Take the smallest k whose improvement is "
                      "beyond noise (its interval above 0): each extra group is one more "
-                     "network to train and serve. When no k is beyond noise, train the "
-                     "baseline the verdict names; more seeds (a larger "
-                     "<code>budget.training_runs</code>) narrow the intervals.</p>")
+                     "network to train and serve. When no k is beyond noise, the verdict's "
+                     "choice is still the better bet, though not by much; more seeds (a "
+                     "larger <code>budget.training_runs</code>) narrow the intervals.</p>")
         for entry in result.groupings:
             rows = []
-            for gi, group in enumerate(entry["groups"]):
-                served = [t for t in tasks if entry["served_by"][t] == gi]
+            for gi, group in enumerate(entry.groups):
+                served = [t for t in tasks if entry.served_by.get(t) == gi]
                 rows.append([str(gi + 1), e(", ".join(group)), e(", ".join(served) or "—")])
-            total = (f"measured total loss {entry['measured_total_loss']:.4g}; "
-                     if "measured_total_loss" in entry else "")
-            parts.append(f"<h3>k = {entry['k']}: {e(entry['kind'].replace('_', '-'))} "
-                         f"<span class=meta>({total}{e(entry['selected_by'])})</span></h3>")
+            total = (f"measured total loss {entry.measured_total_loss:.4g}; "
+                     if entry.measured_total_loss is not None else "")
+            parts.append(f"<h3>k = {entry.k}: {e(entry.kind.replace('_', '-'))} "
+                         f"<span class=meta>({total}{e(entry.selected_by)})</span></h3>")
             parts.append(_table(["group", "members", "serves"], rows))
             parts.append(_img(_png(gains_figure(tasks, entry),
-                                   figures / f"grouping_k{entry['k']}.png"),
-                              f"gains for k={entry['k']}"))
+                                   figures / f"grouping_k{entry.k}.png"),
+                              f"gains for k={entry.k}"))
     parts.append("<h2>Affinity matrices</h2><p>Row = source task i, column = target task j; "
                  "larger means training with i helps j more. Mean over seeds; standard "
                  "deviations are in <code>matrices/*_std.csv</code>.</p><div class=grid>")
-    untrained = result.meta.get("untrained_pairs")
+    untrained = result.meta.untrained_pairs
     if untrained:
         parts.append(f"<p>{len(untrained)} pairs were not trained (the budget did not reach "
                      "them): their pairwise cells read n/m (not measured).</p>")
@@ -282,12 +283,12 @@ def _write_report(result: Result, out_dir: str | Path) -> Path:
                      "); ✔ recommended: measured on fresh seeds to beat the primary alone "
                      "beyond noise, whatever its rank; ⚠ predicted harmful (negative "
                      "affinity) and not recommended.</p>")
-        aux_ver = result.verification.get("auxiliary", {})
+        aux_ver = result.verification.auxiliary if result.verification else {}
         rows = []
         for primary, ranked in result.auxiliary.items():
             cells = " ".join(_aux_cell(c) for c in ranked)
             measured = aux_ver.get(primary)
-            rows.append([e(primary), e(measured["verdict"]) if measured else "not measured",
+            rows.append([e(primary), e(measured.verdict) if measured else "not measured",
                          cells])
         parts.append(_table(["primary", "measured", "candidates, best first"], rows))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>taskaffinity report"

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affinity.result_models import GroupingEntry, Meta, Verification, dump
+
 
 @dataclass(frozen=True)
 class MeasureResult:
@@ -48,12 +50,13 @@ class Result:
     tasks: list[str]
     affinity: dict[str, MeasureResult]
     diagnostics: dict[str, MeasureResult] = field(default_factory=dict)
-    groupings: list[dict[str, Any]] = field(default_factory=list)
+    groupings: list[GroupingEntry] = field(default_factory=list)
     clusterings: list[dict[str, Any]] = field(default_factory=list)
     auxiliary: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    verification: dict[str, Any] = field(default_factory=dict)
+    verification: Verification | None = None
+    """None where nothing was verified (written as {})."""
     verdict: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: Meta = field(default_factory=Meta)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,11 +64,11 @@ class Result:
             "verdict": self.verdict,
             "affinity": {k: v.to_dict() for k, v in self.affinity.items()},
             "diagnostics": {k: v.to_dict() for k, v in self.diagnostics.items()},
-            "groupings": self.groupings,
+            "groupings": [dump(g) for g in self.groupings],
             "clusterings": self.clusterings,
             "auxiliary": self.auxiliary,
-            "verification": self.verification,
-            "meta": self.meta,
+            "verification": dump(self.verification) if self.verification else {},
+            "meta": dump(self.meta),
         }
 
     @classmethod
@@ -77,9 +80,11 @@ class Result:
                 affinity={k: MeasureResult.from_dict(v) for k, v in doc["affinity"].items()},
                 diagnostics={k: MeasureResult.from_dict(v)
                              for k, v in doc.get("diagnostics", {}).items()},
-                groupings=doc.get("groupings", []), clusterings=doc.get("clusterings", []),
-                auxiliary=doc.get("auxiliary", {}), verification=doc.get("verification", {}),
-                verdict=doc.get("verdict", ""), meta=doc.get("meta", {}))
+                groupings=[GroupingEntry.model_validate(g) for g in doc.get("groupings", [])],
+                clusterings=doc.get("clusterings", []), auxiliary=doc.get("auxiliary", {}),
+                verification=Verification.model_validate(doc["verification"])
+                if doc.get("verification") else None,
+                verdict=doc.get("verdict", ""), meta=Meta.model_validate(doc.get("meta", {})))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a result document: {exc!r}") from None
 
@@ -114,24 +119,6 @@ class Result:
         tmp.write_text(json.dumps(self.to_dict(), indent=2))
         tmp.replace(path)
         return path
-
-
-def group_lines(entry: dict[str, Any]) -> list[str]:
-    """A ``groupings`` entry's groups, one line each; where groups overlap, each says which
-    of its tasks it serves (a task takes its predictions from one of its groups:
-    ``served_by``)."""
-    groups, served = entry["groups"], entry.get("served_by") or {}
-    if len({t for g in groups for t in g}) == sum(len(g) for g in groups) or not served:
-        return [", ".join(g) for g in groups]
-    return [f"{', '.join(g)} (serves {', '.join(t for t in g if served.get(t) == i) or 'none'})"
-            for i, g in enumerate(groups)]
-
-
-def is_the_baseline(entry: dict[str, Any]) -> bool:
-    """Whether a ``groupings`` entry's best k groups are its better baseline itself (k = 1
-    against one network for all, k = T against every task alone): nothing to compare."""
-    return entry.get("best_groups") is not None and entry.get("improvement") is None \
-        and entry["best_groups"] == entry["groups"] and entry["kind"] == entry.get("baseline")
 
 
 def matrix_frame(matrix: np.ndarray, tasks: list[str]) -> pd.DataFrame:

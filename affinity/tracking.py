@@ -20,26 +20,24 @@ def log_to_mlflow(result: Result, out_dir: str | Path, experiment: str | None = 
         import mlflow
     except ImportError:
         raise RuntimeError("--mlflow needs MLflow: pip install 'taskaffinity[mlflow]'") from None
-    taskset = result.meta.get("taskset", {})
+    taskset, cost = result.meta.taskset, result.meta.cost
     if experiment:
         mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=result.meta.get("name") or "taskaffinity") as run:
+    with mlflow.start_run(run_name=result.meta.name or "taskaffinity") as run:
         training = taskset.get("training", {})
         mlflow.log_params({
             "tasks": ",".join(result.tasks)[:500], "n_tasks": len(result.tasks),
-            "budget_training_runs": result.meta.get("cost", {}).get("budget"),
+            "budget_training_runs": cost.budget,
             "backbone": taskset.get("model", {}).get("backbone"),
             **{f"training.{k}": v for k, v in training.items()}})
-        cost = result.meta.get("cost", {})
-        metrics = {k: cost[k] for k in ("training_runs", "seconds")
-                   if k in cost}
+        metrics = {"training_runs": cost.training_runs, "seconds": cost.seconds}
         for entry in result.groupings:
-            if entry.get("improvement") is not None:
-                metrics[f"improvement_k{entry['k']}"] = entry["improvement"]
-                metrics[f"significant_k{entry['k']}"] = float(entry["significant"])
+            if entry.improvement is not None:
+                metrics[f"improvement_k{entry.k}"] = entry.improvement
+                metrics[f"significant_k{entry.k}"] = float(entry.significant)
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"verdict": result.verdict[:5000],
-                         **{f"groups_k{e['k']}": " | ".join(", ".join(g) for g in e["groups"])
-                            [:5000] for e in result.groupings}})
+                         **{f"groups_k{e.k}": " | ".join(", ".join(g) for g in e.groups)[:5000]
+                            for e in result.groupings}})
         mlflow.log_artifacts(str(out_dir))
         return run.info.run_id

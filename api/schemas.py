@@ -7,6 +7,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict
 
+from affinity.result_models import GroupingEntry, Meta, Verification
 from api.store import DatasetRow, JobRow, JobStatus
 
 
@@ -98,18 +99,8 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class GroupingPublic(_Open):
-    """One ``groupings`` entry: what to train for k groups and how it measured."""
-
-    k: int
-    groups: list[list[str]]
-    kind: str | None = None
-    expected_improvement: float | None = None
-    baseline: str | None = None
-    improvement: float | None = None
-    interval: list[float] | None = None
-    significant: bool = False
-    worse_beyond_noise: bool = False
+GroupingPublic = GroupingEntry
+"""One ``groupings`` entry: what to train for k groups and how it measured."""
 
 
 class AuxiliaryPublic(_Open):
@@ -134,6 +125,7 @@ class ResultPublic(_Open):
     tasks: list[str]
     verdict: str
     affinity: dict[str, MeasurePublic]
-    groupings: list[GroupingPublic]
+    groupings: list[GroupingEntry]
     auxiliary: dict[str, list[AuxiliaryPublic]]
-    meta: dict[str, Any]
+    verification: Verification | None = None
+    meta: Meta

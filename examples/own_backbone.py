@@ -41,9 +41,9 @@ def main() -> None:
     result = affinity.analyze(taskset)
     result.write(args.out)
     report = write_report(result, args.out)
-    cost = result.meta["cost"]
+    cost = result.meta.cost
     print(result.verdict)
-    print(f"cost: {cost['training_runs']:.1f} of {cost['budget']:g} training runs")
+    print(f"cost: {cost.training_runs:.1f} of {cost.budget:g} training runs")
     print(f"report: {report}")
 
 

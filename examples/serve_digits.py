@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from affinity.client import Client
-from affinity.result import group_lines, is_the_baseline
+from affinity.verdict import group_lines, is_the_baseline
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,16 +57,16 @@ def main() -> int:
                 groups = " | ".join(group_lines(entry))
                 if is_the_baseline(entry):
                     lead = "it is the better baseline"
-                elif entry["improvement"] is None:
-                    lead = f"no fresh seed to compare with {entry['baseline']}"
+                elif entry.improvement is None:
+                    lead = f"no fresh seed to compare with {entry.baseline}"
                 else:
-                    spread = ("one fresh seed, no interval" if entry["interval"] is None else
+                    spread = ("one fresh seed, no interval" if entry.interval is None else
                               "95% {:+.1f}% to {:+.1f}%".format(
-                                  *(100 * v for v in entry["interval"])))
-                    best = " | ".join(", ".join(g) for g in entry["best_groups"] or [])
-                    lead = (f"best measured: {best}, vs {entry['baseline']} "
-                            f"{100 * entry['improvement']:+.1f}%, {spread}")
-                print(f"k={entry['k']}: {entry['kind']:11} {groups}  ({lead})")
+                                  *(100 * v for v in entry.interval)))
+                    best = " | ".join(", ".join(g) for g in entry.best_groups or [])
+                    lead = (f"best measured: {best}, vs {entry.baseline} "
+                            f"{100 * entry.improvement:+.1f}%, {spread}")
+                print(f"k={entry.k}: {entry.kind:11} {groups}  ({lead})")
             print(f"report: {base}/v1/jobs/{job['id']}/report "
                   f"(file: {Path('taskaffinity-data/jobs', job['id'], 'report.html')})")
         if args.keep:

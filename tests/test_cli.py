@@ -16,8 +16,10 @@ import affinity.analysis
 import affinity.cli
 from affinity.analysis import analyze
 from affinity.cli import main
-from affinity.result import Result, is_the_baseline
+from affinity.result import Result
+from affinity.result_models import GroupingEntry, Meta, Verification
 from affinity.taskset import load_taskset
+from affinity.verdict import is_the_baseline
 from tests.conftest import digits_frame, write_taskset
 
 DOC = {
@@ -75,7 +77,8 @@ def test_run_writes_the_contract_document(tmp_path):
         assert covered == {"zero", "label", "ink"}
         assert set(entry["measured"]) == covered  # verified: measured loss of every task
         assert entry["baseline"] in ("all_in_one", "single_task")
-        if is_the_baseline(entry):  # k = 1 or k = T as the baseline itself: nothing to compare
+        # k = 1 or k = T as the baseline itself: nothing to compare
+        if is_the_baseline(GroupingEntry(**entry)):
             assert entry["k"] in (1, 3) and entry["improvement"] is None
             continue
         lo, hi = entry["interval"]
@@ -186,7 +189,7 @@ def test_the_report_keeps_plotting_warnings_from_the_terminal(tmp_path):
     tasks = [f"a_rather_long_task_name_number_{i}" for i in range(6)]
     flat = MeasureResult.from_seeds([np.zeros((6, 6))])
     result = Result(tasks=tasks, affinity={"pairwise": flat, "lookahead": flat},
-                    meta={"driving_measure": "pairwise"})
+                    meta=Meta(driving_measure="pairwise"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         path = write_report(result, tmp_path)
@@ -197,8 +200,8 @@ def test_a_recommendation_is_printed_after_the_results_warnings(capsys):
     """run, submit --wait and fetch print a result the same way: its warnings on stderr, then
     the verdict and the table of what to train."""
     result = Result(tasks=["a", "b"], affinity={}, verdict="train every task alone: no "
-                    "grouping beats it beyond noise", meta={"warnings": ["budget.training_runs: "
-                                                                         "one seed only"]})
+                    "grouping beats it beyond noise",
+                    meta=Meta(warnings=["budget.training_runs: one seed only"]))
     affinity.cli._print_recommendation(result)
     out, err = capsys.readouterr()
     assert err == "warning: budget.training_runs: one seed only\n"
@@ -216,10 +219,11 @@ def test_the_table_shows_the_best_measured_groups_and_the_auxiliary_findings(cap
     within = {**worse, "k": 3, "kind": "groups", "groups": [["a", "b"], ["c"], ["a"]],
               "best_groups": [["a", "b"], ["c"], ["a"]], "improvement": 0.003,
               "interval": [-0.001, 0.008], "worse_beyond_noise": False}
-    result = Result(tasks=["a", "b", "c"], affinity={}, verdict="v", groupings=[worse, within],
-                    verification={"auxiliary": {"a": {"verdict": "train a with b: its loss "
-                                                                 "drops by 48% (24% to 72%)"}}},
-                    meta={"warnings": []})
+    result = Result(tasks=["a", "b", "c"], affinity={}, verdict="v",
+                    groupings=[GroupingEntry(**worse), GroupingEntry(**within)],
+                    verification=Verification.model_validate(
+                        {"auxiliary": {"a": {"verdict": "train a with b: its loss drops by 48% "
+                                                        "(24% to 72%)"}}}))
     affinity.cli._print_recommendation(result)
     out = capsys.readouterr().out
     assert "best measured groups" in out and "(95%, fresh seeds)" in out

@@ -177,12 +177,18 @@ def test_a_run_whose_pairs_do_not_fit_says_which_were_left_out(tmp_path):
                         "model": {"hidden": [16]}, "training": {"epochs": 5},
                         "budget": {"training_runs": 30.0}, "probe": {"transfer_steps": 20}})
     result = analyze(ts, device="cpu")
-    untrained = result.meta["untrained_pairs"]
+    untrained = result.meta.untrained_pairs
     assert 0 < len(untrained) < 15
     # said where the result is read, with the budget that would measure them
-    (said,) = [w for w in result.meta["warnings"] if w.startswith("pairwise: ")]
+    (said,) = [w for w in result.meta.warnings if w.startswith("pairwise: ")]
     assert said.startswith(f"pairwise: {len(untrained)} of 15 pairs were not trained")
     more = int(said.rsplit("budget.training_runs: ", 1)[1].split()[0])
     assert more > 30
     assert np.isfinite(result.affinity["pairwise"].matrix).all()
-    assert [e["k"] for e in result.groupings] == [1, 2, 3]
+    assert [e.k for e in result.groupings] == [1, 2, 3]
+    # each entry names the pairs inside its groups that were never trained
+    left_out = {frozenset(p) for p in untrained}
+    for e in result.groupings:
+        inside = {frozenset((a, b)) for g in e.groups for i, a in enumerate(g) for b in g[i + 1:]}
+        assert e.evidence == "measured" and {frozenset(p) for p in e.unmeasured_pairs} <= \
+            inside & left_out

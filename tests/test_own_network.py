@@ -128,7 +128,7 @@ def test_analyze_runs_your_network_heads_and_losses_end_to_end(read, side, top, 
                               device=device)
     assert result.tasks == ["first", "second", "small"]
     assert all(np.isfinite(m.matrix).all() for m in result.affinity.values())
-    assert result.verdict and [g["k"] for g in result.groupings] == [1, 2, 3]
+    assert result.verdict and [g.k for g in result.groupings] == [1, 2, 3]
 
 
 def test_the_dense_loss_is_each_rows_mean_over_its_elements():

@@ -59,9 +59,9 @@ def test_analyze_runs_a_trunk_defined_in_python(images, device):
     assert result.tasks == ["even", "large", "zero"]
     assert set(result.affinity) == {"grad_cosine", "lookahead", "cka", "transfer", "pairwise"}
     assert all(np.isfinite(m.matrix).all() for m in result.affinity.values())
-    assert result.meta["taskset"]["model"] == {"backbone": "python:tiny_resnet", "hidden": None,
+    assert result.meta.taskset["model"] == {"backbone": "python:tiny_resnet", "hidden": None,
                                                "options": {}}
-    assert [g["k"] for g in result.groupings] == [1, 2, 3] and result.verdict
+    assert [g.k for g in result.groupings] == [1, 2, 3] and result.verdict
 
 
 def test_its_stacked_networks_equal_the_one_by_one_fallback(images, device):
@@ -101,5 +101,5 @@ def test_the_extending_docs_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(block, "extending.md", "exec"), scope)  # noqa: S102  # the documented example
     result = scope["result"]
     assert result.tasks == ["even", "large", "small"] and result.verdict
-    assert result.meta["cost"]["budget"] == 20
-    assert result.meta["taskset"]["data"]["in_memory"] is True
+    assert result.meta.cost.budget == 20
+    assert result.meta.taskset["data"]["in_memory"] is True

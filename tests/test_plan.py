@@ -103,33 +103,33 @@ def test_a_budget_too_small_for_two_seeds_of_the_baselines_is_refused_before_tra
 def test_when_short_the_baselines_alone_are_compared_and_the_result_says_so(device):
     result = affinity.analyze(parse_taskset(small(training_runs=6, when_short="baselines")),
                               device=device)
-    assert any("only the two baselines were trained" in w for w in result.meta["warnings"])
-    stages = [s["stage"] for s in result.meta["cost"]["stages"]]
+    assert any("only the two baselines were trained" in w for w in result.meta.warnings)
+    stages = [s["stage"] for s in result.meta.cost.stages]
     assert not any("evidence" in s or "race" in s for s in stages)
-    assert all(e["kind"] in ("all_in_one", "single_task") for e in result.groupings)
-    assert all(e["best_groups"] is None for e in result.groupings)
+    assert all(e["kind"] in ("all_in_one", "single_task") for e in result.to_dict()["groupings"])
+    assert all(e["best_groups"] is None for e in result.to_dict()["groupings"])
     # no fresh seed fits in 6 runs beside the probes' seed: the baselines are compared there,
     # and nothing is planned past the budget
-    assert result.verification["selection_seeds"] == [0]
-    assert not result.verification["confirmation_seeds"]
-    check_budget(result.meta["cost"])
+    assert result.verification.selection_seeds == [0]
+    assert not result.verification.confirmation_seeds
+    check_budget(result.meta.cost.model_dump())
     # no pair trained: the pairwise matrix holds no measurement and does not drive
-    assert result.meta["driving_measure"] == "lookahead"
+    assert result.meta.driving_measure == "lookahead"
     assert any(w.startswith("grouping.measure: the budget trained no pair") for w in
-               result.meta["warnings"])
+               result.meta.warnings)
 
 
 def test_no_network_is_cut_short_and_intervals_come_from_fresh_seeds(device):
     result = affinity.analyze(parse_taskset(small(training_runs=14)), device=device)
-    assert not any(s.get("cut") for s in result.meta["cost"]["stages"])
-    ver = result.verification
+    assert not any(s.get("cut") for s in result.meta.cost.stages)
+    ver = result.to_dict()["verification"]
     assert ver["selection_seeds"] == [0] or 0 in ver["selection_seeds"]
     assert not set(ver["selection_seeds"]) & set(ver["confirmation_seeds"])
-    for e in result.groupings:
+    for e in result.to_dict()["groupings"]:
         assert set(e["confirmation_seeds"]) <= set(ver["confirmation_seeds"])
         assert e["interval"] is None or e["confirmation_seeds"]  # from fresh seeds only
     # what was spent is what the stages' network-steps say, whatever their seconds
-    cost = result.meta["cost"]
+    cost = result.meta.cost.model_dump()
     assert cost["training_runs"] == pytest.approx(
         sum(s["network_steps"] for s in cost["stages"]) / cost["unit_steps"], abs=1e-3)
 
@@ -151,8 +151,8 @@ def test_the_same_job_under_load_and_alone_gives_the_same_answer(tmp_path):
             h.kill()
     assert loaded.groupings == alone.groupings
     assert loaded.verdict == alone.verdict
-    assert loaded.verification["auxiliary"] == alone.verification["auxiliary"]
-    assert loaded.meta["cost"]["network_steps"] == alone.meta["cost"]["network_steps"]
+    assert loaded.verification.auxiliary == alone.verification.auxiliary
+    assert loaded.meta.cost.network_steps == alone.meta.cost.network_steps
 
 
 def test_a_default_budget_short_of_two_seeds_is_raised_not_refused(device):
@@ -163,10 +163,10 @@ def test_a_default_budget_short_of_two_seeds_is_raised_not_refused(device):
     doc = small()
     doc["tasks"] = [{"name": f"digit_{d}", "type": "binary"} for d in range(10)]
     result = affinity.analyze(parse_taskset(doc), device=device)
-    cost = result.meta["cost"]
+    cost = result.meta.cost.model_dump()
     assert cost["budget"] > 20
     check_budget(cost)
-    assert result.verification["confirmation_seeds"] == [500]
+    assert result.verification.confirmation_seeds == [500]
 
 
 def test_every_k_gets_a_finalist_and_an_interval_when_nothing_was_raced(device):
@@ -177,12 +177,12 @@ def test_every_k_gets_a_finalist_and_an_interval_when_nothing_was_raced(device):
     runs the probes' seed measures pairs, the finalists are chosen among what it measured,
     and one fresh seed gives every k an interval (the networks' spread, pooled)."""
     short = affinity.analyze(parse_taskset(small(training_runs=11)), device=device)
-    assert not any(s["stage"].startswith("race") for s in short.meta["cost"]["stages"])
-    compared = [e for e in short.groupings if e["k"] != 1]
+    assert not any(s["stage"].startswith("race") for s in short.meta.cost.stages)
+    compared = [e for e in short.to_dict()["groupings"] if e["k"] != 1]
     assert compared and all(e["best_groups"] for e in compared)
     assert all(e["confirmation_seeds"] == [500] for e in compared)
-    check_budget(short.meta["cost"])
+    check_budget(short.meta.cost.model_dump())
     roomy = affinity.analyze(parse_taskset(small(training_runs=22)), device=device)
-    compared = [e for e in roomy.groupings if e["k"] != 1]
+    compared = [e for e in roomy.to_dict()["groupings"] if e["k"] != 1]
     assert compared and all(e["interval"] is not None and e["confirmation_seeds"] == [500]
                             for e in compared)

@@ -148,14 +148,15 @@ def test_planner_over_generated_task_sets(job: dict) -> None:
         assert refusal.startswith(f"budget.training_runs: {job['runs']:g} cannot afford")
         assert "needs at least" in refusal
         return
-    assert len(result.groupings) == len(job["ks"])
-    assert [e["k"] for e in result.groupings] == job["ks"]
-    for entry in result.groupings:
+    doc = result.to_dict()
+    assert len(doc["groupings"]) == len(job["ks"])
+    assert [e["k"] for e in doc["groupings"]] == job["ks"]
+    for entry in doc["groupings"]:
         check_entry(entry, result.tasks, sim)
         assert {t for g in entry["groups"] for t in g} == set(result.tasks)
-    for p, choice in result.verification["auxiliary"].items():
+    for p, choice in doc["verification"]["auxiliary"].items():
         check_auxiliary(choice, result.tasks.index(p), result.tasks, sim)
-    check_budget(result.meta["cost"])
+    check_budget(doc["meta"]["cost"])
     again, _, _ = run(job)
     assert again is not None and stable(again) == stable(result)
 
@@ -168,13 +169,13 @@ def test_the_task_sets_seed_is_the_base_of_every_seed():
     moved = taskset.model_copy(update={"seed": 7})
     sim = SimulatedExecutor(4, 3)
     result = analyze(moved, data=data, device="cpu", executor=sim)
-    ver = result.verification
+    ver = result.to_dict()["verification"]
     assert ver["selection_seeds"][0] == 7 and all(7 <= s < 7 + 8 for s in ver["selection_seeds"])
     assert ver["confirmation_seeds"] and all(s >= 507 for s in ver["confirmation_seeds"])
     trained = {s for _, s in sim.trained}
     assert trained <= set(ver["selection_seeds"]) | set(ver["confirmation_seeds"]) | \
         set(range(7, 15))
-    assert result.meta["taskset"]["seed"] == 7
+    assert result.meta.taskset["seed"] == 7
 
 
 def test_the_policy_is_passed_in_and_sets_the_default_budget():
@@ -187,9 +188,28 @@ def test_the_policy_is_passed_in_and_sets_the_default_budget():
     for flops in (4e12, 4e11):
         result = analyze(taskset, data=data, device="cpu", executor=SimulatedExecutor(5, 1),
                          policy=Policy(default_flops=flops))
-        costs.append(result.meta["cost"])
+        costs.append(result.to_dict()["meta"]["cost"])
     assert costs[0]["budget_flops"] == pytest.approx(4e12, rel=0.01)
     assert costs[1]["budget_flops"] == pytest.approx(4e11, rel=0.01)
     assert costs[1]["budget"] == pytest.approx(costs[0]["budget"] / 10, rel=0.01)
     with pytest.raises(ValueError, match=r"Policy.evidence_share must be <= 1; got 1.5"):
         Policy(evidence_share=1.5)
+
+
+def test_an_unverified_analysis_names_its_groups_predicted_and_its_pairs_unmeasured():
+    """``verify: false``: every entry is chosen by prediction alone and says so; the pairs
+    inside its groups that no network trained are listed."""
+    job = {"n": 5, "ks": [2, 3], "runs": 40, "own_rows": False, "recipe": None, "world": 2}
+    taskset, data = build(job)
+    taskset = taskset.model_copy(update={"grouping": taskset.grouping.model_copy(
+        update={"verify": False})})
+    sim = SimulatedExecutor(5, 2)
+    result = analyze(taskset, data=data, device="cpu", executor=sim)
+    trained = {g for g, _ in sim.trained}
+    for e in result.groupings:
+        assert e.evidence == "predicted" and e.baseline is None and e.predicted_gain
+        inside = sorted({tuple(sorted(result.tasks.index(t) for t in (a, b)))
+                         for g in e.groups for i, a in enumerate(g) for b in g[i + 1:]})
+        assert [[result.tasks[a], result.tasks[b]] for a, b in inside
+                if (a, b) not in trained] == e.unmeasured_pairs
+    assert result.verdict.startswith("not measured")

@@ -6,20 +6,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from affinity.candidates import auxiliary_contest, baselines, grouping_contest
 from affinity.decision import expected_gains
 from affinity.race import Candidate, Contest, Measurements, run_race, winner
-from affinity.recommend import (
-    auxiliary_choice,
-    auxiliary_contest,
-    baselines,
-    grouping_contest,
-    grouping_entry,
-    verdict,
-)
+from affinity.recommend import auxiliary_choice, grouping_entry
+from affinity.result_models import GroupingEntry
 from affinity.stats import Prior, compare, network_prior, variance_prior
+from affinity.verdict import verdict
 from tests.conftest import pair_beside_the_rest
 
 TASKS = ["a", "b", "c", "d"]
+E = GroupingEntry.model_validate
 EVERYONE = (0, 1, 2, 3)
 
 
@@ -98,17 +95,17 @@ def test_race_finds_the_planted_grouping_and_halves():
     assert trained[-1] == 4 + 1 + 3  # baselines race every round, beside two survivors'
     confirm(race, measured, used)
     entry = grouping_entry(TASKS, race, measured, used, CONFIRMATION, 2)
-    assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
-    assert entry["served_by"] == {"a": 0, "b": 0, "c": 1, "d": 1}
-    assert entry["confirmation_seeds"] == CONFIRMATION and entry["selection_seeds"] == [0, 1]
-    assert entry["measured"]["a"]["gain"] == pytest.approx(0.2, abs=0.05)
+    assert entry.kind == "groups" and entry.groups == [["a", "b"], ["c", "d"]]
+    assert entry.served_by == {"a": 0, "b": 0, "c": 1, "d": 1}
+    assert entry.confirmation_seeds == CONFIRMATION and entry.selection_seeds == [0, 1]
+    assert entry.measured["a"].gain == pytest.approx(0.2, abs=0.05)
     alone = np.array([planted(s, (0,))[0] for s in CONFIRMATION])  # a alone and with b
     paired = np.array([planted(s, (0, 1))[0] for s in CONFIRMATION])
     diff = (alone - paired) / alone.mean()
     lo, hi = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
-    assert entry["measured"]["a"]["gain_halfwidth"] == pytest.approx((hi - lo) / 2, rel=1e-4)
-    assert entry["baseline"] == "single_task" and entry["significant"]
-    assert entry["improvement"] == pytest.approx(0.2, abs=0.02)
+    assert entry.measured["a"].gain_halfwidth == pytest.approx((hi - lo) / 2, rel=1e-4)
+    assert entry.baseline == "single_task" and entry.significant
+    assert entry.improvement == pytest.approx(0.2, abs=0.02)
     assert "k = 2 groups cut the total loss by 20%" in verdict([entry])
 
 
@@ -122,9 +119,9 @@ def test_the_interval_comes_from_the_confirmation_seeds_only():
                          - edge * (len(g) == 2), np.nan) for g in groups]
         measured.add(s, groups, np.stack(loss))
     entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], CONFIRMATION, 2)
-    assert entry["improvement"] == pytest.approx(0.02)
-    assert np.mean(entry["interval"]) == pytest.approx(0.02, abs=1e-6)
-    assert entry["interval"][1] < 0.3
+    assert entry.improvement == pytest.approx(0.02)
+    assert np.mean(entry.interval) == pytest.approx(0.02, abs=1e-6)
+    assert entry.interval[1] < 0.3
 
 
 def test_the_network_prior_is_the_sum_of_the_networks_spreads():
@@ -175,9 +172,9 @@ def test_two_fresh_seeds_that_agree_by_chance_give_no_narrow_interval():
             len(g) == 2), np.nan) for g in groups]))
     race = contest(((0, 1), (2, 3)))
     entry = grouping_entry(TASKS, race, measured, list(range(6)), [500, 501], 2)
-    lo, hi = entry["interval"]
-    assert entry["improvement"] == pytest.approx(0.02005, abs=1e-6)
-    assert hi - lo > 0.05 and not entry["significant"] and not entry["worse_beyond_noise"]
+    lo, hi = entry.interval
+    assert entry.improvement == pytest.approx(0.02005, abs=1e-6)
+    assert hi - lo > 0.05 and not entry.significant and not entry.worse_beyond_noise
 
 
 def test_harmful_groupings_leave_the_better_baseline_and_say_it_is_worse_beyond_noise():
@@ -187,11 +184,11 @@ def test_harmful_groupings_leave_the_better_baseline_and_say_it_is_worse_beyond_
                     lambda n, share, then: True)
     confirm(race, measured, used)
     entry = grouping_entry(TASKS, race, measured, used, CONFIRMATION, 2)
-    assert entry["kind"] == "single_task" and entry["groups"] == [["a"], ["b"], ["c"], ["d"]]
-    assert entry["expected_improvement"] == 0.0 and entry["best_expected_improvement"] < 0
-    assert not entry["significant"] and entry["improvement"] < 0
-    assert entry["worse_beyond_noise"] and entry["interval"][1] < 0
-    assert entry["best_groups"] in ([["a", "c"], ["b", "d"]], [["a", "d"], ["b", "c"]])
+    assert entry.kind == "single_task" and entry.groups == [["a"], ["b"], ["c"], ["d"]]
+    assert entry.expected_improvement == 0.0 and entry.best_expected_improvement < 0
+    assert not entry.significant and entry.improvement < 0
+    assert entry.worse_beyond_noise and entry.interval[1] < 0
+    assert entry.best_groups in ([["a", "c"], ["b", "d"]], [["a", "d"], ["b", "c"]])
     assert verdict([entry]).startswith("train every task alone: the best measured groups are "
                                        "worse beyond noise (k = 2: -")
 
@@ -208,11 +205,11 @@ def test_a_lead_within_noise_is_trained_and_called_noise():
                          - edge[s] * (len(g) == 2), np.nan) for g in groups]
         measured.add(s, groups, np.stack(loss))
     entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], [500, 501], 2)
-    assert entry["kind"] == "groups" and entry["groups"] == [["a", "b"], ["c", "d"]]
-    assert entry["best_groups"] == entry["groups"] and entry["expected_improvement"] > 0
-    assert entry["baseline"] == "all_in_one" and not entry["significant"]
-    assert entry["improvement"] == pytest.approx(0.01)
-    lo, hi = entry["interval"]
+    assert entry.kind == "groups" and entry.groups == [["a", "b"], ["c", "d"]]
+    assert entry.best_groups == entry.groups and entry.expected_improvement > 0
+    assert entry.baseline == "all_in_one" and not entry.significant
+    assert entry.improvement == pytest.approx(0.01)
+    lo, hi = entry.interval
     assert verdict([entry]) == (
         "train k = 2 groups (a, b; c, d): they measured 1.0% lower in total loss than one "
         f"network for all tasks, within noise ({100 * lo:.1f}% to {100 * hi:.1f}%); either is "
@@ -271,9 +268,9 @@ def test_without_a_fresh_seed_the_measured_lead_is_recommended_unclaimed():
     measured = Measurements()
     trainer(measured, [])([(0,), (1,), (2,), (3,), EVERYONE, (0, 1), (2, 3)], 0)
     entry = grouping_entry(TASKS, contest(((0, 1), (2, 3))), measured, [0], [], 2)
-    assert entry["best_groups"] == [["a", "b"], ["c", "d"]] and entry["improvement"] is None
-    assert entry["kind"] == "groups" and entry["interval"] is None
-    assert entry["expected_improvement"] == pytest.approx(0.2, abs=0.02)
+    assert entry.best_groups == [["a", "b"], ["c", "d"]] and entry.improvement is None
+    assert entry.kind == "groups" and entry.interval is None
+    assert entry.expected_improvement == pytest.approx(0.2, abs=0.02)
     assert verdict([entry]).endswith("(not confirmed on a fresh seed: no interval)")
 
 
@@ -282,21 +279,22 @@ def test_verdict_sentences():
             "best_groups": [["a"], ["b"]], "expected_improvement": 0.0,
             "improvement": -0.01, "interval": [-0.04, 0.02], "significant": False,
             "worse_beyond_noise": False}
-    assert verdict([base]) == (
+    assert verdict([E(base)]) == (
         "train all tasks in one network: it measured best; the best measured, k = 2 groups, "
         "differ by -1.0% in total loss, within noise (-4.0% to 2.0%); either is about as good")
     worse = {**base, "improvement": -0.16, "interval": [-0.19, -0.14],
              "worse_beyond_noise": True}
-    assert verdict([worse]) == ("train all tasks in one network: the best measured groups are "
+    assert verdict([E(worse)]) == ("train all tasks in one network: the best measured groups are "
                                 "worse beyond noise (k = 2: -16%, -19% to -14%)")
     ahead = {**base, "k": 3, "kind": "groups", "groups": [["a"], ["b"]],
              "expected_improvement": 0.05, "improvement": 0.06, "interval": [0.03, 0.09],
              "significant": True}
-    assert verdict([base, ahead]) == ("k = 3 groups cut the total loss by 6.0% (3.0% to 9.0%) "
-                                      "against one network for all tasks: a; b")
+    assert verdict([E(base), E(ahead)]) == (
+        "k = 3 groups cut the total loss by 6.0% (3.0% to 9.0%) against one network for all "
+        "tasks: a; b")
     alone = {**base, "baseline": "single_task", "kind": "single_task", "interval": None}
-    assert verdict([alone]) == "train every task alone: it measured best of what was measured"
-    assert "verification is off" in verdict([{**base, "baseline": None}])
+    assert verdict([E(alone)]) == "train every task alone: it measured best of what was measured"
+    assert "verification is off" in verdict([E({**base, "baseline": None})])
 
 
 def test_variance_prior_pools_a_family_that_agrees():
@@ -348,11 +346,11 @@ def test_auxiliaries_are_decided_by_all_evidence_and_claimed_one_sided():
     noise = Contest("aux", [Candidate(((0, 2),), (0,))], [alone])
     yes = auxiliary_choice(TASKS, helps, m, [0, 1], [2, 3])
     no = auxiliary_choice(TASKS, noise, m, [0, 1], [2, 3])
-    assert yes["auxiliaries"] == ["b"] and yes["significant"]
-    assert yes["improvement"] == pytest.approx(0.095)  # on the fresh seeds 2 and 3 only
-    assert yes["confirmation_seeds"] == [2, 3]
-    assert no["auxiliaries"] == [] and no["best_measured"] == ["c"] and not no["significant"]
-    assert no["verdict"].startswith("train a alone: its best measured auxiliaries (c) are "
+    assert yes.auxiliaries == ["b"] and yes.significant
+    assert yes.improvement == pytest.approx(0.095)  # on the fresh seeds 2 and 3 only
+    assert yes.confirmation_seeds == [2, 3]
+    assert no.auxiliaries == [] and no.best_measured == ["c"] and not no.significant
+    assert no.verdict.startswith("train a alone: its best measured auxiliaries (c) are "
                                     "not better beyond noise")
 
 
@@ -371,14 +369,14 @@ def test_the_winners_curse_is_shrunk_among_the_candidates_raced():
     alone = Candidate(((0,),), (0,), "alone")
     race = Contest("aux", [Candidate((g,), (0,)) for g in drops], [alone])
     before = auxiliary_choice(TASKS, race, m, [0, 1], [])
-    assert before["best_measured"] == ["b", "d"]  # 1% on both seeds: surer than {a, b}
+    assert before.best_measured == ["b", "d"]  # 1% on both seeds: surer than {a, b}
     shrunk = expected_gains(m, race, alone, [0, 1], [])
     ab = next(e for e in shrunk if e.option.groups == ((0, 1),))
     assert ab.gain < 0.10 / 2  # the raw mean of {a, b} is 10%
     m.add(500, [(0,), (0, 1)], np.array([[1.0, *[np.nan] * 3], [0.7, *[np.nan] * 3]]))
     after = auxiliary_choice(TASKS, race, m, [0, 1], [500])
-    assert after["auxiliaries"] == ["b"] and after["confirmation_seeds"] == [500]
-    assert after["expected_improvement"] > ab.gain
+    assert after.auxiliaries == ["b"] and after.confirmation_seeds == [500]
+    assert after.expected_improvement > ab.gain
 
 
 def test_a_task_in_two_groups_is_served_by_one_not_by_each_seeds_luckier():

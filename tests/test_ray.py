@@ -61,7 +61,7 @@ def test_chunks_run_as_ray_tasks_and_merge_to_the_unsplit_result(cluster, twenty
     for name in ("pairwise", "cka", "transfer"):
         np.testing.assert_allclose(split.affinity[name].matrix, whole.affinity[name].matrix,
                                    atol=1e-4, rtol=1e-3, err_msg=name)
-    assert [g["groups"] for g in split.groupings] == [g["groups"] for g in whole.groupings]
+    assert [g.groups for g in split.groupings] == [g.groups for g in whole.groupings]
 
 
 def _chunk_processes() -> list[int]:
@@ -124,6 +124,6 @@ def test_api_job_on_the_ray_executor_matches_the_local_executor(cluster, tmp_pat
         assert wait_for(client, job_id, {"succeeded", "failed"}, 180)["status"] == "succeeded"
         remote = client.get(f"/v1/jobs/{job_id}/result").json()
     local = analyze(parse_taskset(doc), device="cpu")
-    assert [g["groups"] for g in remote["groupings"]] == [g["groups"] for g in local.groupings]
+    assert [g["groups"] for g in remote["groupings"]] == [g.groups for g in local.groupings]
     np.testing.assert_allclose(remote["affinity"]["pairwise"]["matrix"],
                                local.affinity["pairwise"].matrix, atol=1e-4)

@@ -4,13 +4,16 @@ one seed cannot give."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
+import pytest
 
 from affinity.auxiliary import rank_auxiliaries
-from affinity.recommend import verdict
 from affinity.report import _aux_cell, heatmap, write_report
-from affinity.result import MeasureResult, Result, group_lines, is_the_baseline
+from affinity.result import MeasureResult, Result
+from affinity.result_models import GroupingEntry, Meta, Verification
+from affinity.verdict import group_lines, is_the_baseline, verdict
 
 TASKS = ["a", "b", "c"]
 
@@ -22,7 +25,7 @@ def test_one_seed_has_no_spread_anywhere(tmp_path):
     assert one.std is None and one.to_dict()["std"] is None
     two = MeasureResult.from_seeds([one.matrix, one.matrix + 0.1])
     assert two.to_dict()["std"][0][1] == 0.0707107
-    result = Result(tasks=TASKS, affinity={"pairwise": one}, meta={})
+    result = Result(tasks=TASKS, affinity={"pairwise": one})
     result.auxiliary = {"a": rank_auxiliaries(one.matrix, one.std, 0, TASKS, 2)}
     assert [c["std"] for c in result.auxiliary["a"]] == [None, None]
     result.write(tmp_path)
@@ -46,30 +49,29 @@ def test_an_auxiliary_is_never_both_recommended_and_harmful():
 
 
 def test_overlapping_groups_say_which_tasks_each_serves():
-    entry = {"k": 2, "kind": "groups", "groups": [["a", "b", "c"], ["b"]],
-             "served_by": {"a": 0, "b": 1, "c": 0}, "baseline": "single_task",
-             "expected_improvement": 0.05, "improvement": 0.05, "interval": [0.01, 0.09],
-             "significant": True, "worse_beyond_noise": False}
+    entry = GroupingEntry(k=2, kind="groups", groups=[["a", "b", "c"], ["b"]],
+                          served_by={"a": 0, "b": 1, "c": 0}, baseline="single_task",
+                          expected_improvement=0.05, improvement=0.05, interval=[0.01, 0.09],
+                          significant=True, worse_beyond_noise=False)
     assert group_lines(entry) == ["a, b, c (serves a, c)", "b (serves b)"]
     assert verdict([entry]).endswith(": a, b, c (serves a, c); b (serves b)")
-    apart = {**entry, "groups": [["a", "c"], ["b"]]}
+    apart = entry.model_copy(update={"groups": [["a", "c"], ["b"]]})
     assert group_lines(apart) == ["a, c", "b"]  # a partition: nothing to explain
 
 
 def test_k1_against_one_network_for_all_compares_nothing():
-    same = {"k": 1, "kind": "all_in_one", "groups": [TASKS], "best_groups": [TASKS],
-            "baseline": "all_in_one", "improvement": None}
+    same = GroupingEntry(k=1, kind="all_in_one", groups=[TASKS], best_groups=[TASKS],
+                         baseline="all_in_one", improvement=None)
     assert is_the_baseline(same)
-    assert not is_the_baseline({**same, "baseline": "single_task", "improvement": 0.01,
-                                "kind": "groups"})
+    assert not is_the_baseline(same.model_copy(update={
+        "baseline": "single_task", "improvement": 0.01, "kind": "groups"}))
     # the verdict reads the k > 1 comparisons, not k = 1's absent one
-    k2 = {"k": 2, "kind": "all_in_one", "groups": [TASKS], "best_groups": [["a"], ["b", "c"]],
-          "baseline": "all_in_one", "improvement": -0.02, "interval": [-0.05, 0.01],
-          "significant": False, "worse_beyond_noise": False, "served_by": {}}
-    assert verdict([{**same, "interval": None, "significant": False}, k2]) == (
+    k2 = GroupingEntry(k=2, kind="all_in_one", groups=[TASKS], best_groups=[["a"], ["b", "c"]],
+                       baseline="all_in_one", improvement=-0.02, interval=[-0.05, 0.01])
+    assert verdict([same, k2]) == (
         "train all tasks in one network: it measured best; the best measured, k = 2 groups, "
         "differ by -2.0% in total loss, within noise (-5.0% to 1.0%); either is about as good")
-    assert verdict([{**same, "interval": None, "significant": False}]) == (
+    assert verdict([same]) == (
         "train all tasks in one network: it measured best of what was measured")
 
 
@@ -96,3 +98,26 @@ def test_unmeasured_pairs_are_drawn_as_unmeasured():
     assert image.get_clim() == (-0.2, 0.2)  # the measured cells, not the 0.9 fill
     texts = {(t.get_position(), t.get_text()) for t in fig.axes[0].texts}
     assert ((1, 0), "n/m") in texts and ((0, 1), "n/m") in texts
+
+
+def test_a_result_document_round_trips_through_its_typed_parts(tmp_path):
+    """``Result.read`` gives back the typed entries, verification and meta ``write`` wrote,
+    field for field; fields a build did not set stay out of the JSON; a document whose
+    entry is malformed is refused, naming what is wrong."""
+    entry = GroupingEntry(k=2, groups=[["a", "b"], ["c"]], kind="groups", evidence="measured",
+                          unmeasured_pairs=[["a", "b"]], baseline="single_task",
+                          improvement=0.02, interval=[-0.01, 0.05], significant=False,
+                          worse_beyond_noise=False)
+    result = Result(tasks=TASKS, affinity={"pairwise": MeasureResult(np.eye(3), None)},
+                    groupings=[entry], verification=Verification.model_validate(
+                        {"seeds": [0, 500], "auxiliary": {"a": {"auxiliaries": ["b"]}}}),
+                    meta=Meta(name="t", warnings=["w"]))
+    doc = json.loads(result.write(tmp_path).read_text())
+    assert "best_groups" not in doc["groupings"][0]  # not set: not written
+    assert doc["groupings"][0]["unmeasured_pairs"] == [["a", "b"]]
+    back = Result.read(tmp_path)
+    assert back.groupings == [entry] and back.verification == result.verification
+    assert back.meta == result.meta and back.verification.auxiliary["a"].auxiliaries == ["b"]
+    doc["groupings"][0]["k"] = "two"
+    with pytest.raises(ValueError, match=r"not a result document: .*groupings|k"):
+        Result.from_dict(doc)

@@ -80,12 +80,12 @@ def main() -> int:
                          progress=stages)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    cost = result.meta["cost"]
+    cost = result.meta.cost.model_dump()
     print(f"\n{result.verdict}\nwall {seconds:.0f} s; peak memory {peak:.2f} GiB; "
           f"{cost['training_runs']:.1f} of {cost['budget']:.1f} training runs "
           f"({cost['wall_run_equivalents']:.1f} wall-time run-equivalents; one run "
           f"{cost['unit_seconds']:.1f} s)")
-    for warning in result.meta.get("warnings", []):
+    for warning in result.meta.warnings:
         print(f"warning: {warning}")
     for s in cost["stages"]:
         print(f"  {s['stage']:40} {s['networks']:3d} networks {s['seconds']:7.1f} s "

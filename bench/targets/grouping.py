@@ -100,7 +100,8 @@ def evaluate(name: str, budget: float | None, device: torch.device,
         result = analyze(taskset, data=data, device=device, policy=policy)
     if save:
         result.write(save / name)
-    entries = {k: next(e for e in result.groupings if e["k"] == k) for k in KS}
+    doc = result.to_dict()
+    entries = {k: next(e for e in doc["groupings"] if e["k"] == k) for k in KS}
     if name in LARGE:  # the referee trains what the recommendations add to the truth
         tasks = result.tasks
         extend(name, [g for e in entries.values() for key in ("groups", "best_groups")
@@ -108,8 +109,8 @@ def evaluate(name: str, budget: float | None, device: torch.device,
     truth = Truth.read(name)
     assert result.tasks == truth.tasks, (result.tasks, truth.tasks)
     row: dict = {"name": name, "tasks": len(truth.tasks), "verdict": result.verdict,
-                 "cost": result.meta["cost"]["training_runs"], "large": name in LARGE,
-                 "seconds": result.meta["cost"]["seconds"],
+                 "cost": result.meta.cost.training_runs, "large": name in LARGE,
+                 "seconds": result.meta.cost.seconds,
                  "intervals": [], "no_interval": 0}
     for k, entry in entries.items():
         if entry.get("interval") is not None and entry.get("best_groups"):
@@ -139,7 +140,7 @@ def pair_spearman(truth: Truth, result: Result) -> dict[str, float]:
     at one seed."""
     tasks = result.tasks
     untrained = {tuple(sorted(tasks.index(t) for t in pair))
-                 for pair in result.meta.get("untrained_pairs", [])}
+                 for pair in result.meta.untrained_pairs or []}
     pairs = [(i, j) for i, j in itertools.permutations(range(len(tasks)), 2)]
     truth_gain = truth.pair_gains()
     out = {}
@@ -184,11 +185,11 @@ def aux_regrets(truth: Truth, result: Result, taskset: TaskSet) -> dict[str, flo
     halvings = truth.halvings(SPLITS, np.random.default_rng(1))
     max_aux = taskset.auxiliary.max_aux
     aux, aux_floor, unconfirmed = [], [], []
-    for p, choice in result.verification.get("auxiliary", {}).items():
+    for p, choice in (result.verification.auxiliary if result.verification else {}).items():
         j = truth.tasks.index(p)
-        chosen = as_indices(truth.tasks, [choice["auxiliaries"]])[0]
+        chosen = as_indices(truth.tasks, [choice.auxiliaries])[0]
         aux.append(truth.aux_regret(j, chosen, max_aux))
-        best = as_indices(truth.tasks, [choice["best_measured"]])[0]
+        best = as_indices(truth.tasks, [choice.best_measured])[0]
         unconfirmed.append(truth.aux_regret(j, best, max_aux))
         aux_floor.append(np.mean([b.aux_regret(j, a.best_aux(j, max_aux), max_aux)
                                   for a, b in halvings]))

@@ -6,7 +6,7 @@ a cluster and N(-0.02, 0.03) across, five matrices (five measures) each under th
 mean rule: ten predictors, as in an analysis. Beyond ``MAX_EXACT_TASKS`` every predictor
 chooses from its pruned pool; beyond ``MAX_PROGRAM_GROUPS`` pool groups, by local search.
 
-1. The race's candidates for k = 2..5 (``recommend.grouping_contest``, every predictor's best
+1. The race's candidates for k = 2..5 (``candidates.grouping_contest``, every predictor's best
    three), at T = 20 and T = 40: seconds and the process' peak memory.
 2. The naive way, same pools: the integer program (HiGHS) for every predictor and k at
    T = 16 and 20, against the local search: seconds, and how often the search reaches the
@@ -26,13 +26,13 @@ import time
 
 import numpy as np
 
+from affinity.candidates import Source, grouping_contest
 from affinity.grouping.gain import group_gains
 from affinity.grouping.select import (
     by_integer_program,
     by_local_search,
     pruned_pool,
 )
-from affinity.recommend import Source, grouping_contest
 from bench.verdict import verdict
 
 KS = (2, 3, 4, 5)
