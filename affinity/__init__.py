@@ -19,7 +19,7 @@ _WHERE = {"analyze": "affinity.analysis", "group": "affinity.evidence",
           "MeasureResult": "affinity.result", "Result": "affinity.result",
           "InvalidTaskSet": "affinity.taskset", "TaskSet": "affinity.taskset",
           "load_taskset": "affinity.taskset", "parse_taskset": "affinity.taskset",
-          "AffinityTracker": "affinity.tracker", "tensors": "affinity.tensors"}
+          "AffinityTracker": "affinity.tracker", "tensors": "affinity.in_memory"}
 
 __all__ = ["AffinityTracker", "InvalidEvidence", "InvalidTaskSet", "MeasureResult", "Result",
            "TaskSet", "analyze", "group", "load_taskset", "parse_taskset", "tensors"]
@@ -27,9 +27,9 @@ __all__ = ["AffinityTracker", "InvalidEvidence", "InvalidTaskSet", "MeasureResul
 if TYPE_CHECKING:
     from affinity.analysis import analyze
     from affinity.evidence import InvalidEvidence, group
+    from affinity.in_memory import tensors
     from affinity.result import MeasureResult, Result
     from affinity.taskset import InvalidTaskSet, TaskSet, load_taskset, parse_taskset
-    from affinity.tensors import tensors
     from affinity.tracker import AffinityTracker
 
 

@@ -12,9 +12,7 @@ never per pixel) and scalar regression targets likewise.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -22,67 +20,10 @@ import pandas as pd
 import torch
 
 from affinity.header import DIGITS_PIXELS, check_arrays, check_columns, resolve_path
+from affinity.task_types import TaskInfo, label_mask
 from affinity.taskset import InvalidTaskSet, TaskSet, TaskSpec
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """One task as the model sees it.
-
-    ``shape`` is the shape of one row's target (() for a scalar label), stored in
-    ``prod(shape)`` columns of ``y``; ``n_outputs`` the head's outputs. ``head`` and ``loss``
-    are the user's own (``analyze(heads=..., losses=...)``): ``head(width)`` builds a module
-    mapping features (N, width) to outputs (N, *out_shape), ``loss(pred, target)`` gives
-    per-row or elementwise losses (``reduction="none"``); None: a linear head and the
-    type's loss.
-    """
-
-    name: str
-    column: str
-    type: str
-    n_outputs: int
-    classes: tuple | None = None
-    shape: tuple[int, ...] = ()
-    head: Callable[[int], torch.nn.Module] | None = None
-    out_shape: tuple[int, ...] | None = None
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-
-    @property
-    def n_columns(self) -> int:
-        return prod(self.shape)
-
-    @property
-    def outputs_shape(self) -> tuple[int, ...]:
-        """One row's head output: ``out_shape`` of an own head, else the target's shape
-        (multiclass: the class scores)."""
-        if self.out_shape is not None:
-            return self.out_shape
-        return (self.n_outputs,) if self.type == "multiclass" else self.shape
-
-    @property
-    def shaped(self) -> bool:
-        """Scored by the per-task path of ``TaskLosses`` (a target with a shape, or an own
-        loss) rather than the batched scalar one."""
-        return bool(self.shape) or self.loss is not None or self.head is not None
-
-
-def column_starts(tasks: tuple[TaskInfo, ...]) -> list[int]:
-    """The first column of each task in ``y``."""
-    starts, offset = [], 0
-    for t in tasks:
-        starts.append(offset)
-        offset += t.n_columns
-    return starts
-
-
-def label_mask(y: torch.Tensor, tasks: tuple[TaskInfo, ...]) -> torch.Tensor:
-    """(..., rows, n_tasks) bool: whether each row has a label for each task (its target's
-    first column is not NaN; ``tensors`` refuses targets that are NaN only in part)."""
-    if y.shape[-1] == len(tasks):
-        return ~torch.isnan(y)
-    return ~torch.isnan(y[..., column_starts(tasks)])
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from torch.utils.flop_counter import FlopCounterMode
 
 from affinity.data import Dataset
-from affinity.models import TaskLosses
 from affinity.probes.common import init_model
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet
 
 STEP_OVERHEAD_FLOPS = 4e7

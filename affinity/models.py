@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
 from affinity.backbones import get as get_backbone
-from affinity.data import Dataset, TaskInfo, column_starts, label_mask
+from affinity.data import Dataset
+from affinity.task_types import TaskInfo, TaskLosses
 from affinity.taskset import InvalidTaskSet, ModelSpec
 
 
@@ -253,98 +253,3 @@ def vmappable(module: nn.Module, params: dict[str, torch.Tensor], x: torch.Tenso
             known = False
         module.__dict__["_vmappable"] = known
     return bool(known)
-
-
-class TaskLosses:
-    """Masked per-task losses of head outputs: BCE (binary), CE (multiclass), MSE (regression),
-    or the task's own loss; over every element of a target with a shape, mean per row.
-
-    ``sums(out, y)`` takes ``out`` of shape (..., n_rows, n_outputs) and ``y`` of shape
-    (n_rows, n_columns), or one per network (..., n_rows, n_columns), with NaN for missing
-    labels; it returns the per-task loss sums of shape (..., n_tasks) and the label counts
-    of shape (n_tasks,) or (..., n_tasks). ``__call__`` returns the means
-    (0 for a task with no label in ``y``). Scalar tasks of the built-in types are scored
-    together, a few batched operations for all of them.
-    """
-
-    def __init__(self, tasks: tuple[TaskInfo, ...]) -> None:
-        self.tasks = tasks
-        cols = column_starts(tasks)
-        outs = [0]
-        for t in tasks:
-            outs.append(outs[-1] + t.n_outputs)
-        plain = [i for i, t in enumerate(tasks) if not t.shaped]
-        by_type = {k: [i for i in plain if tasks[i].type == k] for k in ("binary", "regression")}
-        self.multiclass = [(i, cols[i], outs[i], tasks[i].n_outputs) for i in plain
-                           if tasks[i].type == "multiclass"]
-        self.shaped = [(i, cols[i], outs[i], t) for i, t in enumerate(tasks) if t.shaped]
-        self.bin_cols = _as_slice([outs[i] for i in by_type["binary"]])
-        self.reg_cols = _as_slice([outs[i] for i in by_type["regression"]])
-        self.bin_y = _as_slice([cols[i] for i in by_type["binary"]])
-        self.reg_y = _as_slice([cols[i] for i in by_type["regression"]])
-        self.binary = _as_slice(by_type["binary"])
-        self.regression = _as_slice(by_type["regression"])
-        order = (by_type["binary"] + by_type["regression"] + [m[0] for m in self.multiclass]
-                 + [m[0] for m in self.shaped])
-        inverse = [order.index(i) for i in range(len(tasks))]
-        self.inverse = None if inverse == sorted(inverse) else inverse
-
-    def sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = label_mask(y, self.tasks)
-        target = torch.nan_to_num(y)
-        parts = []
-        if self.binary != slice(0, 0):
-            m, t = mask[..., self.binary], target[..., self.bin_y]
-            loss = F.binary_cross_entropy_with_logits(
-                out[..., self.bin_cols], t.expand(out.shape[:-1] + t.shape[-1:]),
-                reduction="none")
-            parts.append((loss * m).sum(-2))
-        if self.regression != slice(0, 0):
-            m, t = mask[..., self.regression], target[..., self.reg_y]
-            parts.append((((out[..., self.reg_cols] - t) ** 2) * m).sum(-2))
-        for i, col, start, n in self.multiclass:
-            logp = torch.log_softmax(out[..., start:start + n], dim=-1)
-            idx = target[..., col, None].long().expand(out.shape[:-1] + (1,))
-            nll = -logp.gather(-1, idx).squeeze(-1)
-            parts.append((nll * mask[..., i]).sum(-1, keepdim=True))
-        for i, col, start, task in self.shaped:
-            per_row = _row_losses(task, out[..., start:start + task.n_outputs],
-                                  target[..., col:col + task.n_columns])
-            parts.append((per_row * mask[..., i]).sum(-1, keepdim=True))
-        sums = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        return (sums if self.inverse is None else sums[..., self.inverse]), mask.sum(-2)
-
-    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        sums, counts = self.sums(out, y)
-        return sums / counts.clamp(min=1)
-
-
-def _row_losses(task: TaskInfo, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """One loss a row (shape ``out.shape[:-1]``) of a task scored on its own: its own loss,
-    or its type's, over the row's outputs and target reshaped to their shapes (a loss that
-    returns more than one value a row is averaged over the rest)."""
-    lead = out.shape[:-1]
-    pred = out.reshape(-1, *task.outputs_shape)
-    goal = target.expand(lead + target.shape[-1:]).reshape(-1, *task.shape)
-    if task.loss is not None:
-        values = task.loss(pred, goal)
-    elif task.type == "binary":
-        values = F.binary_cross_entropy_with_logits(pred, goal, reduction="none")
-    elif task.type == "multiclass":
-        values = F.cross_entropy(pred, goal.long(), reduction="none")
-    else:
-        values = (pred - goal) ** 2
-    if values.dim() == 0 or values.shape[0] != len(pred):
-        raise ValueError(f"the loss of task {task.name!r} must give one value a row or one "
-                         f"an element (reduction='none'); got shape {tuple(values.shape)} for "
-                         f"{len(pred)} rows")
-    return values.reshape(len(pred), -1).mean(1).reshape(lead)
-
-
-def _as_slice(index: list[int]) -> slice | list[int]:
-    """A contiguous index list as a slice (cheaper to index and to differentiate through)."""
-    if not index:
-        return slice(0, 0)
-    if index == list(range(index[0], index[-1] + 1)):
-        return slice(index[0], index[-1] + 1)
-    return index

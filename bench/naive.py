@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses
+from affinity.models import MultiTaskNet
 from affinity.probes.common import init_model, validation_loss
 from affinity.probes.joint import AffinitySample
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet
 from affinity.training import EarlyStopping, Minibatches, make_optimizer, own_rows
 

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import affinity
 from affinity.data import load_dataset
-from affinity.models import MultiTaskNet, TaskLosses, check_backbone, own_heads, vmappable
+from affinity.models import MultiTaskNet, check_backbone, own_heads, vmappable
 from affinity.probes.subsets import run_subsets
+from affinity.task_types import TaskLosses
 from affinity.taskset import InvalidTaskSet, parse_taskset
 from bench.naive import naive_subsets
 
@@ -247,3 +248,14 @@ def test_a_module_vmap_cannot_run_trains_member_by_member(device):
     fast = run_subsets(ts, data, members, 0, device)
     slow = naive_subsets(ts, data, members, 0, device)
     np.testing.assert_allclose(fast.val_loss, slow, rtol=3e-4, atol=1e-6)
+
+
+def test_affinity_tensors_is_the_function_whatever_was_imported_first():
+    """No submodule shares the public function's name, so no import order can shadow it."""
+    import subprocess
+    import sys
+
+    code = ("import affinity.in_memory, affinity, affinity.analysis\n"
+            "from affinity import tensors\n"
+            "assert callable(tensors) and tensors.__name__ == 'tensors', tensors\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from affinity.data import load_dataset
-from affinity.models import TaskLosses, stacked_call
+from affinity.models import stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import affinity_step, run_joint
 from affinity.probes.subsets import run_subsets
+from affinity.task_types import TaskLosses
 from affinity.taskset import parse_taskset
 from bench.naive import naive_affinity_step, naive_joint, naive_subsets
 from tests.conftest import digits_frame

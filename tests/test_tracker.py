@@ -8,9 +8,9 @@ import torch
 
 import affinity
 from affinity.data import load_dataset
-from affinity.models import TaskLosses
 from affinity.probes.common import init_model
 from affinity.probes.joint import run_joint
+from affinity.task_types import TaskLosses
 from affinity.taskset import parse_taskset
 from affinity.tracker import AffinityTracker
 from affinity.training import Minibatches, make_optimizer, own_rows

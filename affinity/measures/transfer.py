@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from affinity.measures.base import Measure, ProbeRun
-from affinity.models import TaskLosses
+from affinity.task_types import TaskLosses
 
 HEAD_LR = 0.05
 CHECK_EVERY = 10  # steps between validation checkpoints

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from affinity.data import Dataset
-from affinity.models import Heads, MultiTaskNet, TaskLosses
+from affinity.models import Heads, MultiTaskNet
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet
 
 

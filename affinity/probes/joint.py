@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses, grouped_on_cpu, stacked_call
+from affinity.models import MultiTaskNet, grouped_on_cpu, stacked_call
 from affinity.probes.common import init_model, validation_loss
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet
 from affinity.training import EarlyStopping, Minibatches, make_optimizer, own_rows
 

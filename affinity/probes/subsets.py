@@ -28,8 +28,9 @@ import torch
 from torch.func import stack_module_state
 
 from affinity.data import Dataset
-from affinity.models import MultiTaskNet, TaskLosses, stacked_call
+from affinity.models import MultiTaskNet, stacked_call
 from affinity.probes.common import EVAL_ROWS, init_model, validation_loss
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet
 from affinity.training import EarlyStopping, Minibatches, compact, make_optimizer, own_rows
 

@@ -22,7 +22,8 @@ import torch
 from torch.func import functional_call, jacrev, vmap
 
 from affinity.measures.base import ProbeRun
-from affinity.models import MultiTaskNet, TaskLosses
+from affinity.models import MultiTaskNet
+from affinity.task_types import TaskLosses
 
 DIRECTIONS = 64
 """Random directions the trunk's Jacobians are projected onto."""

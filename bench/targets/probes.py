@@ -36,10 +36,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from affinity.backbones import cnn
 from affinity.data import Dataset, load_dataset
-from affinity.models import TaskLosses, resolve_device, stacked_call
+from affinity.models import resolve_device, stacked_call
 from affinity.probes.common import init_model
 from affinity.probes.joint import run_joint
 from affinity.probes.subsets import run_subsets
+from affinity.task_types import TaskLosses
 from affinity.taskset import TaskSet, load_taskset, parse_taskset
 from affinity.training import Minibatches, make_optimizer, own_rows
 from bench.naive import naive_joint, naive_subsets

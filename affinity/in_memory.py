@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from affinity.data import Dataset, TaskInfo, _encode, _Raw, _split
+from affinity.data import Dataset, _encode, _Raw, _split
+from affinity.task_types import TaskInfo
 from affinity.taskset import InvalidTaskSet, TaskSet, TaskSpec
 
 Split = Any  # (x, {task: y}) | {task: (x, y)} | Dataset | DataLoader
