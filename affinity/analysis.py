@@ -56,6 +56,7 @@ from affinity.plan import (
     counted_default,
     finalist_allowance,
     least_budget,
+    one_run_level,
     raise_default_budget,
     reserve,
 )
@@ -73,11 +74,14 @@ from affinity.recommend import (
     ranked_auxiliaries,
 )
 from affinity.result import MeasureResult, Result
-from affinity.result_models import Cost, GroupingEntry, Meta, Verification
+from affinity.result_models import Cost, GroupingEntry, Meta, NextLevel, Verification
 from affinity.taskset import DEFAULT_DRIVERS, InvalidTaskSet, TaskSet
 from affinity.verdict import verdict
 
 MAX_RACE_SEEDS = 8
+ONE_RUN = ("lookahead", "grad_cosine")
+"""The measures the all-in-one run gives alone (the one-run level's evidence), the first
+driving."""
 CONFIRMATION_FIRST_SEED = 500  # the exhaustive ground truth trains on seeds 1000, 1001, ...
 SAMPLE_SEED = 20_240_601  # the sampled larger groups do not depend on the probes' seeds
 
@@ -179,12 +183,18 @@ class Analysis:
         """Training runs kept for the confirmation seeds (set once the first seed's
         baselines are known)."""
         self.warnings: list[str] = list(data.warnings)
+        self.one_run_need: float | None = None
+        """The least budget of the measured level, where the default budget is short of it
+        (the one-run level); None otherwise."""
         self.meta: dict[str, Any] = {}
 
     def run(self) -> Result:
-        """Plan, probe, propose, race, confirm, decide; the Result."""
+        """Plan, probe, propose, race, confirm, decide; the Result. A network too dear for
+        the default budget stops after its all-in-one run: the one-run level."""
         full = self.plan()
         affinity, diagnostics, members = self.probes(full)
+        if self.one_run_need is not None:
+            return self.one_run(affinity, diagnostics, self.one_run_need)
         sources = self.candidates(affinity, members)
         if not self.taskset.verify:
             groupings = [predicted_entry(self.tasks, sources[0], k, self.measured)
@@ -199,8 +209,11 @@ class Analysis:
     def plan(self) -> bool:
         """Before training: whether the budget affords the analysis (True), or only the
         baselines (False, by ``budget.when_short``); refused otherwise (``check_budget``).
-        A default budget short of the least analysis is raised to it."""
+        A default budget is settled once the all-in-one network has trained (counted
+        compute; the one-run level where that is short of the measured level)."""
         n, ledger = self.data.n_tasks, self.ledger
+        if self.taskset.budget.training_runs is None:
+            return True
         need = least_budget(ledger, n, finalist_allowance(self.taskset))
         raise_default_budget(self.taskset, ledger, need)
         self.progress.total = ledger.budget
@@ -231,6 +244,13 @@ class Analysis:
             label = f"(seed {i + 1}/{self.probe_seeds})"
             joint = self.joint(seed, label)
             conflicts.append(joint.conflict_rate)
+            if i == 0:
+                self.one_run_need = one_run_level(taskset, ledger, n)
+                if self.one_run_need is not None:
+                    run = ProbeRun(taskset, data, seed, joint, None)
+                    one_run = {name: MeasureResult.from_seeds([np.asarray(
+                        MEASURES[name].compute(run), dtype=float)]) for name in ONE_RUN}
+                    return one_run, {"conflict_rate": MeasureResult.from_seeds(conflicts)}, []
             parts = [self.train(singles, seed, f"{n} single-task networks {label}")]
             if i == 0:
                 self.reserve = reserve(
@@ -325,7 +345,7 @@ class Analysis:
         return run_race([*grouping.values(), *aux.values()], self.measured, seeds,
                         lambda groups, seed, _then: self.train(
                             groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
-                        affords)
+                        affords, leaders=self.policy.race_leaders)
 
     def confirm(self, grouping: dict[int, Contest], aux: dict[str, Contest],
                 selection: list[int]) -> list[int]:
@@ -400,9 +420,11 @@ class Analysis:
                                        confirmation_seeds=confirmation, auxiliary=choices)
 
     def result(self, affinity: dict[str, MeasureResult], diagnostics: dict[str, MeasureResult],
-               groupings: list[GroupingEntry], verification: Verification | None) -> Result:
-        """The Result, built once: the matrices, the decisions and their verdict, the
-        clusterings and auxiliary rankings of the driving measure, the cost and warnings."""
+               groupings: list[GroupingEntry], verification: Verification | None,
+               sentence: str | None = None) -> Result:
+        """The Result, built once: the matrices, the decisions and their verdict (``sentence``
+        where a step says it its own way), the clusterings and auxiliary rankings of the
+        driving measure, the cost and warnings."""
         taskset, ledger = self.taskset, self.ledger
         auxiliary = ranked_auxiliaries(affinity, self.tasks, taskset)
         chosen = verification.auxiliary if verification else {}
@@ -419,13 +441,43 @@ class Analysis:
         self.progress.finish()
         return Result(
             tasks=self.tasks, affinity=affinity, diagnostics=diagnostics, groupings=groupings,
-            verdict=verdict(groupings), auxiliary=auxiliary,
+            verdict=sentence or verdict(groupings), auxiliary=auxiliary,
             clusterings=clusterings(affinity, self.tasks, taskset), verification=verification,
             meta=Meta(name=taskset.name, device=str(self.device), probe_seeds=self.probe_seeds,
                       n_train=len(self.data.x_train), n_val=len(self.data.x_val),
                       taskset=taskset.model_dump(mode="json"), torch=torch.__version__,
                       warnings=self.warnings, **self.meta, driving_measure=taskset.driver,
                       cost=Cost(**cost), seconds=cost["seconds"]))
+
+    def one_run(self, affinity: dict[str, MeasureResult],
+                diagnostics: dict[str, MeasureResult], need: float) -> Result:
+        """The one-run level: each k's groups predicted from the all-in-one run's own
+        evidence (its lookahead drives), named as predicted, with what measuring them would
+        cost in training runs and, from the all-in-one network's time, in minutes here."""
+        driver = self.taskset.grouping.measure if self.taskset.grouping.measure in ONE_RUN \
+            else ONE_RUN[0]
+        self.taskset = self.taskset.model_copy(update={"grouping": self.taskset.grouping
+                                                       .model_copy(update={"measure": driver})})
+        matrix = affinity[driver].matrix
+        groupings = [predicted_entry(self.tasks, (f"{driver}/{self.taskset.grouping.rule}",
+                                                  matrix, self.taskset.grouping.rule), k,
+                                     self.measured) for k in self.taskset.budgets]
+        self.ledger.budget = max(self.ledger.budget, self.ledger.spent)  # at least one run
+        runs = math.ceil(need)
+        minutes = need * self.ledger.unit_seconds / 60
+        cost = (f"measuring them (every task alone, the pairs that fit and a fresh seed) needs "
+                f"budget.training_runs: {runs}, about {minutes:.0f} minutes here (the "
+                f"all-in-one network took {self.ledger.unit_seconds:.0f} s)")
+        self.warnings.append(f"budget: the network is too dear for the default budget "
+                             f"({self.ledger.budget:.1f} training runs of counted compute): "
+                             f"the groupings are predicted from its all-in-one run alone; "
+                             + cost)
+        self.meta["next_level"] = NextLevel(training_runs=runs, minutes=round(minutes, 1))
+        best = max(groupings, key=lambda e: sum((e.predicted_gain or {}).values()))
+        return self.result(affinity, diagnostics, groupings, None,
+                           f"predicted from one run, not measured: k = {best.k} groups "
+                           f"({'; '.join(', '.join(g) for g in best.groups)}) by {driver}; "
+                           + cost)
 
     def exhaustive(self, seeds: list[int]) -> bool:
         """Whether every subset of the tasks was trained on each of ``seeds``."""

@@ -48,10 +48,17 @@ class Policy:
     """The fresh seed is kept at this many times its planned cost: a network trains more
     epochs on one seed than on another (up to a fifth more, seen on the benchmark's sets)."""
 
+    race_leaders: int = 1
+    """Candidates each contest of the race keeps (its leaders) once halving reaches them:
+    with more than one, the leaders race on over new seeds while the budget lasts, so that
+    what remains of it goes to the comparison that decides."""
+
     def __post_init__(self) -> None:
         for name in ("default_flops", "evidence_share", "confirmation_margin"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Policy.{name} must be > 0; got {getattr(self, name)!r}")
+        if self.race_leaders < 1:
+            raise ValueError(f"Policy.race_leaders must be >= 1; got {self.race_leaders!r}")
         if self.evidence_share > 1:
             raise ValueError(f"Policy.evidence_share must be <= 1; got {self.evidence_share!r}")
 
@@ -235,11 +242,20 @@ def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
 
 def counted_default(taskset: TaskSet, ledger: Ledger, policy: Policy) -> None:
     """Once the unit is known: a default budget (the task set gives none) becomes the
-    policy's ``default_flops`` of counted compute in training runs, where that is more than
-    it is."""
+    policy's ``default_flops`` of counted compute, in training runs."""
     if taskset.budget.training_runs is None and ledger.unit_steps and ledger.step_flops:
-        ledger.budget = max(ledger.budget,
-                            policy.default_flops / (ledger.unit_steps * ledger.step_flops))
+        ledger.budget = policy.default_flops / (ledger.unit_steps * ledger.step_flops)
+
+
+def one_run_level(taskset: TaskSet, ledger: Ledger, n_tasks: int) -> float | None:
+    """At the default budget, once the all-in-one network has trained: the least budget of
+    the measured level (``least_budget``) where the counted budget is short of it (the
+    network is too dear to measure: its own run's evidence predicts the groupings), else
+    None. An explicit ``budget.training_runs`` always gets the measured level."""
+    if taskset.budget.training_runs is not None or not ledger.step_flops:
+        return None
+    need = least_budget(ledger, n_tasks, finalist_allowance(taskset))
+    return need if ledger.budget + 1e-9 < need else None
 
 
 def reserve(ledger: Ledger, baseline: Sequence[Group], allowance: int, probe_seeds: int,

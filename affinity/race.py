@@ -204,9 +204,10 @@ what is left (more than all of it where ``share`` > 1), leaving enough for the n
 
 def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
              train: Train, affords: Affords, *, min_seeds: int = 1,
-             planned_rounds: int = 3) -> list[int]:
+             planned_rounds: int = 3, leaders: int = 1) -> list[int]:
     """Select each contest's finalist: race every contest over ``seeds`` in order, halving
-    them after each round, until each is down to one candidate; return the seeds every
+    them after each round (never below its ``leaders`` best, who race on while the budget
+    lasts), until each is down to one candidate; return the seeds every
     survivor was measured on (the selection seeds: they chose the finalists, so they cannot
     confirm them). Round r may spend 1 / (planned_rounds - r) of what ``affords`` leaves (so
     that it lasts ``planned_rounds`` rounds), all of it from then on; the first round also
@@ -217,7 +218,7 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
     for r, seed in enumerate(seeds):
         if r > 0:
             for contest in contests:
-                contest.candidates = _halve(contest.candidates, measured, used)
+                contest.candidates = _halve(contest.candidates, measured, used, leaders)
             if all(len(contest.candidates) <= 1 for contest in contests):
                 break
         share = 1.0 / max(1, planned_rounds - r)
@@ -256,10 +257,11 @@ def least_round(contests: list[Contest]) -> set[Group]:
 
 
 def _halve(candidates: list[Candidate], measured: Measurements,
-           seeds: Sequence[int]) -> list[Candidate]:
-    """The better half (at least one) by mean score over ``seeds``, best first."""
+           seeds: Sequence[int], leaders: int = 1) -> list[Candidate]:
+    """The better half (at least ``leaders``, at least one) by mean score over ``seeds``,
+    best first."""
     ranked = sorted(candidates, key=lambda c: measured.scores(c, seeds).mean())
-    return ranked[:max(1, math.ceil(len(ranked) / 2))]
+    return ranked[:max(1, leaders, math.ceil(len(ranked) / 2))]
 
 
 def winner(contest: Contest, measured: Measurements, seeds: Sequence[int]) -> Candidate | None:

@@ -129,6 +129,14 @@ class Cost(_Part):
     stages: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class NextLevel(_Part):
+    """At the one-run level: what the measured level would cost, in training runs and, from
+    the all-in-one network's time, in minutes on the machine that ran it."""
+
+    training_runs: int
+    minutes: float
+
+
 class Meta(_Part):
     """How the result was made: the task set, the device, the rows, the cost, the warnings,
     the pairs never trained, the predictors the race drew candidates from."""
@@ -147,6 +155,7 @@ class Meta(_Part):
     driving_measure: str = ""
     cost: Cost = Field(default_factory=Cost)
     seconds: float = 0.0
+    next_level: NextLevel | None = None
 
 
 def dump(part: BaseModel) -> dict[str, Any]:

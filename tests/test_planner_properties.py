@@ -213,3 +213,32 @@ def test_an_unverified_analysis_names_its_groups_predicted_and_its_pairs_unmeasu
         assert [[result.tasks[a], result.tasks[b]] for a, b in inside
                 if (a, b) not in trained] == e.unmeasured_pairs
     assert result.verdict.startswith("not measured")
+
+
+def test_a_network_too_dear_for_the_default_budget_gets_the_one_run_level():
+    """At the default budget, counted compute short of the measured level (a tiny
+    ``default_flops`` stands in for a dear network): only the all-in-one network trains;
+    every k's groups are predicted from its lookahead, named as predicted; the result says
+    what measuring them would cost. An explicit budget gets the measured level."""
+    job = {"n": 5, "ks": [2, 3], "runs": None, "own_rows": False, "recipe": None, "world": 4}
+    taskset, data = build(job)
+    sim = SimulatedExecutor(5, 4)
+    result = analyze(taskset, data=data, device="cpu", executor=sim,
+                     policy=Policy(default_flops=1e6))
+    assert list(sim.trained) == [((0, 1, 2, 3, 4), 0)]
+    assert set(result.affinity) == {"lookahead", "grad_cosine"}
+    assert [e.k for e in result.groupings] == [2, 3]
+    assert all(e.evidence == "predicted" and e.baseline is None for e in result.groupings)
+    need = result.meta.next_level
+    assert need is not None and need.training_runs > result.meta.cost.budget
+    assert result.verdict.startswith("predicted from one run, not measured: k = ")
+    assert f"needs budget.training_runs: {need.training_runs}," in result.verdict
+    assert any(w.startswith("budget: the network is too dear") for w in result.meta.warnings)
+    assert result.meta.cost.training_runs == pytest.approx(1.0)
+    explicit = taskset.model_copy(update={"budget": taskset.budget.model_copy(
+        update={"training_runs": float(need.training_runs)})})
+    measured = analyze(explicit, data=data, device="cpu", executor=SimulatedExecutor(5, 4),
+                       policy=Policy(default_flops=1e6))
+    assert measured.meta.next_level is None
+    assert all(e.evidence == "measured" for e in measured.groupings)
+    assert measured.verification is not None and measured.verification.confirmation_seeds

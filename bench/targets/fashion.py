@@ -3,8 +3,9 @@ attribute tasks, the built-in cnn backbone at its defaults, the default budget. 
 time, peak memory, training runs spent against the budget and the memory plan; exits 1 when
 the run spends more than 1.25 times its budget (in wall-time run-equivalents), when the
 projected total time (what a progress ETA shows) strays more than 30% from the actual one
-after the first stage, or when the run takes more than 45 minutes or 16 GiB. Threads: as the
-worker chooses them (all cores but one).
+after the first stage, when the run takes more than 45 minutes or 16 GiB, or (at the default
+budget) when it gives the one-run level's groupings without naming each k predicted. Threads:
+as the worker chooses them (all cores but one).
 
     python -m bench.targets.fashion [--rows 6000] [--budget RUNS] [--backbone cnn]
 """
@@ -101,7 +102,18 @@ def main() -> int:
     unstable = max(abs(spread[0]), abs(spread[1])) > ETA_TOLERANCE
     print(f"projected total time {100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% of the "
           f"actual ({len(later)} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
-    return 1 if over or unstable or slow else 0
+    levels = {e.evidence for e in result.groupings}
+    for e in result.groupings:
+        print(f"k={e.k} ({e.evidence}): {' | '.join(', '.join(g) for g in e.groups)}")
+    unnamed = False
+    if args.budget is None:  # the default: the one-run level where the network is too dear
+        nxt = result.meta.next_level
+        unnamed = levels != {"predicted"} and nxt is not None
+        print(f"{'missed' if unnamed else 'met'}: every k named as "
+              + (f"predicted; the measured level: {nxt.training_runs} runs, about "
+                 f"{nxt.minutes:.0f} minutes here" if nxt else "measured (the default "
+                 "afforded the measured level)"))
+    return 1 if over or unstable or slow or unnamed else 0
 
 
 if __name__ == "__main__":
