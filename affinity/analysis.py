@@ -76,7 +76,7 @@ from affinity.recommend import (
 from affinity.result import MeasureResult, Result
 from affinity.result_models import Cost, GroupingEntry, Meta, NextLevel, Verification
 from affinity.taskset import DEFAULT_DRIVERS, InvalidTaskSet, TaskSet
-from affinity.verdict import verdict
+from affinity.verdict import groups_text, verdict
 
 MAX_RACE_SEEDS = 8
 ONE_RUN = ("lookahead", "grad_cosine")
@@ -476,8 +476,7 @@ class Analysis:
         best = max(groupings, key=lambda e: sum((e.predicted_gain or {}).values()))
         return self.result(affinity, diagnostics, groupings, None,
                            f"predicted from one run, not measured: k = {best.k} groups "
-                           f"({'; '.join(', '.join(g) for g in best.groups)}) by {driver}; "
-                           + cost)
+                           f"({groups_text(best)}) by {driver}; " + cost)
 
     def exhaustive(self, seeds: list[int]) -> bool:
         """Whether every subset of the tasks was trained on each of ``seeds``."""

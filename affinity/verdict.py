@@ -25,6 +25,18 @@ def group_lines(entry: GroupingEntry) -> list[str]:
             for i, g in enumerate(groups)]
 
 
+LISTED_TASKS = 24
+"""A sentence lists the groups' tasks up to this many; beyond, their sizes."""
+
+
+def groups_text(entry: GroupingEntry) -> str:
+    """An entry's groups for a sentence: their lines, or, with more than ``LISTED_TASKS``
+    members in all, how many tasks each holds (the groups are in the entry)."""
+    if sum(len(g) for g in entry.groups) <= LISTED_TASKS:
+        return "; ".join(group_lines(entry))
+    return f"of {', '.join(str(len(g)) for g in entry.groups)} tasks: see groupings"
+
+
 def is_the_baseline(entry: GroupingEntry) -> bool:
     """Whether an entry's best k groups are its better baseline itself (k = 1 against one
     network for all, k = T against every task alone): nothing to compare."""
@@ -43,7 +55,7 @@ def verdict(entries: list[GroupingEntry]) -> str:
     grouped = [e for e in measured if e.kind == "groups"]
     if grouped:
         e = max(grouped, key=lambda e: e.expected_improvement or 0.0)
-        lines = "; ".join(group_lines(e))
+        lines = groups_text(e)
         other = _OTHER[e.baseline or ""]
         if e.significant and e.interval and e.improvement is not None:
             lo, hi = e.interval

@@ -23,6 +23,7 @@ from affinity.grouping.select import (
     by_integer_program,
     by_local_search,
     choose_groups,
+    dendrogram_pool,
     pruned_pool,
     stirling2,
     top_groupings,
@@ -309,3 +310,17 @@ def test_every_group_serves_a_task_when_gains_tie():
     gains = group_gains(a, pool, "sum")
     for k in (2, 3, 5):
         check_selection(by_local_search(pool, gains, k), pool, gains, k)
+
+
+def test_beyond_sixty_four_tasks_the_pool_is_the_dendrogram_and_finds_the_blocks():
+    """300 tasks in 6 planted blocks (positive within, negative across): the pool is the
+    average-link dendrogram's clusters (nested: at most 2T - 1 groups, each the union of two
+    smaller ones), it holds every block, and the choice of 6 groups is the blocks."""
+    a, labels = blocks([50] * 6, seed=5)
+    pool = pruned_pool(a, "sum")
+    assert pool == dendrogram_pool(a) and len(pool) <= 2 * 300 - 1
+    assert {tuple(np.flatnonzero(labels == b).tolist()) for b in range(6)} <= set(pool)
+    assert all(len(g) == 1 or any(set(h) < set(g) for h in pool if len(h) < len(g))
+               for g in pool)
+    found = select_groups(a, 6)
+    assert adjusted_rand_score(labels, labels_of(found.groups, 300)) == 1

@@ -13,7 +13,7 @@ from affinity.auxiliary import rank_auxiliaries
 from affinity.report import _aux_cell, heatmap, write_report
 from affinity.result import MeasureResult, Result
 from affinity.result_models import GroupingEntry, Meta, Verification
-from affinity.verdict import group_lines, is_the_baseline, verdict
+from affinity.verdict import group_lines, groups_text, is_the_baseline, verdict
 
 TASKS = ["a", "b", "c"]
 
@@ -121,3 +121,11 @@ def test_a_result_document_round_trips_through_its_typed_parts(tmp_path):
     doc["groupings"][0]["k"] = "two"
     with pytest.raises(ValueError, match=r"not a result document: .*groupings|k"):
         Result.from_dict(doc)
+
+
+def test_a_sentence_gives_the_sizes_of_groups_too_many_to_list():
+    """Up to 24 tasks a sentence lists each group's tasks; beyond, how many each holds."""
+    few = GroupingEntry(k=2, groups=[["a", "b"], ["c"]])
+    assert groups_text(few) == "a, b; c"
+    many = GroupingEntry(k=2, groups=[[f"t{i}" for i in range(20)], [f"u{i}" for i in range(5)]])
+    assert groups_text(many) == "of 20, 5 tasks: see groupings"

@@ -4,7 +4,8 @@ Each task is served by the chosen group in which its predicted gain is highest; 
 must be served and every chosen group serves at least one task. Solved over a pool of
 candidate groups: every non-empty subset for up to ``max_exact_tasks`` tasks (the exact
 optimum), otherwise a pruned pool (singles, pairs, the whole set, and groups grown greedily
-from pairs; beyond 20 tasks, each task's 12 best pairs) whose optimum is a heuristic answer.
+from pairs; beyond 20 tasks, each task's 12 best pairs; beyond 64, the clusters of the affinity
+graph's dendrogram) whose optimum is a heuristic answer.
 Small problems are solved by enumerating the partitions of the tasks into the blocks that
 each chosen group serves, the rest (and the few where that bound is not met) as an integer
 program with ``scipy.optimize.milp`` (HiGHS); a pruned pool of more than
@@ -25,6 +26,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 from scipy.spatial.distance import squareform
 
+from affinity.grouping.clustering import similarity
 from affinity.grouping.gain import Rule, group_gains, membership, summed_gains
 
 MAX_EXACT_TASKS = 10
@@ -62,6 +64,8 @@ def pruned_pool(affinity: np.ndarray, rule: Rule) -> list[tuple[int, ...]]:
     size, over every growing group's every next task. Cached for the rules of a beta: every
     k's choice by one predictor grows the same pool."""
     affinity = np.ascontiguousarray(affinity, dtype=float)
+    if len(affinity) > GROWN_POOL_TASKS:
+        return dendrogram_pool(affinity)
     if isinstance(rule, str | int | float):
         return list(_cached_pool(affinity.tobytes(), len(affinity), rule))
     return _grown_pool(affinity, rule)
@@ -104,6 +108,27 @@ GROWN_PARTNERS = 12
 best partners grow (at 40 tasks 400-odd of the 780 pairs: half the pool, half the time; at
 16 and 20 tasks, where every pair grows, it would have cost the best choice 0.5% of its
 predicted gain on average, up to 15%: ``bench/targets/selection.py``'s matrices)."""
+
+
+GROWN_POOL_TASKS = 64
+"""Beyond this many tasks the pool is the affinity graph's average-link dendrogram: growing
+each task's pairs costs tasks x partners x tasks gains a step (at 500 tasks, minutes and
+gigabytes before the first choice)."""
+
+
+def dendrogram_pool(affinity: np.ndarray) -> list[tuple[int, ...]]:
+    """Singles, the whole set and every cluster of the average-link dendrogram of the
+    symmetrised affinity (``clustering.similarity``): 2T - 1 groups, nested, so that every
+    cut of the tree (each number of clusters) is a choice the pool holds."""
+    n = len(affinity)
+    sim = similarity(affinity)
+    dist = sim.max() - sim
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    members: list[tuple[int, ...]] = [(t,) for t in range(n)]
+    for a, b, _, _ in tree:
+        members.append(tuple(sorted(members[int(a)] + members[int(b)])))
+    return sorted(set(members), key=lambda g: (len(g), g))
 
 
 def _closest_pairs(affinity: np.ndarray, rule: Rule) -> list[tuple[int, int]]:
