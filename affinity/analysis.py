@@ -465,9 +465,10 @@ class Analysis:
         self.ledger.budget = max(self.ledger.budget, self.ledger.spent)  # at least one run
         runs = math.ceil(need)
         minutes = need * self.ledger.unit_seconds / 60
+        took = f"{minutes:.0f} minutes" if minutes >= 1 else "under a minute"
         cost = (f"measuring them (every task alone, the pairs that fit and a fresh seed) needs "
-                f"budget.training_runs: {runs}, about {minutes:.0f} minutes here (the "
-                f"all-in-one network took {self.ledger.unit_seconds:.0f} s)")
+                f"budget.training_runs: {runs}, about {took} here (the all-in-one network "
+                f"took {self.ledger.unit_seconds:.2g} s)")
         self.warnings.append(f"budget: the network is too dear for the default budget "
                              f"({self.ledger.budget:.1f} training runs of counted compute): "
                              f"the groupings are predicted from its all-in-one run alone; "
