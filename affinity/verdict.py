@@ -15,6 +15,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%" if abs(x) < 0.1 else f"{100 * x:.0f}%"
 
 
+def lower(x: float) -> str:
+    """A relative drop in words: "0.3% lower", or "0.3% higher" where it is a rise."""
+    return f"{pct(abs(x))} {'lower' if x >= 0 else 'higher'}"
+
+
 def group_lines(entry: GroupingEntry) -> list[str]:
     """An entry's groups, one line each; where groups overlap, each says which of its tasks
     it serves (a task takes its predictions from one of its groups: ``served_by``)."""
@@ -64,10 +69,10 @@ def verdict(entries: list[GroupingEntry]) -> str:
         if e.interval is not None and e.improvement is not None:
             lo, hi = e.interval
             return (f"train k = {e.k} groups ({lines}): they measured "
-                    f"{pct(e.improvement)} lower in total loss than {other}, within noise "
+                    f"{lower(e.improvement)} in total loss than {other}, within noise "
                     f"({pct(lo)} to {pct(hi)}); either is about as good")
         return (f"train k = {e.k} groups ({lines}): they measured "
-                f"{pct(e.expected_improvement or 0.0)} lower in total loss than {other} "
+                f"{lower(e.expected_improvement or 0.0)} in total loss than {other} "
                 "(not confirmed on a fresh seed: no interval)")
     base = measured[0].baseline or ""
     compared = [e for e in measured if not is_the_baseline(e) and e.interval
@@ -95,12 +100,12 @@ def auxiliary_sentence(primary: str, chosen: list[str], partners: list[str],
     if chosen:
         head = f"train {primary} with {', '.join(chosen)}"
         if comp is None or comp.interval is None:
-            return (f"{head}: its loss measured {pct(measured_gain or 0.0)} lower than alone "
+            return (f"{head}: its loss measured {lower(measured_gain or 0.0)} than alone "
                     "on the seeds that chose them (not confirmed on a fresh seed)")
         lo, hi = comp.interval
         if comp.significant:
             return f"{head}: its loss drops by {pct(comp.improvement)} ({pct(lo)} to {pct(hi)})"
-        return (f"{head}: its loss measured {pct(comp.improvement)} lower than alone, within "
+        return (f"{head}: its loss measured {lower(comp.improvement)} than alone, within "
                 f"noise ({pct(lo)} to {pct(hi)}); training it alone is about as good")
     if not partners:
         return f"train {primary} alone: no auxiliary set was measured"
