@@ -462,7 +462,8 @@ class Analysis:
         groupings = [predicted_entry(self.tasks, (f"{driver}/{self.taskset.grouping.rule}",
                                                   matrix, self.taskset.grouping.rule), k,
                                      self.measured) for k in self.taskset.budgets]
-        self.ledger.budget = max(self.ledger.budget, self.ledger.spent)  # at least one run
+        counted = self.ledger.budget
+        self.ledger.budget = max(counted, self.ledger.spent)  # at least the one run
         runs = math.ceil(need)
         minutes = need * self.ledger.unit_seconds / 60
         took = f"{minutes:.0f} minutes" if minutes >= 1 else "under a minute"
@@ -470,7 +471,7 @@ class Analysis:
                 f"budget.training_runs: {runs}, about {took} here (the all-in-one network "
                 f"took {self.ledger.unit_seconds:.2g} s)")
         self.warnings.append(f"budget: the network is too dear for the default budget "
-                             f"({self.ledger.budget:.1f} training runs of counted compute): "
+                             f"({counted:.2g} training runs of counted compute): "
                              f"the groupings are predicted from its all-in-one run alone; "
                              + cost)
         self.meta["next_level"] = NextLevel(training_runs=runs, minutes=round(minutes, 1))

@@ -235,6 +235,10 @@ def test_a_network_too_dear_for_the_default_budget_gets_the_one_run_level():
     assert f"needs budget.training_runs: {need.training_runs}," in result.verdict
     assert any(w.startswith("budget: the network is too dear") for w in result.meta.warnings)
     assert result.meta.cost.training_runs == pytest.approx(1.0)
+    assert result.meta.cost.budget == pytest.approx(1.0)  # the counted default, at least the run
+    (said,) = [w for w in result.meta.warnings if w.startswith("budget: the network")]
+    counted = float(said.split("(", 1)[1].split(" training runs")[0])
+    assert 0 < counted < 1
     explicit = taskset.model_copy(update={"budget": taskset.budget.model_copy(
         update={"training_runs": float(need.training_runs)})})
     measured = analyze(explicit, data=data, device="cpu", executor=SimulatedExecutor(5, 4),
