@@ -469,7 +469,7 @@ class Analysis:
         took = f"{minutes:.0f} minutes" if minutes >= 1 else "under a minute"
         cost = (f"measuring them (every task alone, the pairs that fit and a fresh seed) needs "
                 f"budget.training_runs: {runs}, about {took} here (the all-in-one network "
-                f"took {self.ledger.unit_seconds:.2g} s)")
+                f"took {_seconds(self.ledger.unit_seconds)})")
         self.warnings.append(f"budget: the network is too dear for the default budget "
                              f"({counted:.2g} training runs of counted compute): "
                              f"the groupings are predicted from its all-in-one run alone; "
@@ -519,6 +519,10 @@ class Analysis:
         self.ledger.add(stage, seed, groups, epochs, steps, time.perf_counter() - started, cut)
         self.progress.update(self.ledger.live())
         self.measured.add(seed, groups, val_loss)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s >= 10 else f"{s:.2g} s"
 
 
 def evidence(wanted: list[Group], ledger: Ledger, room: float,
