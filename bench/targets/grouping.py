@@ -91,15 +91,27 @@ def true_improvement(truth: Truth, groups: list[tuple[int, ...]],
     return float(drop.mean()), float(half)
 
 
-def evaluate(name: str, budget: float | None, device: torch.device,
-             save: Path | None = None, policy: Policy | None = None) -> dict:
-    """One analysis of the set at the default (or ``budget``), by ``policy`` (the analysis'
-    default unless given), scored on its truth."""
+ONE_RUN = "one run"
+"""The budget label of the one-run level: every set's all-in-one run alone (the analysis'
+default budget with almost no counted compute, so that every network is too dear)."""
+
+
+def evaluate(name: str, budget: float | str | None, device: torch.device,
+             save: Path | None = None, policy: Policy | None = None,
+             rule: str | None = None) -> dict:
+    """One analysis of the set at the default, at ``budget`` training runs or at the one-run
+    level (``ONE_RUN``), by ``policy`` (the analysis' default unless given) and ``rule``
+    (the set's own unless given), scored on its truth."""
     with tempfile.TemporaryDirectory() as folder:
         taskset = REALSETS[name](Path(folder))
-        if budget:
+        if budget == ONE_RUN:
+            policy = dataclasses.replace(policy or Policy(), default_flops=1.0)
+        elif budget:
             taskset = taskset.model_copy(update={"budget": taskset.budget.model_copy(
                 update={"training_runs": budget})})
+        if rule:
+            taskset = taskset.model_copy(update={"grouping": taskset.grouping.model_copy(
+                update={"rule": rule})})
         data = load_dataset(taskset)
         result = analyze(taskset, data=data, device=device, policy=policy)
     if save:
@@ -109,7 +121,7 @@ def evaluate(name: str, budget: float | None, device: torch.device,
     if name in LARGE:  # the referee trains what the recommendations add to the truth
         tasks = result.tasks
         extend(name, [g for e in entries.values() for key in ("groups", "best_groups")
-                      for g in as_indices(tasks, e[key] or [])])
+                      for g in as_indices(tasks, e.get(key) or [])])
     truth = Truth.read(name)
     assert result.tasks == truth.tasks, (result.tasks, truth.tasks)
     row: dict = {"name": name, "tasks": len(truth.tasks), "verdict": result.verdict,
@@ -197,6 +209,8 @@ def aux_regrets(truth: Truth, result: Result, taskset: TaskSet) -> dict[str, flo
         unconfirmed.append(truth.aux_regret(j, best, max_aux))
         aux_floor.append(np.mean([b.aux_regret(j, a.best_aux(j, max_aux), max_aux)
                                   for a, b in halvings]))
+    if not aux:  # nothing verified (the one-run level): no auxiliary choice to score
+        return {"aux": np.nan, "aux_floor": np.nan, "aux_unconfirmed": np.nan}
     return {"aux": float(np.mean(aux)), "aux_floor": float(np.mean(aux_floor)),
             "aux_unconfirmed": float(np.mean(unconfirmed))}
 
@@ -352,6 +366,11 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="write each set's result to SAVE/<set>/")
     parser.add_argument("--write-docs", action="store_true",
                         help=f"write the tables to {DOCS.relative_to(DOCS.parents[1])}")
+    parser.add_argument("--one-run", action="store_true",
+                        help="also the one-run level (each set's all-in-one run alone; not the "
+                             "12-task set): a row of the quality-against-compute table")
+    parser.add_argument("--rule", choices=["sum", "mean"],
+                        help="every set's grouping.rule (default: each set's own)")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE",
                         help="for tuning: a field of the analysis' plan.Policy, e.g. "
                              "evidence_share=0.3 (repeatable)")
@@ -365,13 +384,18 @@ def main() -> int:
     missed: list[str] = []
     summaries: dict[str, dict[str, dict]] = {}
     printed: list[str] = []
-    for budget in [None, *args.budget]:
-        label = "default" if budget is None else f"{budget:g} runs"
+    budgets: list[float | str | None] = [None, *args.budget, *([ONE_RUN] if args.one_run else [])]
+    for budget in budgets:
+        label = "default" if budget is None else budget if isinstance(budget, str) \
+            else f"{budget:g} runs"
         rows = {}
         with limited_threads(args.threads or None):
             for name in args.names:
+                if budget == ONE_RUN and name in LARGE:  # its truth would need new groups
+                    continue
                 rows[name] = evaluate(name, budget, torch.device(args.device),
-                                      args.save / label if args.save else None, policy)
+                                      args.save / label if args.save else None, policy,
+                                      args.rule)
                 print(f"{label}, {name}: {rows[name]['verdict']}", flush=True)
         for half, names in HALVES.items():
             chosen = [rows[n] for n in names if n in rows]
