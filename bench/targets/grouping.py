@@ -419,7 +419,8 @@ def main() -> int:
     if args.write_docs:
         DOCS.write_text(
             "# Benchmark figures\n\nWritten by `python -m bench.targets.grouping --budget 20 "
-            "--budget 100 --write-docs` on the 2-core CPU machine (torch 2.13.0 CPU build); "
+            "--budget 100 --one-run --write-docs` on the 2-core CPU machine (torch 2.13.0 CPU "
+            "build); "
             "see [development.md](development.md) for what each benchmark measures. Regret: 0 "
             "is the exhaustive optimum of k groups, 1 a random partition (negative where "
             "every task alone beats every choice of k groups); coverage: the reported 95% "
