@@ -382,7 +382,7 @@ class Analysis:
             better = next(iter(final.values()))[1]
             other = next(b for b in baselines(self.data.n_tasks) if b.groups != better.groups)
             paired.insert(0, (other, better))
-        trained = {g for g, _ in measured.loss}
+        trained = measured.trained()
         first = sorted({g for item in required for g in to_confirm(*item)}, key=_by_size)
         again = sorted({g for item in required if not set(to_confirm(*item)) <= trained
                         for g in to_confirm(*item)}, key=_by_size)

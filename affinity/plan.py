@@ -38,8 +38,8 @@ class Policy:
     default_flops: float = 6e12
     """The default budget in counted operations (``budget.training_runs`` unset): sized so
     that the default analysis of a bench-sized table (2,000-6,000 rows, an MLP) takes a few
-    minutes on a 2-core CPU (the grouping benchmark prints each set's wall time); never below
-    what the least analysis needs."""
+    minutes on a 2-core CPU (the grouping benchmark prints each set's wall time). Where it
+    is short of the least measured analysis, the one-run level (``one_run_level``)."""
     evidence_share: float = 0.6
     """Of what the budget leaves beside the confirmation seeds after the single-task
     networks, the most the pairs and sampled groups may take; the race's selection rounds get
@@ -47,7 +47,6 @@ class Policy:
     confirmation_margin: float = 1.25
     """The fresh seed is kept at this many times its planned cost: a network trains more
     epochs on one seed than on another (up to a fifth more, seen on the benchmark's sets)."""
-
     race_leaders: int = 1
     """Candidates each contest of the race keeps (its leaders) once halving reaches them:
     with more than one, the leaders race on over new seeds while the budget lasts, so that

@@ -50,6 +50,10 @@ class Measurements:
     def has(self, group: Group, seed: int) -> bool:
         return (group, seed) in self.loss
 
+    def trained(self) -> set[Group]:
+        """Every group whose network trained, on any seed."""
+        return {g for g, _ in self.loss}
+
     def task_losses(self, candidate: Candidate, seeds: Sequence[int],
                     serve_on: Sequence[int] | None = None) -> np.ndarray:
         """Loss of each target task on each seed, shape (seeds, targets), each task served by

@@ -51,7 +51,7 @@ def _claim(c: Comparison | None) -> dict[str, Any]:
 def unmeasured_pairs(tasks: list[str], groups: tuple[tuple[int, ...], ...],
                      measured: Measurements) -> list[list[str]]:
     """The pairs of tasks that share one of ``groups`` and were never trained as a pair."""
-    trained = {g for g, _ in measured.loss}
+    trained = measured.trained()
     pairs = sorted({(a, b) for g in groups for i, a in enumerate(g) for b in g[i + 1:]})
     return [[tasks[a], tasks[b]] for a, b in pairs if (a, b) not in trained]
 
