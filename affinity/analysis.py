@@ -42,6 +42,7 @@ from affinity.candidates import (
     measured_optimum,
     predictors,
 )
+from affinity.checked import Grouping, check_entry, checked_need, plan_check, pooled_spread
 from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.flops import step_flops
@@ -217,7 +218,12 @@ class Analysis:
         need = least_budget(ledger, n, finalist_allowance(self.taskset))
         raise_default_budget(self.taskset, ledger, need)
         self.progress.total = ledger.budget
-        full = check_budget(self.taskset, ledger, need)
+        checked = checked_need(ledger, n, self.taskset.budgets,
+                               self.seed + CONFIRMATION_FIRST_SEED)
+        if checked <= ledger.budget + 1e-9 < need and self.taskset.budget.when_short == "refuse":
+            self.one_run_need = need  # the checked level: predicted, then one fresh seed
+            return True
+        full = check_budget(self.taskset, ledger, need, checked)
         if not full:
             self.warnings.append(
                 f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the "
@@ -245,7 +251,8 @@ class Analysis:
             joint = self.joint(seed, label)
             conflicts.append(joint.conflict_rate)
             if i == 0:
-                self.one_run_need = one_run_level(taskset, ledger, n)
+                if self.one_run_need is None:
+                    self.one_run_need = one_run_level(taskset, ledger, n)
                 if self.one_run_need is not None:
                     run = ProbeRun(taskset, data, seed, joint, None)
                     one_run = {name: MeasureResult.from_seeds([np.asarray(
@@ -453,7 +460,9 @@ class Analysis:
                 diagnostics: dict[str, MeasureResult], need: float) -> Result:
         """The one-run level: each k's groups predicted from the all-in-one run's own
         evidence (its lookahead drives), named as predicted, with what measuring them would
-        cost in training runs and, from the all-in-one network's time, in minutes here."""
+        cost in training runs and, from the all-in-one network's time, in minutes here; the
+        checked level where the budget affords one fresh seed of the predicted groups, the
+        all-in-one network and a sample of the tasks alone (``checked.py``)."""
         driver = self.taskset.grouping.measure if self.taskset.grouping.measure in ONE_RUN \
             else ONE_RUN[0]
         self.taskset = self.taskset.model_copy(update={"grouping": self.taskset.grouping
@@ -463,22 +472,62 @@ class Analysis:
                                                   matrix, self.taskset.grouping.rule), k,
                                      self.measured) for k in self.taskset.budgets]
         counted = self.ledger.budget
-        self.ledger.budget = max(counted, self.ledger.spent)  # at least the one run
         runs = math.ceil(need)
         minutes = need * self.ledger.unit_seconds / 60
         took = f"{minutes:.0f} minutes" if minutes >= 1 else "under a minute"
         cost = (f"measuring them (every task alone, the pairs that fit and a fresh seed) needs "
                 f"budget.training_runs: {runs}, about {took} here (the all-in-one network "
                 f"took {_seconds(self.ledger.unit_seconds)})")
-        self.warnings.append(f"budget: the network is too dear for the default budget "
-                             f"({counted:.2g} training runs of counted compute): "
-                             f"the groupings are predicted from its all-in-one run alone; "
-                             + cost)
         self.meta["next_level"] = NextLevel(training_runs=runs, minutes=round(minutes, 1))
+        short = (f"budget: the network is too dear for the default budget ({counted:.2g} "
+                 "training runs of counted compute)"
+                 if self.taskset.budget.training_runs is None else
+                 f"budget.training_runs: {counted:g} is short of the measured level")
+        checked = self.check(groupings)
+        if checked is not None:
+            entries, seed, sample = checked
+            alone = "every task alone" if len(sample) == len(self.tasks) else \
+                f"{len(sample)} of {len(self.tasks)} tasks alone, a sample"
+            self.warnings.append(
+                f"{short}: the groupings are predicted from the all-in-one run and checked "
+                f"on one fresh seed against both baselines ({alone}; the seed-to-seed spread "
+                "pooled from the all-in-one network's two seeds); " + cost)
+            verification = Verification(seeds=[seed], confirmation_seeds=[seed])
+            return self.result(affinity, diagnostics, entries, verification,
+                               f"{verdict(entries)} (predicted from one run, checked on one "
+                               f"fresh seed; {alone})")
+        self.ledger.budget = max(counted, self.ledger.spent)  # at least the one run
+        self.warnings.append(f"{short}: the groupings are predicted from its all-in-one run "
+                             "alone; " + cost)
         best = max(groupings, key=lambda e: sum((e.predicted_gain or {}).values()))
         return self.result(affinity, diagnostics, groupings, None,
                            f"predicted from one run, not measured: k = {best.k} groups "
                            f"({groups_text(best)}) by {driver}; " + cost)
+
+    def check(self, predicted: list[GroupingEntry]
+              ) -> tuple[list[GroupingEntry], int, list[int]] | None:
+        """The checked level, where the budget affords it: on one fresh seed, the sampled
+        tasks alone, then the all-in-one network and every k's predicted groups; each k's
+        entry against the better baseline (``checked.check_entry``), the seed and the
+        sample. None where it does not fit."""
+        n, tasks, ledger = self.data.n_tasks, self.tasks, self.ledger
+        plans = [Grouping(e.k, tuple(tuple(tasks.index(t) for t in g) for g in e.groups),
+                          tuple(e.served_by[t] for t in tasks)) for e in predicted]
+        seed = self.seed + CONFIRMATION_FIRST_SEED
+        check = plan_check(plans, n, seed, ledger.remaining, ledger.estimate)
+        if check is None:
+            return None
+        singles = [(t,) for t in check.sample]
+        rest = [g for g in check.networks if g not in singles]
+        self.progress.total = ledger.spent + ledger.estimate(check.networks)
+        self.train(singles, seed, f"check: {len(singles)} tasks alone (fresh seed)")
+        # planned again from the singles' epochs
+        self.progress.total = ledger.spent + ledger.estimate(rest)
+        self.train(rest, seed, f"check: the all-in-one network and {len(rest) - 1} groups "
+                   "(fresh seed)")
+        spread = pooled_spread(self.measured, ledger.everyone, [self.seed, seed])
+        return [check_entry(tasks, e, g, self.measured, seed, check.sample, spread, n)
+                for e, g in zip(predicted, plans, strict=True)], seed, check.sample
 
     def exhaustive(self, seeds: list[int]) -> bool:
         """Whether every subset of the tasks was trained on each of ``seeds``."""

@@ -224,10 +224,11 @@ def raise_default_budget(taskset: TaskSet, ledger: Ledger, need: float) -> None:
         ledger.budget = float(math.ceil(need))
 
 
-def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
+def check_budget(taskset: TaskSet, ledger: Ledger, need: float, checked: float) -> bool:
     """Before training, given the ``least_budget`` it ``need``s: whether the budget affords
     the analysis (True), affords the baselines only and the task set asks for that (False),
-    or neither (InvalidTaskSet, naming the training runs it needs)."""
+    or neither (InvalidTaskSet, naming the training runs it needs, and the ``checked``
+    level's)."""
     if need <= ledger.budget + 1e-9:
         return True
     if taskset.budget.when_short == "baselines":
@@ -236,7 +237,9 @@ def check_budget(taskset: TaskSet, ledger: Ledger, need: float) -> bool:
         f"budget.training_runs: {ledger.budget:g} cannot afford two seeds of the baselines "
         f"and the finalists; this task set needs at least {math.ceil(need)} (planned from "
         "each network's rows; networks that train more epochs than the all-in-one one need "
-        "more); or set budget.when_short: baselines to compare the two baselines only")
+        f"more), or at least {math.ceil(checked)} for its groupings predicted from one run "
+        "and checked on one fresh seed; or set budget.when_short: baselines to compare the "
+        "two baselines only")
 
 
 def counted_default(taskset: TaskSet, ledger: Ledger, policy: Policy) -> None:

@@ -81,8 +81,14 @@ def check_entry(entry: dict, tasks: list[str], sim: SimulatedExecutor) -> None:
     losses of networks trained on those seeds."""
     index = {t: i for i, t in enumerate(tasks)}
     everyone = tuple(range(len(tasks)))
-    seeds = entry["measured_seeds"]
     groups = [tuple(sorted(index[t] for t in g)) for g in entry["groups"]]
+    if entry["evidence"] == "predicted":  # the one-run level; checked: on one fresh seed
+        best = [tuple(sorted(index[t] for t in g)) for g in entry.get("best_groups") or []]
+        for s in entry.get("confirmation_seeds", []):
+            serving = {best[i] for i in entry["served_by"].values()}
+            assert all((g, s) in sim.trained for g in serving | {everyone}), (entry["k"], s)
+        return
+    seeds = entry["measured_seeds"]
     for name, m in entry["measured"].items():
         t = index[name]
         served = groups[entry["served_by"][name]]
@@ -194,6 +200,42 @@ def test_the_policy_is_passed_in_and_sets_the_default_budget():
     assert costs[1]["budget"] == pytest.approx(costs[0]["budget"] / 10, rel=0.01)
     with pytest.raises(ValueError, match=r"Policy.evidence_share must be <= 1; got 1.5"):
         Policy(evidence_share=1.5)
+
+
+def test_a_budget_short_of_the_measured_level_gets_the_checked_level():
+    """An explicit budget below the measured level's need but above the checked level's: the
+    all-in-one network on the probes' seed predicts every k's groups; one fresh seed trains
+    the all-in-one network, those groups and a sample of the tasks alone; each entry's
+    comparison is what those networks measured. Below the checked level, the refusal names
+    both levels' needs."""
+    job = {"n": 6, "ks": [2, 3], "runs": 14, "own_rows": False, "recipe": None, "world": 4}
+    result, sim, _ = run(job)
+    assert result is not None
+    fresh = 500
+    assert {s for _, s in sim.trained} == {0, fresh}
+    assert [g for g, s in sim.trained if s == 0] == [tuple(range(6))]
+    alone = [g[0] for g, s in sim.trained if s == fresh and len(g) == 1]
+    assert len(alone) >= 4
+    everyone = tuple(range(6))
+    for e in result.groupings:
+        assert e.evidence == "predicted" and e.confirmation_seeds == [fresh]
+        assert e.interval is not None and e.improvement is not None
+        assert e.interval[0] <= e.improvement <= e.interval[1]
+        best = [tuple(sorted(result.tasks.index(t) for t in g)) for g in e.best_groups or []]
+        mine = sum(sim.trained[best[e.served_by[t]], fresh][i] for i, t in enumerate(result.tasks))
+        if e.baseline == "all_in_one":
+            joint = np.nansum(sim.trained[everyone, fresh])
+            assert e.improvement == pytest.approx((joint - mine) / joint, abs=1e-5)
+        assert e.kind == ("groups" if e.improvement > 0 else e.baseline)
+    assert "checked on one fresh seed" in result.verdict
+    assert ("every task alone" if len(alone) == 6 else f"{len(alone)} of 6 tasks alone") \
+        in result.verdict
+    check_budget(result.to_dict()["meta"]["cost"])
+    _, _, refusal = run({**job, "runs": 8})
+    checked = int(refusal.split("or at least ")[1].split(" ")[0])
+    assert 8 < checked <= 14
+    at_least, _, _ = run({**job, "runs": checked})
+    assert at_least is not None and at_least.groupings[0].confirmation_seeds == [fresh]
 
 
 def test_an_unverified_analysis_names_its_groups_predicted_and_its_pairs_unmeasured():

@@ -1,8 +1,8 @@
 """One-run evidence against the truth: Spearman of each matrix the all-in-one run gives
-(gradient cosine, lookahead, and the linearised gain of ``bench/studies/linearized.py``) with the
-truth's pair gains (``bench/targets/grouping.py`` prints trained pairs' beside), per set and probe
-seed, the seconds each took, and each half's mean. Exits 1 when the linearised gain's mean
-is not above both of the others'.
+(gradient cosine, lookahead, and the linearised subset affinity of
+``bench/studies/linearized.py``) with the truth's pair gains (``bench/targets/grouping.py``
+prints trained pairs' beside), per set and probe seed, the seconds each took, and each half's
+mean. Exits 1 when the linearised affinity's mean is not above both of the others'.
 
     python -m bench.studies.one_run [NAME ...] [--seeds 3]
 """
@@ -10,6 +10,7 @@ is not above both of the others'.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from affinity.measures import MEASURES, ProbeRun
 from affinity.probes.joint import run_joint
 from affinity.probes.subsets import run_subsets
 from bench.data.realsets import HALVES, REALSETS
-from bench.studies.linearized import linearized_gain
+from bench.studies.linearized import linearized_affinity
 from bench.truths.ground_truth import Truth
 
 ONE_RUN = ("grad_cosine", "lookahead", "linearized")
@@ -55,9 +56,12 @@ def evaluate(name: str, seeds: int) -> list[dict]:
             everyone = run_subsets(taskset, data, [tuple(range(data.n_tasks))], seed,
                                    torch.device("cpu"))
             run = ProbeRun(taskset, data, seed, joint, everyone)
+            checkpoint = copy.deepcopy(everyone.initial)
+            checkpoint.load_state_dict({k: v[0] for k, v in everyone.params.items()})
             for m in ONE_RUN:
                 started = time.perf_counter()
-                matrix = linearized_gain(run) if m == "linearized" else MEASURES[m].compute(run)
+                matrix = linearized_affinity(checkpoint, data, seed) if m == "linearized" \
+                    else MEASURES[m].compute(run)
                 row[m] = spearman(np.asarray(matrix), truth)
                 row[f"{m}_s"] = time.perf_counter() - started
             rows.append(row)
