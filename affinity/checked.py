@@ -30,7 +30,7 @@ from affinity.plan import Ledger
 from affinity.race import Group, Measurements
 from affinity.result_models import GroupingEntry, Kind
 
-MIN_SAMPLE = 4
+MIN_SAMPLE = 3
 """Single-task networks the check needs at least (all tasks where there are fewer)."""
 
 

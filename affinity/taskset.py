@@ -178,8 +178,10 @@ class BudgetSpec(_Strict):
     best epoch so far and the result says that it bit. The plan never depends on it."""
     when_short: Literal["refuse", "baselines"] = "refuse"
     """When the budget cannot afford two seeds of the baselines and the finalists: refuse
-    the task set before training, saying how many training runs it needs, or train and
-    compare the two baselines only (one network for all tasks, one per task)."""
+    the task set before training, saying how many training runs it needs (a budget that
+    affords the checked level, the groups predicted from one run and checked on one fresh
+    seed, gets that instead), or train and compare the two baselines only (one network for
+    all tasks, one per task)."""
 
 
 MOVED_PROBE_KEYS = ("epochs", "batch_size", "lr")
