@@ -176,6 +176,13 @@ def check_entry(tasks: list[str], predicted: GroupingEntry, grouping: Grouping,
         "all_in_one" if comp.baseline == "all_in_one" else "single_task"
     names = [[tasks[t] for t in g] for g in grouping.groups]
     baseline_groups = [list(tasks)] if comp.baseline == "all_in_one" else [[t] for t in tasks]
+    if sorted(names) == sorted(baseline_groups):  # the better baseline itself: no comparison
+        return predicted.model_copy(update={
+            "groups": names, "kind": comp.baseline, "expected_improvement": 0.0,
+            "baseline": comp.baseline, "improvement": None, "interval": None,
+            "best_groups": names, "confirmation_seeds": [seed],
+            "selected_by": predicted.selected_by.replace("; not measured", "")
+            + "; the better baseline itself"})
     alone_note = "" if len(sample) == len(tasks) else \
         f" (every task alone: estimated from {len(sample)} of {len(tasks)} tasks)"
     return predicted.model_copy(update={

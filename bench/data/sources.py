@@ -45,3 +45,15 @@ def fashion_images(rows: int) -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as fh:
         y = np.frombuffer(fh.read(), np.uint8, offset=8)
     return x[:rows].astype(np.float32) / 255, y[:rows]
+
+
+def fashion_class_tasks(rows: int, tasks: dict[str, list[int]], folder: Path,
+                        flat: bool = False) -> Path:
+    """An NPZ in ``folder`` of the first ``rows`` Fashion-MNIST images (``X``; flattened to
+    vectors with ``flat``) and one binary column per task: whether the image's class is
+    among the task's classes."""
+    x, label = fashion_images(rows)
+    path = folder / "fashion.npz"
+    np.savez(path, X=x.reshape(len(x), -1) if flat else x,
+             **{name: np.isin(label, classes).astype(float) for name, classes in tasks.items()})
+    return path

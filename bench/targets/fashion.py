@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from affinity.analysis import analyze
@@ -28,7 +27,8 @@ from affinity.executor import LocalExecutor
 from affinity.memory import available_bytes, plan
 from affinity.taskset import parse_taskset
 from affinity.threads import limited_threads
-from bench.data.sources import MissingData, fashion_images
+from bench.data.sources import MissingData, fashion_class_tasks
+from bench.eta import EtaLog
 
 ETA_TOLERANCE = 0.30
 MAX_MINUTES, MAX_GIB = 45, 16
@@ -44,15 +44,12 @@ def main() -> int:
     parser.add_argument("--budget", type=float)
     parser.add_argument("--backbone", default="cnn")
     args = parser.parse_args()
-    try:
-        x, label = fashion_images(args.rows)
-    except MissingData as error:
-        print(error)
-        return 1
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fashion.npz"
-        np.savez(path, X=x, **{k: np.isin(label, v).astype(float)
-                               for k, v in ATTRIBUTES.items()})
+        try:
+            path = fashion_class_tasks(args.rows, ATTRIBUTES, Path(folder))
+        except MissingData as error:
+            print(error)
+            return 1
         doc = {"name": "fashion", "data": {"path": str(path)},
                "tasks": [{"name": k, "type": "binary"} for k in ATTRIBUTES],
                "model": {"backbone": args.backbone}}
@@ -65,21 +62,11 @@ def main() -> int:
     print(f"{len(data.x_train)} training images, {taskset.model.backbone} backbone; one member "
           f"{sizing.member_bytes / 2**20:.0f} MiB; 40 members in chunks of {sizing.chunk}, "
           f"validation {sizing.eval_rows} rows a forward", flush=True)
-    started, seen = time.perf_counter(), set()
-    projected: list[tuple[float, float]] = []  # (elapsed, projected total seconds)
-
-    def stages(stage: str, done: float, total: float) -> None:
-        elapsed = time.perf_counter() - started
-        if done > 0 and (not projected or elapsed - projected[-1][0] > 5):
-            projected.append((elapsed, elapsed * total / done))  # what an ETA shows
-        if stage not in seen:
-            seen.add(stage)
-            print(f"  {elapsed:6.0f} s  {done:5.1f}/{total:.0f} runs  {stage}", flush=True)
-
+    eta = EtaLog(every=5.0)
     with limited_threads(None):
         result = analyze(taskset, data=data, device=device, executor=LocalExecutor(),
-                         progress=stages)
-    seconds = time.perf_counter() - started
+                         progress=eta)
+    seconds = time.perf_counter() - eta.started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     cost = result.meta.cost.model_dump()
     print(f"\n{result.verdict}\nwall {seconds:.0f} s; peak memory {peak:.2f} GiB; "
@@ -97,11 +84,10 @@ def main() -> int:
     print(f"{'missed' if slow else 'met'}: at most {MAX_MINUTES} minutes and under {MAX_GIB} "
           f"GiB ({seconds / 60:.1f} minutes, {peak:.2f} GiB)")
     # the ETA from the end of the first stage on (before it, the unit is not known)
-    later = [p for e, p in projected if e > cost["stages"][0]["seconds"] + 1]
-    spread = (min(later) / seconds - 1, max(later) / seconds - 1) if later else (0.0, 0.0)
+    spread, readings = eta.spread(seconds, cost["stages"][0]["seconds"] + 1)
     unstable = max(abs(spread[0]), abs(spread[1])) > ETA_TOLERANCE
     print(f"projected total time {100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% of the "
-          f"actual ({len(later)} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
+          f"actual ({readings} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
     levels = {e.evidence for e in result.groupings}
     for e in result.groupings:
         print(f"k={e.k} ({e.evidence}): {' | '.join(', '.join(g) for g in e.groups)}")

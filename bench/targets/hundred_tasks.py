@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from affinity.analysis import analyze
-from affinity.data import load_dataset
+from affinity.data import Dataset, load_dataset
 from affinity.executor import Executor, LocalExecutor
 from affinity.result import Result
-from affinity.taskset import parse_taskset
+from affinity.taskset import TaskSet, parse_taskset
 from affinity.threads import limited_threads
-from bench.data.sources import MissingData, fashion_images
+from bench.data.sources import MissingData, fashion_class_tasks
+from bench.eta import EtaLog
 from bench.verdict import verdict
 
 MAX_OUTSIDE_S, MAX_GIB, ETA_TOLERANCE = 30.0, 2.0, 0.30
@@ -45,22 +46,12 @@ def unions(n_tasks: int, seed: int = 0) -> list[tuple[int, ...]]:
     return [every[i] for i in sorted(rng.choice(len(every), n_tasks, replace=False))]
 
 
-def run(taskset, data, executor: Executor) -> tuple[Result, float, list[tuple[float, float]]]:
-    """The analysis, its wall time and the projected totals (elapsed, projected) it showed."""
-    started, seen = time.perf_counter(), set()
-    projected: list[tuple[float, float]] = []
-
-    def stages(stage: str, done: float, total: float) -> None:
-        elapsed = time.perf_counter() - started
-        if done > 0 and (not projected or elapsed - projected[-1][0] > 2):
-            projected.append((elapsed, elapsed * total / done))
-        if stage not in seen:
-            seen.add(stage)
-            print(f"  {elapsed:6.0f} s  {done:6.1f}/{total:.0f} runs  {stage}", flush=True)
-
+def run(taskset: TaskSet, data: Dataset, executor: Executor) -> tuple[Result, float, EtaLog]:
+    """The analysis, its wall time and what its ETA showed."""
+    eta = EtaLog()
     with limited_threads(None):
-        result = analyze(taskset, data=data, device="cpu", executor=executor, progress=stages)
-    return result, time.perf_counter() - started, projected
+        result = analyze(taskset, data=data, device="cpu", executor=executor, progress=eta)
+    return result, time.perf_counter() - eta.started, eta
 
 
 def answer(result: Result) -> list:
@@ -73,26 +64,24 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--ray", action="store_true")
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--rule", choices=["sum", "mean"], help="grouping.rule (default: the "
+                        "task set's default)")
     args = parser.parse_args()
-    try:
-        x, label = fashion_images(args.rows)
-    except MissingData as error:
-        print(error)
-        return 1
-    classes = unions(args.tasks)
+    names = {f"c{''.join(map(str, c))}": list(c) for c in unions(args.tasks)}
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hundred.npz"
-        names = [f"c{''.join(map(str, c))}" for c in classes]
-        np.savez(path, X=x.reshape(len(x), -1),
-                 **{n: np.isin(label, c).astype(float) for n, c in zip(names, classes,
-                                                                       strict=True)})
+        try:
+            path = fashion_class_tasks(args.rows, names, Path(folder), flat=True)
+        except MissingData as error:
+            print(error)
+            return 1
         taskset = parse_taskset({"name": "fashion-100", "data": {"path": str(path)},
                                  "tasks": [{"name": n, "type": "binary"} for n in names],
-                                 "training": {"epochs": 20}})
+                                 "training": {"epochs": 20},
+                                 "grouping": {"rule": args.rule} if args.rule else {}})
         data = load_dataset(taskset)
     print(f"{len(data.x_train)} training images, {args.tasks} tasks, the MLP, 20 epochs, "
           "the default budget", flush=True)
-    result, seconds, projected = run(taskset, data, LocalExecutor())
+    result, seconds, eta = run(taskset, data, LocalExecutor())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     cost = result.meta.cost
     training = sum(s["seconds"] for s in cost.stages)
@@ -107,8 +96,7 @@ def main() -> int:
     for s in cost.stages:
         print(f"  {s['stage']:52} {s['networks']:4d} networks {s['seconds']:6.1f} s "
               f"{s['training_runs']:6.1f} runs (planned {s.get('planned_training_runs', '-')})")
-    later = [p for e, p in projected if e > cost.stages[0]["seconds"] + 1]
-    spread = (min(later) / seconds - 1, max(later) / seconds - 1) if later else (0.0, 0.0)
+    spread, readings = eta.spread(seconds, cost.stages[0]["seconds"] + 1)
     missed = []
     checks = [
         ("every k compared with the better baseline, with an interval",
@@ -122,7 +110,7 @@ def main() -> int:
          f"{cost.training_runs:.1f} of {cost.budget:.1f} training runs"),
         (f"projected total within {100 * ETA_TOLERANCE:.0f}% after the first stage",
          max(abs(spread[0]), abs(spread[1])) <= ETA_TOLERANCE,
-         f"{100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% ({len(later)} readings)")]
+         f"{100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% ({readings} readings)")]
     if args.ray:
         import ray
 
