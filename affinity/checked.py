@@ -45,8 +45,8 @@ class Grouping:
 
 @dataclass(frozen=True)
 class Check:
-    """What the fresh seed trains: the all-in-one network, the groupings' groups and the
-    sampled tasks alone (``networks``, deduplicated); ``sample``: the sampled tasks."""
+    """What the fresh seed trains: the all-in-one network, the groupings' serving groups and
+    the sampled tasks alone (``networks``, deduplicated); ``sample``: the sampled tasks."""
 
     networks: list[Group]
     sample: list[int]
@@ -60,13 +60,14 @@ def sample_order(n_tasks: int, seed: int) -> list[int]:
 def plan_check(groupings: Sequence[Grouping], n_tasks: int, seed: int, room: float,
                cost: Callable[[list[Group]], float]) -> Check | None:
     """The largest check whose planned cost (``estimate(groups)``, in training runs) fits in
-    ``room``: every grouping's groups and the all-in-one network, then tasks alone in
+    ``room``: every grouping's groups that serve a task (a group that serves none adds
+    nothing to a comparison) and the all-in-one network, then tasks alone in
     ``sample_order`` while they fit; None where fewer than ``MIN_SAMPLE`` fit. ``cost`` is
     the ledger's estimate of a list of networks, in training runs. A grouping's group of one
     task is that task's network alone, and joins the sample."""
     everyone: Group = tuple(range(n_tasks))
-    networks = [everyone] + sorted({g for grouping in groupings for g in grouping.groups} -
-                                   {everyone}, key=lambda g: (len(g), g))
+    serving = {grouping.groups[g] for grouping in groupings for g in grouping.served_by}
+    networks = [everyone] + sorted(serving - {everyone}, key=lambda g: (len(g), g))
     order = sample_order(n_tasks, seed)
     least = max(0, min(n_tasks, MIN_SAMPLE) - sum(len(g) == 1 for g in networks))
     alone: list[Group] = [(t,) for t in order if (t,) not in networks]

@@ -36,17 +36,20 @@ def groupings(draw: st.DrawFn) -> tuple[int, list[Grouping]]:
         labels = draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
         groups = tuple(tuple(t for t in range(n) if labels[t] == b) for b in sorted(set(labels)))
         served = tuple(next(i for i, g in enumerate(groups) if t in g) for t in range(n))
+        extra = draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True))
+        if len(extra) > 1:  # an overlapping group that serves no task
+            groups += (tuple(sorted(extra)),)
         out.append(Grouping(len(groups), groups, served))
     return n, out
 
 
 @settings(max_examples=200, deadline=None)
 @given(groupings(), st.floats(0, 30), st.integers(0, 1000))
-def test_the_plan_trains_every_group_and_the_most_tasks_alone_that_fit(
+def test_the_plan_trains_every_serving_group_and_the_most_tasks_alone_that_fit(
         job: tuple[int, list[Grouping]], room: float, seed: int) -> None:
     n, plans = job
     check = plan_check(plans, n, seed, room, cost_of)
-    groups = {g for p in plans for g in p.groups} | {tuple(range(n))}
+    groups = {p.groups[g] for p in plans for g in p.served_by} | {tuple(range(n))}
     least = [tuple(range(n)), *sorted(groups - {tuple(range(n))})]
     if check is None:  # not even the groups and the least sample fit (tasks alone cost alike)
         alone: list[Group] = [(t,) for t in range(n) if (t,) not in groups]
@@ -55,6 +58,7 @@ def test_the_plan_trains_every_group_and_the_most_tasks_alone_that_fit(
         return
     assert cost_of(check.networks) <= room + 1e-9
     assert groups <= set(check.networks) and len(set(check.networks)) == len(check.networks)
+    assert {g for g in check.networks if len(g) > 1} <= groups  # none that serves no task
     assert len(check.sample) >= min(n, MIN_SAMPLE)
     assert set(check.sample) == {g[0] for g in check.networks if len(g) == 1}
     left = [(t,) for t in range(n) if t not in check.sample]
