@@ -3,7 +3,11 @@ choices and verdict out. ``Analysis.run`` reads as its steps:
 
 1. ``plan`` (``plan.py``): the budget is counted compute, never seconds. Before anything
    trains, a budget that cannot afford the probes' seed and a fresh seed of the baselines and
-   the finalists is refused (or, by ``budget.when_short``, only the baselines are compared).
+   the finalists gets the checked level where it affords that (``one_run`` and
+   ``checked.py``: groups predicted from the all-in-one run, checked on one fresh seed), and
+   is refused below it (or, by ``budget.when_short``, only the baselines are compared). A
+   default budget too small for the measured level gets the checked level, else the one-run
+   level (the all-in-one run alone).
 2. ``probes``, per probe seed: the all-in-one network (the joint probe, which samples
    gradient and lookahead affinities along its run), every single-task network, then the
    evidence: every subset where every subset fits twice, else the pairs (when ``pairwise``
