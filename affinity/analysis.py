@@ -540,12 +540,13 @@ class Analysis:
 
     def tick(self, networks: int = 1) -> None:
         self.ledger.tick(networks)
+        self.progress.step(networks)
         self.progress.update(self.ledger.live())
 
     def train(self, groups: Sequence[Group], seed: int, stage: str) -> SubsetProbe:
         """Train one network per group on ``seed`` by the recipe, each to its own stopping
         point (``budget.max_seconds`` aside), and record its cost and losses."""
-        self.progress.enter(stage)
+        self.progress.enter(stage, self.ledger.planned_steps(groups))
         started = time.perf_counter()
         groups = list(groups)
         probe = self.executor.subsets(self.taskset, self.data, groups, seed, self.device,
@@ -555,11 +556,14 @@ class Analysis:
         return probe
 
     def joint(self, seed: int, label: str) -> JointProbe:
-        self.progress.enter(f"all-in-one network and affinity samples {label}")
+        self.progress.enter(f"all-in-one network and affinity samples {label}",
+                            self.ledger.planned_steps([self.ledger.everyone])
+                            if self.ledger.unit_steps else ())
         started = time.perf_counter()
         joint = self.executor.joint(self.taskset, self.data, seed, self.device, tick=self.tick)
         if not self.ledger.unit_steps:
             self.ledger.set_unit(joint.steps, joint.epochs, joint.unit_seconds)
+            self.progress.unit_steps = self.ledger.unit_steps
             counted_default(self.taskset, self.ledger, self.policy)
             self.progress.total = self.ledger.budget
         self._record("all-in-one network", seed, [self.ledger.everyone], [joint.epochs],

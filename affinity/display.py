@@ -48,13 +48,16 @@ class ProgressDisplay:
         elif self.enabled:
             now = time.monotonic()
             if now - self.started >= DELAY and (new_stage or now - self.last_line >= LOG_SECONDS):
-                self._line(now)
+                self._line(now, eta=not new_stage)
 
-    def _line(self, now: float) -> None:
+    def _line(self, now: float, eta: bool = True) -> None:
+        """A log line; the ETA only where the stage has reported before (at its start its
+        pace is not known)."""
         elapsed = now - self.started
         share = min(1.0, self.done / self.total)
-        eta = f", about {_clock(elapsed * (1 - share) / share)} left" if 0 < share < 1 else ""
-        print(f"{self.stage}: {100 * share:3.0f}% ({_clock(elapsed)} elapsed{eta})",
+        left = f", about {_clock(elapsed * (1 - share) / share)} left" \
+            if eta and 0 < share < 1 else ""
+        print(f"{self.stage}: {100 * share:3.0f}% ({_clock(elapsed)} elapsed{left})",
               file=self.stream, flush=True)
         self.last_line = now
 

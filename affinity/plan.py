@@ -125,6 +125,13 @@ class Ledger:
         known = [self.epochs[(t,)] for t in group if (t,) in self.epochs]
         return float(np.mean(known)) if known else float(self.unit_epochs)
 
+    def planned_steps(self, groups: Sequence[Group]) -> list[int]:
+        """Each network's planned steps: its expected epochs times its steps per epoch (0
+        before the unit is known)."""
+        groups = list(groups)
+        return [round(self.expected_epochs(g) * s)
+                for g, s in zip(groups, self.steps_per_epoch(groups), strict=True)]
+
     def estimate(self, groups: Sequence[Group]) -> float:
         """Training runs the networks of ``groups`` are expected to cost. Before the unit
         trained, each network is planned at as many epochs as the all-in-one network: its

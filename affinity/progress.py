@@ -2,20 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 ProgressCallback = Callable[[str, float, float], None]
-"""Called as ``callback(stage, done, total)``; may raise to cancel the analysis."""
+"""Called as ``callback(stage, done, total)``; may raise to cancel the analysis. ``done``:
+training runs so far; ``total``: the runs there would be at the end at the pace so far, so
+that ``done / total`` is the share of the wall time and an ETA read from it holds (see
+``Progress``)."""
 
 
 class Progress:
+    """The work done (``done``, training runs) against the plan (``total``, the runs planned
+    by the end), reported with a projected total that makes the share a share of time.
+
+    Networks of one stage train stacked, many times faster per run than one network alone,
+    and each stops at its own epoch; so runs done are not time spent. Where a stage tells its
+    networks' planned steps (``enter``) and its steps are counted (``step``, with the networks
+    still training), the seconds left are the stage's remaining network-steps at the stage's
+    own seconds per network-step, then the runs the plan holds after the stage at the same
+    pace. A live network (the longest plans taken as the live ones) is expected to stop
+    halfway between now and its end: its planned steps, or sooner where networks have
+    stopped, when the share stopped so far, growing at its rate so far, would reach all; the
+    reported total is ``done`` plus those seconds at the pace so far. At a stage's start,
+    before its first step, its pace is not known: an ETA is read from its steps on.
+    Without them (before the unit is known, in a stage without plans) it is the plan itself.
+    Wall time enters the report only, never a plan.
+    """
+
     def __init__(self, total: float, callback: ProgressCallback | None = None) -> None:
         self.total, self.done, self.stage = total, 0.0, "start"
         self.callback = callback
+        self.started = time.perf_counter()
+        self.unit_steps = 0
+        """Network-steps of one training run, once known (the analysis sets it)."""
+        self._plans: list[int] = []
+        self._stage_started = self.started
+        self._steps = self._network_steps = self._live = 0
+        self._done_before = 0.0
+        self._chunk = 0
 
-    def enter(self, stage: str) -> None:
+    def enter(self, stage: str, planned_steps: Sequence[int] = ()) -> None:
+        """A new stage; ``planned_steps``: the planned steps of each network it trains."""
         self.stage = stage
+        self._plans = sorted(planned_steps, reverse=True)
+        self._stage_started = time.perf_counter()
+        self._steps = self._network_steps = 0
+        self._live = len(self._plans)
+        self._done_before = self.done
         self._report()
+
+    def step(self, live: int) -> None:
+        """One step of the stage's stack, ``live`` networks still training. A stack only
+        loses networks; more live than before is the next chunk of the stage's networks,
+        trained after the last: the finished chunk's plans are dropped (as many as it
+        started with) and its steps no longer count."""
+        if live > self._live and self._steps:
+            self._plans = self._plans[self._chunk:]
+            self._steps = 0
+        if self._steps == 0:
+            self._chunk = live
+        self._steps += 1
+        self._network_steps += live
+        self._live = live
 
     def update(self, done: float) -> None:
         """Set the work done so far (clamped to the total)."""
@@ -26,6 +75,24 @@ class Progress:
         self.done = self.total
         self.enter("done")
 
+    def projected(self) -> float:
+        """The total to report: the plan, or where the pace is known, the runs at the end at
+        the pace so far (see the class docstring)."""
+        elapsed = time.perf_counter() - self.started
+        if not (self.unit_steps and self._plans and self._network_steps and self.done > 0):
+            return self.total
+        pace = (time.perf_counter() - self._stage_started) / self._network_steps
+        # the live networks stop at an even rate from now until their planned end, or, where
+        # some have stopped, until the rate seen so far leaves none
+        alive = self._live / max(self._chunk, 1)
+        end = self._steps / (1 - alive) if alive < 1 else float("inf")
+        left = sum(max(0.0, min(p, end) - self._steps) / 2
+                   for p in self._plans[:self._live]) \
+            + sum(min(p, end) / 2 for p in self._plans[self._chunk:])  # chunks not started
+        after = max(0.0, self.total - self._done_before - sum(self._plans) / self.unit_steps)
+        seconds_left = (left + after * self.unit_steps) * pace
+        return self.done + seconds_left * self.done / max(elapsed, 1e-9)
+
     def _report(self) -> None:
         if self.callback:
-            self.callback(self.stage, self.done, self.total)
+            self.callback(self.stage, self.done, max(self.done, self.projected()))

@@ -84,7 +84,7 @@ def main() -> int:
     print(f"{'missed' if slow else 'met'}: at most {MAX_MINUTES} minutes and under {MAX_GIB} "
           f"GiB ({seconds / 60:.1f} minutes, {peak:.2f} GiB)")
     # the ETA from the end of the first stage on (before it, the unit is not known)
-    spread, readings = eta.spread(seconds, cost["stages"][0]["seconds"] + 1)
+    spread, readings = eta.spread(seconds)
     unstable = max(abs(spread[0]), abs(spread[1])) > ETA_TOLERANCE
     print(f"projected total time {100 * spread[0]:+.0f}% to {100 * spread[1]:+.0f}% of the "
           f"actual ({readings} readings; target within ±{100 * ETA_TOLERANCE:.0f}%)")
