@@ -40,7 +40,7 @@ class Progress:
         self._stage_started = self.started
         self._steps = self._network_steps = self._live = 0
         self._done_before = 0.0
-        self._chunk = 0
+        self._stage_steps = self._chunk = 0
 
     def enter(self, stage: str, planned_steps: Sequence[int] = ()) -> None:
         """A new stage; ``planned_steps``: the planned steps of each network it trains."""
@@ -50,6 +50,7 @@ class Progress:
         self._steps = self._network_steps = 0
         self._live = len(self._plans)
         self._done_before = self.done
+        self._stage_steps = sum(self._plans)
         self._report()
 
     def step(self, live: int) -> None:
@@ -89,7 +90,7 @@ class Progress:
         left = sum(max(0.0, min(p, end) - self._steps) / 2
                    for p in self._plans[:self._live]) \
             + sum(min(p, end) / 2 for p in self._plans[self._chunk:])  # chunks not started
-        after = max(0.0, self.total - self._done_before - sum(self._plans) / self.unit_steps)
+        after = max(0.0, self.total - self._done_before - self._stage_steps / self.unit_steps)
         seconds_left = (left + after * self.unit_steps) * pace
         return self.done + seconds_left * self.done / max(elapsed, 1e-9)
 

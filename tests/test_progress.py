@@ -1,0 +1,65 @@
+"""The progress' projected total: an ETA read from it (elapsed * (total - done) / done) is its
+time model's, worked by hand on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+import affinity.progress as progress_module
+from affinity.progress import Progress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def eta(report: tuple[str, float, float], elapsed: float) -> float:
+    _, done, total = report
+    return elapsed * (total - done) / done
+
+
+def test_the_eta_is_the_stages_remaining_steps_at_its_own_pace(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+    seen: list[tuple[str, float, float]] = []
+    progress = Progress(3.0, lambda *r: seen.append(r))
+    clock.now = 10.0
+    progress.update(1.0)  # the all-in-one network: no plans, the plan is reported
+    assert seen[-1][2] == 3.0
+    progress.unit_steps = 10
+    progress.enter("stack", [10, 10])  # two networks of 10 steps: 2 runs, the plan's rest
+    assert seen[-1] == ("stack", 1.0, 3.0)  # before its first step the pace is not known
+    clock.now = 11.0
+    progress.step(2)
+    progress.update(1.2)
+    # 0.5 s a network-step; both live, each expected to stop halfway to step 10: 2 x 4.5
+    assert eta(seen[-1], 11.0) == pytest.approx(9 * 0.5)
+    clock.now = 12.0
+    progress.step(1)  # one stopped at step 2: half stopped in 2 steps, all by step 4
+    progress.update(1.3)
+    assert eta(seen[-1], 12.0) == pytest.approx((4 - 2) / 2 * (2.0 / 3))
+
+
+def test_a_new_chunk_of_the_stage_drops_the_finished_ones_plans(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+    seen: list[tuple[str, float, float]] = []
+    progress = Progress(4.0, lambda *r: seen.append(r))
+    progress.unit_steps = 10
+    clock.now = 1.0
+    progress.update(1.0)
+    progress.enter("chunks", [10, 10, 10])  # a chunk of one, then a chunk of two
+    clock.now = 2.0
+    progress.step(1)
+    progress.update(1.1)
+    # the live one expects 4.5 more steps, the two not started 5 each, at 1 s a step
+    assert eta(seen[-1], 2.0) == pytest.approx(4.5 + 10)
+    clock.now = 3.0
+    progress.step(2)  # more live than before: the second chunk began
+    progress.update(1.3)
+    # its two expect 4.5 more each; the pace: 2 s over 3 network-steps
+    assert eta(seen[-1], 3.0) == pytest.approx(9 * 2 / 3)
