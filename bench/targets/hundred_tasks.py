@@ -7,12 +7,12 @@ time outside training (candidates, selection, comparisons), the peak memory, the
 runs spent against the counted budget and how far the projected total time (what a progress
 ETA shows) strayed from the actual one after the first stage. Exits 1 unless every k has an
 interval against the better baseline (but a k whose groups are that baseline), the time
-outside training is under 30 s, the peak
-memory under 2 GiB, the spend within the budget and the ETA within 30%. With ``--ray`` the
-job runs again on the Ray executor (a local Ray with ``--num-cpus``) and must give the same
-groupings and verdict.
+outside training is under 30 s, the peak memory under 2 GiB, the spend within the budget and
+the ETA within 30%. With ``--ray`` the job runs again on the Ray executor (a local Ray with
+``--num-cpus``) and must give the same groupings and verdict. ``--rule`` sets
+``grouping.rule``.
 
-    python -m bench.targets.hundred_tasks [--tasks 100] [--rows 5000] [--ray]
+    python -m bench.targets.hundred_tasks [--tasks 100] [--rows 5000] [--rule R] [--ray]
 """
 
 from __future__ import annotations
