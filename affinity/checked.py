@@ -28,6 +28,7 @@ from scipy import stats
 
 from affinity.plan import Ledger
 from affinity.race import Group, Measurements
+from affinity.recommend import unmeasured_pairs
 from affinity.result_models import GroupingEntry, Kind
 
 MIN_SAMPLE = 3
@@ -186,8 +187,15 @@ def check_entry(tasks: list[str], predicted: GroupingEntry, grouping: Grouping,
             + "; the better baseline itself"})
     alone_note = "" if len(sample) == len(tasks) else \
         f" (every task alone: estimated from {len(sample)} of {len(tasks)} tasks)"
+    chosen = grouping.groups if kind == "groups" else \
+        (tuple(range(len(tasks))),) if kind == "all_in_one" else \
+        tuple((t,) for t in range(len(tasks)))
+    served = grouping.served_by if kind == "groups" else \
+        tuple(0 if kind == "all_in_one" else t for t in range(len(tasks)))
     return predicted.model_copy(update={
         "groups": names if kind == "groups" else baseline_groups, "kind": kind,
+        "served_by": dict(zip(tasks, served, strict=True)),
+        "unmeasured_pairs": unmeasured_pairs(tasks, chosen, measured),
         "expected_improvement": round(comp.improvement if kind == "groups" else 0.0, 6),
         "baseline": comp.baseline, "improvement": round(comp.improvement, 6),
         "interval": [round(lo, 6), round(hi, 6)], "significant": lo > 0,

@@ -83,10 +83,11 @@ def check_entry(entry: dict, tasks: list[str], sim: SimulatedExecutor) -> None:
     everyone = tuple(range(len(tasks)))
     groups = [tuple(sorted(index[t] for t in g)) for g in entry["groups"]]
     if entry["evidence"] == "predicted":  # the one-run level; checked: on one fresh seed
-        best = [tuple(sorted(index[t] for t in g)) for g in entry.get("best_groups") or []]
-        for s in entry.get("confirmation_seeds", []):
-            serving = {best[i] for i in entry["served_by"].values()}
-            assert all((g, s) in sim.trained for g in serving | {everyone}), (entry["k"], s)
+        serving = {groups[i] for i in entry["served_by"].values()}
+        assert {t for g in serving for t in g} == set(range(len(tasks)))
+        for s in entry.get("confirmation_seeds", []):  # what it recommends trained there
+            if entry["kind"] != "single_task":
+                assert all((g, s) in sim.trained for g in serving | {everyone}), (entry["k"], s)
         return
     seeds = entry["measured_seeds"]
     for name, m in entry["measured"].items():
@@ -225,11 +226,20 @@ def test_a_budget_short_of_the_measured_level_gets_the_checked_level():
         assert e.interval is not None and e.improvement is not None
         assert e.interval[0] <= e.improvement <= e.interval[1]
         best = [tuple(sorted(result.tasks.index(t) for t in g)) for g in e.best_groups or []]
-        mine = sum(sim.trained[best[e.served_by[t]], fresh][i] for i, t in enumerate(result.tasks))
+        predicted = {t: best.index(tuple(sorted(result.tasks.index(u) for u in g)))
+                     for t, g in zip(result.tasks, [e.groups[e.served_by[t]]
+                                                    for t in result.tasks], strict=True)} \
+            if e.kind == "groups" else None
+        if predicted is None:  # a baseline recommended: its groups and serving are its own
+            assert e.served_by == {t: 0 if e.kind == "all_in_one" else i
+                                   for i, t in enumerate(result.tasks)}
+            continue
+        mine = sum(sim.trained[best[predicted[t]], fresh][i] for i, t in enumerate(result.tasks))
         if e.baseline == "all_in_one":
             joint = np.nansum(sim.trained[everyone, fresh])
             assert e.improvement == pytest.approx((joint - mine) / joint, abs=1e-5)
         assert e.kind == ("groups" if e.improvement > 0 else e.baseline)
+    assert any(e.kind == "groups" for e in result.groupings)  # the comparison above was read
     assert "checked on one fresh seed" in result.verdict
     assert ("every task alone" if len(alone) == 6 else f"{len(alone)} of 6 tasks alone") \
         in result.verdict
