@@ -17,14 +17,20 @@ class Clock:
         return self.now
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The progress' clock, set by the test."""
+    fake = Clock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", fake)
+    return fake
+
+
 def eta(report: tuple[str, float, float], elapsed: float) -> float:
     _, done, total = report
     return elapsed * (total - done) / done
 
 
-def test_the_eta_is_the_stages_remaining_steps_at_its_own_pace(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+def test_the_eta_is_the_stages_remaining_steps_at_its_own_pace(clock: Clock) -> None:
     seen: list[tuple[str, float, float]] = []
     progress = Progress(3.0, lambda *r: seen.append(r))
     clock.now = 10.0
@@ -44,9 +50,7 @@ def test_the_eta_is_the_stages_remaining_steps_at_its_own_pace(monkeypatch):
     assert eta(seen[-1], 12.0) == pytest.approx((4 - 2) / 2 * (2.0 / 3))
 
 
-def test_a_new_chunk_of_the_stage_drops_the_finished_ones_plans(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+def test_a_new_chunk_of_the_stage_drops_the_finished_ones_plans(clock: Clock) -> None:
     seen: list[tuple[str, float, float]] = []
     progress = Progress(4.0, lambda *r: seen.append(r))
     progress.unit_steps = 10
