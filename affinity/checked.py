@@ -60,11 +60,11 @@ def sample_order(n_tasks: int, seed: int) -> list[int]:
 
 def plan_check(groupings: Sequence[Grouping], n_tasks: int, seed: int, room: float,
                cost: Callable[[list[Group]], float]) -> Check | None:
-    """The largest check whose planned cost (``estimate(groups)``, in training runs) fits in
+    """The largest check whose planned cost (``cost(networks)``, in training runs) fits in
     ``room``: every grouping's groups that serve a task (a group that serves none adds
     nothing to a comparison) and the all-in-one network, then tasks alone in
     ``sample_order`` while they fit; None where fewer than ``MIN_SAMPLE`` fit. ``cost`` is
-    the ledger's estimate of a list of networks, in training runs. A grouping's group of one
+    the ledger's estimate. A grouping's group of one
     task is that task's network alone, and joins the sample."""
     everyone: Group = tuple(range(n_tasks))
     serving = {grouping.groups[g] for grouping in groupings for g in grouping.served_by}
@@ -105,9 +105,10 @@ def pooled_spread(measured: Measurements, everyone: Group, seeds: Sequence[int])
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """The grouping against a baseline on the fresh seed: the relative drop of the total
-    loss, its interval, and the baseline's estimated total loss."""
+class SeedComparison:
+    """The grouping against a baseline on one fresh seed: the relative drop of the total
+    loss, its interval, and the baseline's estimated total loss (``stats.Comparison`` is
+    the seed-paired one of the measured level)."""
 
     baseline: str
     improvement: float
@@ -121,7 +122,7 @@ def _seed_variance(terms: dict[Group, float], spread: float) -> float:
 
 
 def against_all_in_one(grouping: Grouping, measured: Measurements, seed: int, spread: float,
-                       dof: int, confidence: float = 0.95) -> Comparison:
+                       dof: int, confidence: float = 0.95) -> SeedComparison:
     """The grouping against one network for all tasks, on every task of ``seed``."""
     n = len(grouping.served_by)
     everyone: Group = tuple(range(n))
@@ -135,12 +136,12 @@ def against_all_in_one(grouping: Grouping, measured: Measurements, seed: int, sp
     total = float(joint.sum())
     half = stats.t.ppf((1 + confidence) / 2, dof) * math.sqrt(_seed_variance(terms, spread))
     drop = float(joint.sum() - mine.sum())
-    return Comparison("all_in_one", drop / total,
+    return SeedComparison("all_in_one", drop / total,
                       (float(drop - half) / total, float(drop + half) / total), total)
 
 
 def against_alone(grouping: Grouping, measured: Measurements, seed: int, sample: Sequence[int],
-                  spread: float, dof: int, confidence: float = 0.95) -> Comparison:
+                  spread: float, dof: int, confidence: float = 0.95) -> SeedComparison:
     """The grouping against every task alone, from the ``sample`` of tasks trained alone on
     ``seed``: the mean difference scaled to all tasks, its sampling variance with the
     finite-population correction plus the pooled seed spread of the networks read."""
@@ -160,7 +161,7 @@ def against_alone(grouping: Grouping, measured: Measurements, seed: int, sample:
     half = stats.t.ppf((1 + confidence) / 2, min(dof, m - 1) if m < n else dof) * \
         math.sqrt(sampling + _seed_variance(terms, spread))
     drop = scale * float(d.sum())
-    return Comparison("single_task", drop / total,
+    return SeedComparison("single_task", drop / total,
                       (float(drop - half) / total, float(drop + half) / total), total)
 
 
