@@ -183,6 +183,22 @@ def affinity_from_subsets(loss: np.ndarray, subsets: list[tuple[int, ...]]) -> n
     return out
 
 
+def pair_gains_from_alone(model: MultiTaskNet, data: Dataset, seed: int,
+                          **options) -> np.ndarray:
+    """G[i][j] = task j's relative validation-loss drop when the linearised step is fit on
+    i and j, against the step fit on j alone: the truth's pair gain, at first order, the
+    per-target effect kept (``affinity_from_subsets`` z-scores it away)."""
+    n = data.n_tasks
+    subsets = [(t,) for t in range(n)] + list(itertools.combinations(range(n), 2))
+    loss = subset_losses(model, data, seed, subsets, **options)
+    index = {s: g for g, s in enumerate(subsets)}
+    out = np.zeros((n, n))
+    for i, j in itertools.permutations(range(n), 2):
+        alone = loss[index[(j,)], j]
+        out[i, j] = (alone - loss[index[tuple(sorted((i, j)))], j]) / max(alone, 1e-12)
+    return out
+
+
 def linearized_affinity(model: MultiTaskNet, data: Dataset, seed: int, draws: int = 1,
                         **options) -> np.ndarray:
     """The T x T linearised subset affinity from the all-in-one checkpoint ``model``, the
