@@ -58,6 +58,7 @@ from affinity.plan import (
     Ledger,
     Policy,
     check_budget,
+    confirmation_estimate,
     counted_default,
     finalist_allowance,
     least_budget,
@@ -68,7 +69,7 @@ from affinity.plan import (
 from affinity.probes.joint import JointProbe
 from affinity.probes.subsets import SubsetProbe, merge_probes
 from affinity.progress import Progress, ProgressCallback
-from affinity.race import Contest, Group, Measurements, run_race, to_confirm
+from affinity.race import Contest, Group, Measurements, planned_race, run_race, to_confirm
 from affinity.recommend import (
     auxiliary_choice,
     better_baseline,
@@ -353,7 +354,14 @@ class Analysis:
                 and cost + ledger.estimate(then) <= room + 1e-9
 
         seeds = [self.seed + i for i in range(max(MAX_RACE_SEEDS, self.probe_seeds))]
-        return run_race([*grouping.values(), *aux.values()], self.measured, seeds,
+        contests = [*grouping.values(), *aux.values()]
+        better = better_baseline(baselines(self.data.n_tasks), self.measured,
+                                 self.probe_seed_list)
+        self.progress.total = min(ledger.budget, ledger.spent + planned_race(
+            contests, self.measured, seeds, ledger.estimate, ledger.remaining - self.reserve,
+            self.policy.race_leaders) + confirmation_estimate(
+            ledger, better.groups, finalist_allowance(self.taskset)))
+        return run_race(contests, self.measured, seeds,
                         lambda groups, seed, _then: self.train(
                             groups, seed, f"race: {len(groups)} networks (seed {seed + 1})"),
                         affords, leaders=self.policy.race_leaders)
@@ -401,6 +409,8 @@ class Analysis:
             extra = [g for g in to_confirm(*item) if g not in first]
             if ledger.affords([*first, *extra, *again]):
                 first += extra
+        self.progress.total = min(ledger.budget, ledger.spent + ledger.estimate(first)
+                                  + ledger.estimate([g for g in again if g not in first]))
         used: list[int] = []
         for i, groups in enumerate([first, again]):
             seed = self.seed + CONFIRMATION_FIRST_SEED + i

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+PACE_STEPS = 3
+"""Steps of a stage before its pace enters the projection."""
+
 ProgressCallback = Callable[[str, float, float], None]
 """Called as ``callback(stage, done, total)``; may raise to cancel the analysis. ``done``:
 training runs so far; ``total``: the runs there would be at the end at the pace so far, so
@@ -24,10 +27,13 @@ class Progress:
     pace. A live network (the longest plans taken as the live ones) is expected to stop
     halfway between now and its end: its planned steps, or sooner where networks have
     stopped, when the share stopped so far, growing at its rate so far, would reach all; the
-    reported total is ``done`` plus those seconds at the pace so far. At a stage's start,
-    before its first step, its pace is not known: an ETA is read from its steps on.
-    Without them (before the unit is known, in a stage without plans) it is the plan itself.
-    Wall time enters the report only, never a plan.
+    reported total is ``done`` plus those seconds at the pace so far. A stage's pace is read
+    from its ``PACE_STEPS``-th step on (its first steps carry the stack's setup); until then,
+    and in a stage without plans (measures, candidates), the last projection holds: the work
+    left, at the ratio of projected to planned work left seen at the last report. Before any
+    (before the unit is known) it is the plan itself. The race and the confirmation set the
+    plan to what they are expected to train, below the budget where they stop sooner. Wall
+    time enters the report only, never a plan.
     """
 
     def __init__(self, total: float, callback: ProgressCallback | None = None) -> None:
@@ -41,6 +47,8 @@ class Progress:
         self._steps = self._network_steps = self._live = 0
         self._done_before = 0.0
         self._stage_steps = self._chunk = 0
+        self._ratio: float | None = None
+        """Projected work left over planned work left, at the last report."""
 
     def enter(self, stage: str, planned_steps: Sequence[int] = ()) -> None:
         """A new stage; ``planned_steps``: the planned steps of each network it trains."""
@@ -68,20 +76,25 @@ class Progress:
         self._live = live
 
     def update(self, done: float) -> None:
-        """Set the work done so far (clamped to the total)."""
-        self.done = min(self.total, max(self.done, done))
+        """Set the work done so far (never less than before); a plan it passes (networks
+        that train longer than planned) grows to it."""
+        self.done = max(self.done, done)
+        self.total = max(self.total, self.done)
         self._report()
 
     def finish(self) -> None:
-        self.done = self.total
+        self.done, self._ratio = self.total, None
         self.enter("done")
 
     def projected(self) -> float:
         """The total to report: the plan, or where the pace is known, the runs at the end at
         the pace so far (see the class docstring)."""
         elapsed = time.perf_counter() - self.started
-        if not (self.unit_steps and self._plans and self._network_steps and self.done > 0):
-            return self.total
+        if not (self.unit_steps and self._plans and self._steps >= PACE_STEPS
+                and self.done > 0):
+            if self._ratio is None:
+                return self.total
+            return self.done + self._ratio * max(0.0, self.total - self.done)
         pace = (time.perf_counter() - self._stage_started) / self._network_steps
         # the live networks stop at an even rate from now until their planned end, or, where
         # some have stopped, until the rate seen so far leaves none
@@ -95,5 +108,8 @@ class Progress:
         return self.done + seconds_left * self.done / max(elapsed, 1e-9)
 
     def _report(self) -> None:
+        total = max(self.done, self.projected())
+        if self.unit_steps and self.done > 0 and self.total > self.done:
+            self._ratio = (total - self.done) / (self.total - self.done)
         if self.callback:
-            self.callback(self.stage, self.done, max(self.done, self.projected()))
+            self.callback(self.stage, self.done, total)

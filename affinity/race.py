@@ -255,6 +255,29 @@ def run_race(contests: list[Contest], measured: Measurements, seeds: Sequence[in
     return used
 
 
+def planned_race(contests: list[Contest], measured: Measurements, seeds: Sequence[int],
+                 estimate: Callable[[list[Group]], float], room: float,
+                 leaders: int = 1) -> float:
+    """Training runs the race is expected to cost, for the progress' plan (never for a
+    choice): its rounds on ``seeds`` halved as ``run_race`` halves them (the candidates in
+    their current order: their scores are not known yet), each round the networks not yet
+    trained on its seed (``estimate``), until each contest is down to one candidate, or
+    ``room`` (all of it where ``leaders`` race on while the budget lasts)."""
+    if leaders > 1:
+        return room
+    alive = [list(contest.candidates) for contest in contests]
+    total = 0.0
+    for r, seed in enumerate(seeds):
+        if r > 0:
+            alive = [kept[:max(1, math.ceil(len(kept) / 2))] for kept in alive]
+            if all(len(kept) <= 1 for kept in alive):
+                break
+        total += estimate(sorted({g for contest, kept in zip(contests, alive, strict=True)
+                                  for c in kept + contest.baselines for g in c.groups
+                                  if not measured.has(g, seed)}))
+    return min(total, room)
+
+
 def least_round(contests: list[Contest]) -> set[Group]:
     """The groups of a round on a new seed that keeps only each contest's best candidate."""
     return {g for c in contests for cand in c.baselines + c.candidates[:1] for g in cand.groups}

@@ -438,3 +438,20 @@ def test_a_grouping_contest_holds_the_all_in_one_network_plus_the_groups_it_need
     assert [b.kind for b in contest.baselines] == ["all_in_one", "single_task"]
     assert not any("all_in_one_plus" in s for c in grouping_contest(sources, 4, 1, 2).candidates
                    for s in c.sources)
+
+
+def test_the_planned_race_halves_as_the_race_does_and_counts_what_each_seed_lacks():
+    """Known answer, one network = one run: on seed 0 (the probes': the baselines and (0, 1),
+    (2, 3) trained) the three candidates' four other groups; on seed 1 the better two and
+    every baseline network (five); then one candidate is left: the race is over. The room
+    caps it; leaders who race on while the budget lasts take all of it."""
+    from affinity.race import planned_race
+
+    measured = Measurements()
+    trained = [EVERYONE, (0,), (1,), (2,), (3,), (0, 1), (2, 3)]
+    measured.add(0, trained, np.stack([planted(0, g) for g in trained]))
+    race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
+    assert planned_race([race], measured, [0, 1, 2], len, room=100) == 4 + (5 + 4)
+    assert planned_race([race], measured, [0, 1, 2], len, room=6) == 6
+    assert planned_race([race], measured, [0, 1, 2], len, room=100, leaders=2) == 100
+    assert len(race.candidates) == 3  # the plan changes nothing
