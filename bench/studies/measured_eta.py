@@ -1,6 +1,7 @@
 """How far the progress' ETA strays at the measured level: each benchmark set's default
 analysis with the benchmarks' progress log (``bench/eta.py``), and the least and most
-projected total against the actual wall time, over the readings after the first stage.
+projected total against the actual wall time, over the readings after the first stage, and
+the median of their distance from it (the least and most are single readings).
 No target (the 100-task one is ``bench/targets/hundred_tasks.py``'s); a run of a few seconds
 is noisy.
 
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from affinity.analysis import analyze
@@ -30,8 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     names = args.names or [n for half in HALVES.values() for n in half]
-    print("| set | seconds | runs (budget) | projected total | readings |")
-    print("|---|---|---|---|---|")
+    print("| set | seconds | runs (budget) | projected total | median distance | readings |")
+    print("|---|---|---|---|---|---|")
     for name in names:
         with tempfile.TemporaryDirectory() as folder:
             taskset = REALSETS[name](Path(folder))
@@ -41,9 +43,11 @@ def main() -> int:
                 result = analyze(taskset, progress=log)
             seconds = time.perf_counter() - started
         (low, high), count = log.spread(seconds)
+        later = [abs(p / seconds - 1) for _, p, stage in log.projected if stage != log.seen[0]]
         cost = result.meta.cost
         print(f"| {name} | {seconds:.0f} | {cost.training_runs:.0f} ({cost.budget:.0f}) "
-              f"| {low:+.0%} to {high:+.0%} | {count} |", flush=True)
+              f"| {low:+.0%} to {high:+.0%} | {np.median(later) if later else 0:.0%} "
+              f"| {count} |", flush=True)
     return 0
 
 
