@@ -275,7 +275,7 @@ def planned_race(contests: list[Contest], measured: Measurements, seeds: Sequenc
         total += estimate(sorted({g for contest, kept in zip(contests, alive, strict=True)
                                   for c in kept + contest.baselines for g in c.groups
                                   if not measured.has(g, seed)}))
-    return min(total, room)
+    return max(0.0, min(total, room))
 
 
 def least_round(contests: list[Contest]) -> set[Group]:

@@ -444,7 +444,7 @@ def test_the_planned_race_halves_as_the_race_does_and_counts_what_each_seed_lack
     """Known answer, one network = one run: on seed 0 (the probes': the baselines and (0, 1),
     (2, 3) trained) the three candidates' four other groups; on seed 1 the better two and
     every baseline network (five); then one candidate is left: the race is over. The room
-    caps it; leaders who race on while the budget lasts take all of it."""
+    caps it (none left: nothing); leaders who race on while the budget lasts take all of it."""
     from affinity.race import planned_race
 
     measured = Measurements()
@@ -453,5 +453,6 @@ def test_the_planned_race_halves_as_the_race_does_and_counts_what_each_seed_lack
     race = contest(((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
     assert planned_race([race], measured, [0, 1, 2], len, room=100) == 4 + (5 + 4)
     assert planned_race([race], measured, [0, 1, 2], len, room=6) == 6
+    assert planned_race([race], measured, [0, 1, 2], len, room=-1) == 0  # nothing left
     assert planned_race([race], measured, [0, 1, 2], len, room=100, leaders=2) == 100
     assert len(race.candidates) == 3  # the plan changes nothing
