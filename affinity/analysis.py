@@ -409,8 +409,8 @@ class Analysis:
             extra = [g for g in to_confirm(*item) if g not in first]
             if ledger.affords([*first, *extra, *again]):
                 first += extra
-        self.progress.total = min(ledger.budget, ledger.spent + ledger.estimate(first)
-                                  + ledger.estimate([g for g in again if g not in first]))
+        second = ledger.estimate(again) if again and ledger.affords(first, again) else 0.0
+        self.progress.total = min(ledger.budget, ledger.spent + ledger.estimate(first) + second)
         used: list[int] = []
         for i, groups in enumerate([first, again]):
             seed = self.seed + CONFIRMATION_FIRST_SEED + i
