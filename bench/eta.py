@@ -24,11 +24,14 @@ class EtaLog:
             self.seen.append(stage)
             print(f"  {elapsed:6.0f} s  {done:6.1f}/{total:.0f} runs  {stage}", flush=True)
 
+    def errors(self, seconds: float) -> list[float]:
+        """Each projected total relative to the actual ``seconds`` - 1, over the readings
+        after the first stage (during it, the unit is not known)."""
+        return [p / seconds - 1 for _, p, stage in self.projected if stage != self.seen[0]]
+
     def spread(self, seconds: float) -> tuple[tuple[float, float], int]:
-        """The least and most projected total relative to the actual ``seconds`` - 1, over
-        the readings after the first stage (during it, the unit is not known), and their
-        count."""
-        later = [p for _, p, stage in self.projected if stage != self.seen[0]]
+        """The least and most of ``errors`` and their count."""
+        later = self.errors(seconds)
         if not later:
             return (0.0, 0.0), 0
-        return (min(later) / seconds - 1, max(later) / seconds - 1), len(later)
+        return (min(later), max(later)), len(later)

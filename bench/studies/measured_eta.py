@@ -43,10 +43,10 @@ def main() -> int:
                 result = analyze(taskset, progress=log)
             seconds = time.perf_counter() - started
         (low, high), count = log.spread(seconds)
-        later = [abs(p / seconds - 1) for _, p, stage in log.projected if stage != log.seen[0]]
+        later = np.abs(log.errors(seconds))
         cost = result.meta.cost
         print(f"| {name} | {seconds:.0f} | {cost.training_runs:.0f} ({cost.budget:.0f}) "
-              f"| {low:+.0%} to {high:+.0%} | {np.median(later) if later else 0:.0%} "
+              f"| {low:+.0%} to {high:+.0%} | {np.median(later) if count else 0:.0%} "
               f"| {count} |", flush=True)
     return 0
 
